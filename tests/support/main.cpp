@@ -1,33 +1,7 @@
-// The doctest main shared by every test program. Tests that read the reference
-// data in ../shared are registered with SMALLCODER_TEST_NEEDS_DATA=1: when that
-// folder is missing they report SKIP (exit 77) on a developer machine, and FAIL in
-// CI (CI set), so a CI run can never pass by silently skipping them.
+// The doctest main shared by every test program (see support/test_main.hpp).
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
-#include <cstdio>
-#include <cstdlib>
-#include <string>
-#include <sys/stat.h>
+#include "support/test_main.hpp"
 
-#include "support/test_data.hpp"
-
-int main(int argc, char** argv) {
-  const char* needs = std::getenv("SMALLCODER_TEST_NEEDS_DATA");
-  if (needs != nullptr && std::string(needs) == "1") {
-    const std::string dir = smallcoder::test::data_dir();
-    struct stat st {};
-    if (stat((dir + "/README.md").c_str(), &st) != 0) {
-      const char* ci = std::getenv("CI");
-      if (ci != nullptr && *ci != '\0' && std::string(ci) != "false") {
-        std::fprintf(stderr, "error: reference data not found at '%s' (set SMALLCODER_TEST_DATA); CI requires it\n",
-                     dir.c_str());
-        return 1;
-      }
-      std::fprintf(stderr, "skipped: reference data not found at '%s' (set SMALLCODER_TEST_DATA)\n", dir.c_str());
-      return 77;
-    }
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
-}
+int main(int argc, char** argv) { return smallcoder::test::run_test_main(argc, argv); }

@@ -1,0 +1,56 @@
+// How the example tools obtain a model: a checkpoint path, or a SmallCoder variant
+// with deterministic random weights (the benchmark's default) plus a tokenizer.
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <sys/stat.h>
+
+#include "smallcoder/smallcoder.hpp"
+
+#ifndef SMALLCODER_DEFAULT_DATA_DIR
+#define SMALLCODER_DEFAULT_DATA_DIR "../shared"
+#endif
+
+namespace tools {
+
+inline bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// The tokenizer for random-weight models: --tokenizer, then $SMALLCODER_TOKENIZER,
+// then tokenizer/tokenizer.model under $SMALLCODER_DATA or the data folder the build
+// was configured with. Empty when none exists.
+inline std::string find_default_tokenizer(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv("SMALLCODER_TOKENIZER"); env != nullptr && *env != '\0') return env;
+  const char* data = std::getenv("SMALLCODER_DATA");
+  const std::string dir = data != nullptr && *data != '\0' ? data : SMALLCODER_DEFAULT_DATA_DIR;
+  const std::string path = dir + "/tokenizer/tokenizer.model";
+  return file_exists(path) ? path : std::string();
+}
+
+struct RandomModelSpec {
+  std::string variant;
+  std::uint64_t seed = 0;
+  smallcoder::DType dtype = smallcoder::DType::bf16;
+  std::string tokenizer_flag;
+  int threads = 0;
+};
+
+inline smallcoder::Checkpoint random_model(const RandomModelSpec& spec) {
+  const std::string tokenizer_path = find_default_tokenizer(spec.tokenizer_flag);
+  if (tokenizer_path.empty()) {
+    throw smallcoder::Error(
+        "no tokenizer.model found for the random-weight model: pass --tokenizer PATH or set SMALLCODER_DATA to the "
+        "shared data folder");
+  }
+  auto tokenizer = std::make_shared<const smallcoder::Tokenizer>(smallcoder::Tokenizer::from_file(tokenizer_path));
+  return smallcoder::random_checkpoint(smallcoder::variant_preset(spec.variant), spec.seed, spec.dtype,
+                                       std::move(tokenizer), spec.threads);
+}
+
+}  // namespace tools

@@ -1,0 +1,73 @@
+// quantize: write a GGUF file (llama.cpp's format and conventions, the tokenizer embedded)
+// from a safetensors checkpoint or a random-weight variant, in f32, f16, bf16, q8_0 or q4_0.
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "cli.hpp"
+#include "model_source.hpp"
+#include "smallcoder/io/gguf_writer.hpp"
+
+namespace {
+
+struct Flags {
+  std::string model, variant, dtype, output, tokenizer;
+  long long seed = 0, threads = 0;
+};
+
+int run(int argc, char** argv) {
+  Flags f;
+  cli::Parser p("quantize",
+                "Writes a model as a GGUF file that llama.cpp and smallcoder load: config, tokenizer and weights\n"
+                "in one file, matrices in --dtype (rows that are not whole q8_0/q4_0 blocks keep their float type;\n"
+                "norms are F32).");
+  p.text("--model", &f.model, "PATH", "checkpoint to convert: a model folder, a .safetensors or a .gguf file");
+  p.text("--variant", &f.variant, "NAME", "or a SmallCoder variant with deterministic random weights (see --seed)");
+  p.text("--dtype", &f.dtype, "TYPE", "f32|f16|bf16|q8_0|q4_0 (required)");
+  p.text("--output", &f.output, "FILE.gguf", "file to write (required)");
+  p.integer("--seed", &f.seed, 0, (1ll << 62), "random-weight seed (default 0)");
+  p.text("--tokenizer", &f.tokenizer, "PATH",
+         "tokenizer.model to embed (default: the checkpoint's, or the shared one)");
+  p.integer("--threads", &f.threads, 0, 1024, "CPU threads for converting (default: physical cores)");
+  if (!p.parse(argc, argv)) return 0;
+  if (f.model.empty() == f.variant.empty()) throw cli::UsageError("give exactly one of --model and --variant");
+  if (!f.variant.empty() && smallcoder::find_variant(f.variant) == nullptr) {
+    throw cli::UsageError("unknown variant '" + f.variant + "' (see the README's variant table)");
+  }
+  if (f.dtype.empty()) throw cli::UsageError("--dtype is required (f32, f16, bf16, q8_0 or q4_0)");
+  if (f.output.size() <= 5 || f.output.compare(f.output.size() - 5, 5, ".gguf") != 0) {
+    throw cli::UsageError("--output must name a .gguf file");
+  }
+  smallcoder::DType dtype;
+  try {
+    dtype = smallcoder::parse_dtype(f.dtype, "--dtype");
+    smallcoder::check_storable(dtype, "--dtype");
+  } catch (const smallcoder::Error& e) {
+    throw cli::UsageError(e.what());
+  }
+
+  smallcoder::Checkpoint checkpoint;
+  if (!f.model.empty()) {
+    smallcoder::LoadOptions load;
+    load.tokenizer_path = f.tokenizer;
+    load.dtype = dtype;
+    load.threads = static_cast<int>(f.threads);
+    checkpoint = smallcoder::load_checkpoint(f.model, load);
+  } else {
+    tools::RandomModelSpec spec;
+    spec.variant = f.variant;
+    spec.seed = static_cast<std::uint64_t>(f.seed);
+    spec.dtype = dtype;
+    spec.tokenizer_flag = f.tokenizer;
+    spec.threads = static_cast<int>(f.threads);
+    checkpoint = tools::random_model(spec);
+  }
+  smallcoder::write_gguf_model(f.output, checkpoint.config, checkpoint.weights, *checkpoint.tokenizer);
+  std::fprintf(stderr, "quantize: wrote %s (%s, %.1f MB of weights) from %s\n", f.output.c_str(),
+               smallcoder::dtype_name(dtype), checkpoint.weights.bytes() / 1e6, checkpoint.source.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return cli::run_tool("quantize", [&] { return run(argc, argv); }); }

@@ -1,0 +1,126 @@
+// The markdown results document (--markdown), in the spirit of the original project's
+// published results: test environment from the machine, the table, the bandwidth limit,
+// the two charts drawn from the measured points, and quality per task.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "smallcoder/bench/chart.hpp"
+#include "smallcoder/bench/report_table.hpp"
+#include "smallcoder/bench/results.hpp"
+
+namespace smallcoder::bench {
+
+namespace detail {
+
+inline std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (const std::string& s : items) out += (out.empty() ? "" : separator) + s;
+  return out;
+}
+
+// Markers A, B, C, ... in the report's variant order (then lower case, then digits).
+inline char chart_marker(std::size_t i) {
+  static const char markers[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  return markers[i % (sizeof markers - 1)];
+}
+
+inline std::string chart_section(const std::string& title, const std::vector<ChartPoint>& points,
+                                 const std::vector<std::string>& legend, const std::string& x_label,
+                                 const std::string& y_label, double y_max) {
+  std::string out = "## " + title + "\n\n```text\n" + text_scatter(points, x_label, y_label, 0, y_max) + "```\n\n";
+  for (const std::string& line : legend) out += "- " + line + "\n";
+  return out + "\n";
+}
+
+inline std::string environment_section(const BenchmarkReport& r) {
+  const MachineInfo& m = r.machine;
+  std::string cpu = m.cpu_model;
+  if (!m.cpu_features.empty()) cpu += " (" + join(m.cpu_features, ", ") + ")";
+  std::string out = "## Test environment\n\n| | |\n|---|---|\n";
+  out += "| CPU | " + cpu + " |\n";
+  out += "| Cores | " + std::to_string(m.physical_cores) + " physical, " + std::to_string(m.logical_cpus) +
+         " logical; " + std::to_string(m.threads_used) + " threads used |\n";
+  out += "| RAM | " + format_number("%.1f GiB", static_cast<double>(m.ram_bytes) / (kMiB * 1024)) + " |\n";
+  out += "| OS | " + m.os + " |\n";
+  out += "| Compiler | " + m.compiler + " |\n";
+  out += "| Build | " + join(m.build_flags, ", ") + " |\n";
+  out += "| Memory bandwidth | " + describe_bandwidth(r.bandwidth) + " |\n";
+  out += "| Device | " + r.settings.device + " |\n\n";
+  return out;
+}
+
+inline std::string bandwidth_section(const BenchmarkReport& r) {
+  std::string out =
+      "## Speed and the memory-bandwidth limit\n\n"
+      "Decoding one token reads every weight once plus the KV cache up to the current position, so memory "
+      "bandwidth / bytes read per token is the fastest decode this machine allows.\n\n"
+      "| Variant | Weights read / token (MB) | KV cache read / token (MB, mean context) | BW limit | Decode | Share |\n"
+      "|---|---:|---:|---:|---:|---:|\n";
+  for (const VariantResult& v : r.variants) {
+    const VariantSummary s = summarize(v, r.bandwidth.gb_per_s);
+    out += "| " + v.name + " | " + format_number("%.1f", static_cast<double>(v.decode_weight_bytes) / kMiB) + " | " +
+           format_number("%.2f", s.kv_bytes_per_token / kMiB) + format_number(" (%.0f)", s.mean_decode_context) + " | " +
+           format_speed(s.limit_tokens_per_second) + " | " + format_speed(s.decode_tokens_per_second) + " | " +
+           format_number("%.0f%%", s.achieved_share * 100) + " |\n";
+  }
+  return out + "\n";
+}
+
+inline std::string quality_section(const BenchmarkReport& r) {
+  std::string out = "## Quality by task\n\nShare of the expected keywords found in each completion.\n\n| Task | Category | Keywords |";
+  std::string rule = "|---|---|---|";
+  for (const VariantResult& v : r.variants) {
+    out += " " + v.name + " |";
+    rule += "---:|";
+  }
+  out += "\n" + rule + "\n";
+  if (r.variants.empty()) return out + "\n";
+  const std::vector<PromptResult>& first = r.variants.front().prompts;
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    std::string keywords;
+    for (const std::string& k : first[i].expected_keywords) keywords += (keywords.empty() ? "`" : ", `") + k + "`";
+    out += "| " + first[i].name + " | " + first[i].category + " | " + keywords + " |";
+    for (const VariantResult& v : r.variants) {
+      out += i < v.prompts.size() ? format_number(" %.0f%% |", v.prompts[i].keywords.score() * 100) : " |";
+    }
+    out += "\n";
+  }
+  return out + "\n";
+}
+
+}  // namespace detail
+
+inline std::string report_markdown(const BenchmarkReport& r) {
+  std::string out = "# SmallCoder benchmark results\n\n";
+  out += "Measured by `benchmark_variants` (examples/benchmark.cpp)";
+  if (!r.settings.started_at.empty()) out += " on " + r.settings.started_at;
+  out += ": " + describe_run(r) + ".\n\n";
+  out += detail::environment_section(r);
+  out += "## Results\n\n" + render_markdown(results_table(r)) + "\n";
+  for (const std::string& note : table_notes(r)) out += "- " + note + "\n";
+  out += "\n" + detail::bandwidth_section(r);
+
+  std::vector<ChartPoint> quality_points, memory_points;
+  std::vector<std::string> quality_legend, memory_legend;
+  for (std::size_t i = 0; i < r.variants.size(); ++i) {
+    const VariantResult& v = r.variants[i];
+    const VariantSummary s = summarize(v, r.bandwidth.gb_per_s);
+    const char marker = detail::chart_marker(i);
+    const std::string speed = format_speed(s.avg_tokens_per_second);
+    quality_points.push_back({marker, s.avg_tokens_per_second, s.avg_keyword_score * 100});
+    quality_legend.push_back(std::string(1, marker) + " " + v.name + ": " + speed + ", quality " +
+                             format_number("%.1f%%", s.avg_keyword_score * 100));
+    memory_points.push_back({marker, v.memory.peak_mb(), s.avg_tokens_per_second});
+    memory_legend.push_back(std::string(1, marker) + " " + v.name + ": " + format_number("%.1f MB", v.memory.peak_mb()) +
+                            ", " + speed);
+  }
+  out += detail::chart_section("Speed vs Quality", quality_points, quality_legend, "Speed (tok/s)", "Quality (%)", 100);
+  out += detail::chart_section("Memory vs Performance", memory_points, memory_legend, "Memory (MB, peak)",
+                               "Speed (tok/s)", 0);
+  out += detail::quality_section(r);
+  return out;
+}
+
+}  // namespace smallcoder::bench

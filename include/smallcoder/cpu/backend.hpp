@@ -1,0 +1,257 @@
+// The CPU backend: activation buffers, the KV cache, and the ops the transformer calls,
+// each split across the threads of one parallel region per forward step.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "smallcoder/config.hpp"
+#include "smallcoder/cpu/float_kernels.hpp"
+#include "smallcoder/cpu/gemm.hpp"
+#include "smallcoder/cpu/isa.hpp"
+#include "smallcoder/cpu/kernels.hpp"
+#include "smallcoder/cpu/ops.hpp"
+#include "smallcoder/cpu/threads.hpp"
+#include "smallcoder/model/backend_options.hpp"
+#include "smallcoder/model/step.hpp"
+#include "smallcoder/model/weights.hpp"
+
+namespace smallcoder {
+
+class CpuBackend {
+ public:
+  static constexpr const char* name() { return "cpu"; }
+
+  // A [max_batch x cols] fp32 activation matrix. Handing out a row for writing marks the
+  // buffer changed, which tells the backend its 8-bit copy of the buffer is stale.
+  class Buffer {
+   public:
+    Buffer() = default;
+    Buffer(int rows, int cols) : cols_(cols), data_(static_cast<std::size_t>(rows) * cols) {}
+    Buffer(Buffer&& other) noexcept : cols_(other.cols_), data_(std::move(other.data_)) {}
+    Buffer& operator=(Buffer&& other) noexcept {
+      cols_ = other.cols_;
+      data_ = std::move(other.data_);
+      changed_.store(true, std::memory_order_relaxed);
+      return *this;
+    }
+    float* row(int r) {
+      changed_.store(true, std::memory_order_relaxed);
+      return data_.data() + static_cast<std::size_t>(r) * cols_;
+    }
+    const float* row(int r) const { return data_.data() + static_cast<std::size_t>(r) * cols_; }
+    int cols() const { return cols_; }
+
+   private:
+    friend class CpuBackend;
+    int cols_ = 0;
+    std::vector<float> data_;
+    mutable std::atomic<bool> changed_{true};  // written since the backend last quantized it
+  };
+
+  CpuBackend(const ModelConfig& config, const BackendOptions& options)
+      : config_(config),
+        threads_(options.threads > 0 ? options.threads : cpu::default_thread_count()),
+        max_batch_(options.max_batch),
+        context_(options.context > 0 ? options.context : config.max_context),
+        rope_(context_, config.head_dim, config.rope_theta),
+        logits_(static_cast<std::size_t>(config.vocab_size)) {
+    cpu::active_isa();  // settles the kernel level now: a bad SMALLCODER_ISA throws here, not mid-step
+    const std::size_t cache = static_cast<std::size_t>(config.num_layers) * config.num_kv_heads * context_ * config.head_dim;
+    k_cache_.assign(cache, 0.0f);
+    v_cache_.assign(cache, 0.0f);
+    const int widest = std::max({config.hidden_size, config.q_dim(), config.intermediate_size});
+    scratch_.resize(static_cast<std::size_t>(threads_));
+    const std::size_t gemm_tile = cpu::kEigenGemmVectorized ? static_cast<std::size_t>(kBatchRows) * widest : 0;
+    const std::size_t per_thread = std::max({static_cast<std::size_t>(widest), static_cast<std::size_t>(context_), gemm_tile});
+    for (auto& s : scratch_) s.resize(per_thread);
+    const std::size_t act_row =
+        std::max(cpu::act_row_bytes(cpu::ActFormat::q8_0, widest), cpu::act_row_bytes(cpu::ActFormat::q8_k, widest));
+    act_storage_.resize(static_cast<std::size_t>(max_batch_) * act_row + 64);
+    acts_ = act_storage_.data() + (64 - reinterpret_cast<std::uintptr_t>(act_storage_.data()) % 64) % 64;
+  }
+
+  int max_batch() const { return max_batch_; }
+  int context() const { return context_; }
+  int threads() const { return threads_; }
+  std::size_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+
+  Buffer make_buffer(int cols) const { return Buffer(max_batch_, cols); }
+
+  // The CPU computes straight from the stored (often memory-mapped) weights.
+  ModelWeights upload(const ModelWeights& host) const { return host; }
+
+  // Runs one forward step's ops (a callable) inside a single parallel region.
+  template <class Ops>
+  void run(const Step&, Ops&& ops) {
+    cpu::parallel_region(threads_, ops);
+  }
+
+  void embed(const Step& s, const TensorView& table, Buffer& x) {
+    cpu::parallel_for(s.rows, [&](std::int64_t i) {
+      const int r = s.first_row + static_cast<int>(i);
+      cpu::row_to_f32(table.dtype, table.row(s.tokens[r]), table.cols, x.row(r));
+    });
+  }
+
+  void rmsnorm(const Step& s, const Buffer& x, const TensorView& weight, Buffer& out) {
+    const float* w = reinterpret_cast<const float*>(weight.data);
+    cpu::parallel_for(s.rows, [&](std::int64_t i) {
+      const int r = s.first_row + static_cast<int>(i);
+      float* dst = out.row(r);
+      if (weight.dtype == DType::f32) {
+        cpu::rmsnorm_row(x.row(r), w, config_.rms_norm_eps, x.cols(), dst);
+      } else {
+        // Norm weights stored in 16 bits: widen into this thread's scratch first.
+        float* wide = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
+        cpu::float_row_to_f32(weight.dtype, weight.data, weight.cols, wide);
+        cpu::rmsnorm_row(x.row(r), wide, config_.rms_norm_eps, x.cols(), dst);
+      }
+    });
+  }
+
+  // y (+)= x W^T on the step's rows, through the kernel table for W's type and the active
+  // SIMD level: a matrix-vector product for one token, register-blocked tiles for a batch.
+  void matmul(const Step& s, const TensorView& w, const Buffer& x, Buffer& y, bool accumulate = false) {
+    product(w, x, s.first_row, s.rows, y.row(s.first_row), static_cast<std::size_t>(y.cols()), accumulate);
+  }
+
+  // Rotates every query and key head of the step's rows by its position.
+  void rope(const Step& s, Buffer& q, Buffer& k, RopeLayout layout) {
+    const int hd = config_.head_dim, heads = config_.num_heads, kv_heads = config_.num_kv_heads;
+    const bool interleaved = layout == RopeLayout::interleaved;
+    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * (heads + kv_heads), [&](std::int64_t i) {
+      const int r = s.first_row + static_cast<int>(i / (heads + kv_heads));
+      const int h = static_cast<int>(i % (heads + kv_heads));
+      const int pos = s.pos0 + r;
+      float* v = h < heads ? q.row(r) + h * hd : k.row(r) + (h - heads) * hd;
+      cpu::rope_head(v, hd, rope_.cos(pos), rope_.sin(pos), interleaved);
+    });
+  }
+
+  // Appends the step's keys and values to the cache of `layer`, then lets every query
+  // row attend causally to all cached positions up to its own.
+  void attention(const Step& s, int layer, const Buffer& q, const Buffer& k, const Buffer& v, Buffer& out) {
+    const int hd = config_.head_dim, heads = config_.num_heads, kv_heads = config_.num_kv_heads;
+    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
+      const int r = s.first_row + static_cast<int>(i / kv_heads);
+      const int g = static_cast<int>(i % kv_heads);
+      std::memcpy(cache_row(k_cache_, layer, g, s.pos0 + r), k.row(r) + g * hd, sizeof(float) * hd);
+      std::memcpy(cache_row(v_cache_, layer, g, s.pos0 + r), v.row(r) + g * hd, sizeof(float) * hd);
+    });
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * heads, [&](std::int64_t i) {
+      const int r = s.first_row + static_cast<int>(i / heads);
+      const int h = static_cast<int>(i % heads);
+      const int g = h / config_.kv_group();
+      const int len = s.pos0 + r + 1;
+      const float* qh = q.row(r) + h * hd;
+      float* scores = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
+      for (int t = 0; t < len; ++t) {
+        const float* kt = cache_row(k_cache_, layer, g, t);
+        float dot = 0.0f;
+        for (int d = 0; d < hd; ++d) dot += qh[d] * kt[d];
+        scores[t] = dot * scale;
+      }
+      cpu::softmax_inplace(scores, len);
+      float* oh = out.row(r) + h * hd;
+      std::fill(oh, oh + hd, 0.0f);
+      for (int t = 0; t < len; ++t) {
+        const float* vt = cache_row(v_cache_, layer, g, t);
+        const float p = scores[t];
+        for (int d = 0; d < hd; ++d) oh[d] += p * vt[d];
+      }
+    });
+  }
+
+  void swiglu(const Step& s, const Buffer& gate, const Buffer& up, Buffer& out) {
+    cpu::parallel_for(s.rows, [&](std::int64_t i) {
+      const int r = s.first_row + static_cast<int>(i);
+      cpu::swiglu_row(gate.row(r), up.row(r), gate.cols(), out.row(r));
+    });
+  }
+
+  // Logits of the step's last row, into the backend's host-visible logits array.
+  void output(const Step& s, const Buffer& x, const TensorView& head) {
+    product(head, x, s.end_row() - 1, 1, logits_.data(), 0, false);
+  }
+
+  const float* logits() const { return logits_.data(); }
+
+ private:
+  static constexpr std::int64_t kDecodeRows = 16;  // weight rows per work item for one token
+  static constexpr std::int64_t kBatchRows = 64;   // for a batch: each tile's weights are reused from cache
+
+  // y[t * ldy + r] (+)= W[r] . x.row(first + t) for t < rows: the activation rows are
+  // prepared once (quantized for integer kernels), then the weight rows are split across
+  // the threads, each thread streaming its own contiguous share of W.
+  void product(const TensorView& w, const Buffer& x, int first, int rows, float* y, std::size_t ldy, bool accumulate) {
+    const cpu::Kernels& k = cpu::kernels_for(w.dtype);
+    if (cpu::kEigenGemmVectorized && k.act == cpu::ActFormat::f32 && rows >= cpu::kEigenMinTokens) {
+      cpu::parallel_for((w.rows + kBatchRows - 1) / kBatchRows, [&](std::int64_t c) {
+        float* scratch = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
+        cpu::float_gemm_rows(w, x.row(first), rows, x.cols(), y, static_cast<int>(ldy), c * kBatchRows,
+                             std::min(w.rows, (c + 1) * kBatchRows), accumulate, scratch);
+      });
+      return;
+    }
+    const std::byte* acts = reinterpret_cast<const std::byte*>(x.row(first));
+    std::size_t act_stride = static_cast<std::size_t>(x.cols()) * sizeof(float);
+    if (k.act != cpu::ActFormat::f32) {
+      act_stride = cpu::act_row_bytes(k.act, x.cols());
+      acts = quantized(k, x, first, rows, act_stride);
+    }
+    const std::int64_t chunk = rows == 1 ? kDecodeRows : kBatchRows;
+    cpu::parallel_for((w.rows + chunk - 1) / chunk, [&](std::int64_t c) {
+      k.gemm(w, c * chunk, std::min(w.rows, (c + 1) * chunk), acts, act_stride, rows, y, ldy, accumulate);
+    });
+  }
+
+  // x's rows [first, first + rows) in k's 8-bit activation format. Consecutive products on
+  // an unchanged buffer (q/k/v on one normed input, gate/up on another) quantize it once.
+  const std::byte* quantized(const cpu::Kernels& k, const Buffer& x, int first, int rows, std::size_t stride) {
+    const bool fresh = quantized_.source == &x && quantized_.format == k.act && quantized_.first == first &&
+                       quantized_.rows == rows && !x.changed_.load(std::memory_order_relaxed);
+    if (!fresh) {
+      cpu::parallel_for(rows, [&](std::int64_t i) {
+        k.quantize_acts(x.row(first + static_cast<int>(i)), x.cols(), acts_ + static_cast<std::size_t>(i) * stride);
+      });
+      // After parallel_for's barrier every thread has read the old record; the next read
+      // comes after the product's barrier.
+      if (cpu::thread_index() == 0) {
+        quantized_ = {&x, k.act, first, rows};
+        x.changed_.store(false, std::memory_order_relaxed);
+      }
+    }
+    return acts_;
+  }
+
+  float* cache_row(std::vector<float>& cache, int layer, int kv_head, int pos) {
+    const std::size_t index =
+        ((static_cast<std::size_t>(layer) * config_.num_kv_heads + kv_head) * context_ + pos) * config_.head_dim;
+    return cache.data() + index;
+  }
+
+  ModelConfig config_;
+  int threads_;
+  int max_batch_;
+  int context_;
+  cpu::RopeTable rope_;
+  std::vector<float> k_cache_, v_cache_;
+  std::vector<float> logits_;
+  std::vector<std::vector<float>> scratch_;  // per thread: attention scores, widened norms, Eigen GEMM tiles
+  std::vector<std::byte> act_storage_;        // 8-bit activation rows, shared by the threads
+  std::byte* acts_ = nullptr;                 // act_storage_ aligned to 64 bytes
+  struct QuantizedRecord {
+    const Buffer* source = nullptr;
+    cpu::ActFormat format = cpu::ActFormat::f32;
+    int first = 0, rows = 0;
+  } quantized_;  // what acts_ holds
+};
+
+}  // namespace smallcoder

@@ -1,0 +1,179 @@
+// The CPU kernel table: for every weight type and SIMD level, how activation rows are
+// prepared (fp32 as they are, or quantized to 8 bits once per row) and the tile product
+// all matrix products go through. kernels_for(type) answers for the level chosen at run
+// time (cpu/isa.hpp); the backend and the tests only ever call through this table.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "smallcoder/cpu/float_kernels.hpp"
+#include "smallcoder/cpu/isa.hpp"
+#include "smallcoder/cpu/kernels/activations.hpp"
+#include "smallcoder/cpu/kernels/avx2.hpp"
+#include "smallcoder/cpu/kernels/avx512.hpp"
+#include "smallcoder/cpu/kernels/scalar.hpp"
+#include "smallcoder/cpu/kernels/tiling.hpp"
+#include "smallcoder/tensor/dtype.hpp"
+#include "smallcoder/tensor/quant_blocks.hpp"
+#include "smallcoder/tensor/tensor_view.hpp"
+
+namespace smallcoder::cpu {
+
+// y[t * ldy + r] (+)= W[r] . act_t for weight rows r in [r0, r1) and tokens t < n_tokens,
+// act_t being prepared activation row t (act_stride bytes apart; for ActFormat::f32 simply
+// the fp32 rows). n_tokens == 1 is the decode matrix-vector product.
+using GemmFn = void (*)(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
+                        std::size_t act_stride, int n_tokens, float* y, std::size_t ldy, bool accumulate);
+
+// Quantizes one fp32 activation row of `cols` elements into act_row_bytes(format, cols) bytes.
+using QuantizeActsFn = void (*)(const float* x, std::int64_t cols, std::byte* out);
+
+// The exact integer sums of one weight row with one prepared activation row, per block in
+// order: one int32 per Q8_0 / Q4_0 / Q6_K block, two per Q4_K block (scaled, mins; see
+// scalar::Q4KSums). Every level must give the scalar level's values: the tests compare them.
+using BlockSumsFn = void (*)(const std::byte* w_row, const std::byte* act_row, std::int64_t cols, std::int32_t* out);
+
+struct Kernels {
+  DType weight = DType::f32;
+  Isa isa = Isa::scalar;
+  ActFormat act = ActFormat::f32;
+  QuantizeActsFn quantize_acts = nullptr;  // null for ActFormat::f32
+  GemmFn gemm = nullptr;
+  BlockSumsFn block_sums = nullptr;  // null for float weights
+  int sums_per_block = 0;
+};
+
+namespace detail {
+
+inline Kernels scalar_kernels(DType t) {
+  Kernels k;
+  k.weight = t;
+  k.act = act_format_for(t);
+  switch (t) {
+    case DType::f32:
+      k.gemm = gemm_rows<scalar::row_dot_f32>;
+      break;
+    case DType::bf16:
+      k.gemm = gemm_rows<scalar::row_dot_bf16>;
+      break;
+    case DType::f16:
+      k.gemm = gemm_rows<scalar::row_dot_f16>;
+      break;
+    case DType::q8_0:
+      k.gemm = gemm_rows<scalar::row_dot_q8_0>;
+      k.block_sums = scalar::block_sums_q8_0;
+      break;
+    case DType::q4_0:
+      k.gemm = gemm_rows<scalar::row_dot_q4_0>;
+      k.block_sums = scalar::block_sums_q4_0;
+      break;
+    case DType::q4_k:
+      k.gemm = gemm_rows<scalar::row_dot_q4_k>;
+      k.block_sums = scalar::block_sums_q4_k;
+      break;
+    case DType::q6_k:
+      k.gemm = gemm_rows<scalar::row_dot_q6_k>;
+      k.block_sums = scalar::block_sums_q6_k;
+      break;
+  }
+  if (k.act == ActFormat::q8_0) k.quantize_acts = scalar::quantize_acts_q8_0;
+  if (k.act == ActFormat::q8_k) k.quantize_acts = scalar::quantize_acts_q8_k;
+  k.sums_per_block = t == DType::q4_k ? 2 : (k.block_sums != nullptr ? 1 : 0);
+  return k;
+}
+
+#ifdef SMALLCODER_X86
+// The AVX2 and AVX-512 levels share the AVX2 activation quantizers and k-quant kernels.
+inline Kernels simd_kernels(DType t, Isa isa) {
+  Kernels k = scalar_kernels(t);
+  k.isa = isa;
+  if (k.act == ActFormat::q8_0) k.quantize_acts = avx2::quantize_acts_q8_0;
+  if (k.act == ActFormat::q8_k) k.quantize_acts = avx2::quantize_acts_q8_k;
+  const bool wide = isa == Isa::avx512;
+  switch (t) {
+    case DType::f32:
+      k.gemm = wide ? gemm_tiled<avx512::FloatTiles<avx512::F32Rows>> : gemm_tiled<avx2::FloatTiles<avx2::F32Rows>>;
+      break;
+    case DType::bf16:
+      k.gemm = wide ? gemm_tiled<avx512::FloatTiles<avx512::Bf16Rows>> : gemm_tiled<avx2::FloatTiles<avx2::Bf16Rows>>;
+      break;
+    case DType::f16:
+      k.gemm = wide ? gemm_tiled<avx512::FloatTiles<avx512::F16Rows>> : gemm_tiled<avx2::FloatTiles<avx2::F16Rows>>;
+      break;
+    case DType::q8_0:
+      k.gemm = wide ? gemm_tiled<avx512::Q8_0Tiles> : gemm_tiled<avx2::QuantTiles<avx2::Q8_0Blocks>>;
+      k.block_sums = wide ? avx512::block_sums_q8_0 : avx2::block_sums<avx2::Q8_0Blocks>;
+      break;
+    case DType::q4_0:
+      k.gemm =
+          wide ? gemm_tiled<avx512::QuantTiles<avx512::Q4_0Groups>> : gemm_tiled<avx2::QuantTiles<avx2::Q4_0Blocks>>;
+      k.block_sums = wide ? avx512::block_sums<avx512::Q4_0Groups> : avx2::block_sums<avx2::Q4_0Blocks>;
+      break;
+    case DType::q4_k:
+      k.gemm = gemm_rows<avx2::row_dot_q4_k>;
+      k.block_sums = avx2::block_sums_q4_k;
+      break;
+    case DType::q6_k:
+      k.gemm = gemm_rows<avx2::row_dot_q6_k>;
+      k.block_sums = avx2::block_sums_q6_k;
+      break;
+  }
+  return k;
+}
+#endif
+
+constexpr int kDTypes = static_cast<int>(DType::q6_k) + 1;
+constexpr int kIsas = static_cast<int>(Isa::avx512) + 1;
+
+struct KernelTable {
+  Kernels entries[kIsas][kDTypes];
+  KernelTable() {
+    for (int t = 0; t < kDTypes; ++t) {
+      for (int i = 0; i < kIsas; ++i) {
+#ifdef SMALLCODER_X86
+        entries[i][t] =
+            i == 0 ? scalar_kernels(static_cast<DType>(t)) : simd_kernels(static_cast<DType>(t), static_cast<Isa>(i));
+#else
+        entries[i][t] = scalar_kernels(static_cast<DType>(t));  // never chosen: cpu_supports() says no
+#endif
+      }
+    }
+  }
+};
+
+}  // namespace detail
+
+// The kernels for weights of type t at SIMD level isa (which the CPU must support).
+inline const Kernels& kernels_for(DType t, Isa isa) {
+  static const detail::KernelTable table;
+  return table.entries[static_cast<int>(isa)][static_cast<int>(t)];
+}
+
+// The kernels for weights of type t at the active level (active_isa()).
+inline const Kernels& kernels_for(DType t) { return kernels_for(t, active_isa()); }
+
+// Widens `cols` stored elements of any type (one embedding row, say) to fp32.
+inline void row_to_f32(DType t, const std::byte* row, std::int64_t cols, float* out) {
+  switch (t) {
+    case DType::f32:
+    case DType::bf16:
+    case DType::f16:
+      float_row_to_f32(t, row, cols, out);
+      return;
+    case DType::q8_0:
+      dequantize_row_q8_0(row, cols, out);
+      return;
+    case DType::q4_0:
+      dequantize_row_q4_0(row, cols, out);
+      return;
+    case DType::q4_k:
+      dequantize_row_q4_k(row, cols, out);
+      return;
+    case DType::q6_k:
+      dequantize_row_q6_k(row, cols, out);
+      return;
+  }
+}
+
+}  // namespace smallcoder::cpu

@@ -1,0 +1,80 @@
+// How the kernels hold activation rows: fp32 as they are for float weights, or quantized
+// to 8 bits once per row for the integer kernels of block-quantized weights.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "smallcoder/tensor/dtype.hpp"
+#include "smallcoder/tensor/quant_blocks.hpp"
+
+namespace smallcoder::cpu {
+
+// f32: the buffer's fp32 row. q8_0: for Q8_0 and Q4_0 weights, 32-element blocks (layout
+// below). q8_k: for Q4_K and Q6_K weights, ggml's BlockQ8K super-blocks.
+enum class ActFormat { f32, q8_0, q8_k };
+
+inline ActFormat act_format_for(DType weight) {
+  switch (weight) {
+    case DType::q8_0:
+    case DType::q4_0:
+      return ActFormat::q8_0;
+    case DType::q4_k:
+    case DType::q6_k:
+      return ActFormat::q8_k;
+    default:
+      return ActFormat::f32;
+  }
+}
+
+// A q8_0 activation row of n elements (n a multiple of 32): the n int8 values first, so one
+// SIMD load spans several blocks, then one fp32 scale per 32-element block, then the int32
+// sum of each block's values (the kernels subtract offset * sum when they treat the weights
+// as unsigned). value i = qs[i] * d[i / 32].
+struct Q8Acts {
+  const std::int8_t* qs;
+  const float* d;
+  const std::int32_t* sums;
+};
+
+inline Q8Acts q8_acts(const std::byte* row, std::int64_t n) {
+  const std::int64_t blocks = n / kQ0Block;
+  return {reinterpret_cast<const std::int8_t*>(row), reinterpret_cast<const float*>(row + n),
+          reinterpret_cast<const std::int32_t*>(row + n + 4 * blocks)};
+}
+
+// Bytes of one prepared activation row of `cols` elements, a multiple of 64 so rows stay
+// cache-line aligned in a 64-byte aligned buffer; 0 for f32 (the buffer row is used as is).
+inline std::size_t act_row_bytes(ActFormat format, std::int64_t cols) {
+  std::size_t bytes = 0;
+  if (format == ActFormat::q8_0) bytes = static_cast<std::size_t>(cols + 8 * (cols / kQ0Block));
+  if (format == ActFormat::q8_k) bytes = static_cast<std::size_t>(cols / kQKBlock) * sizeof(BlockQ8K);
+  return (bytes + 63) / 64 * 64;
+}
+
+// The rules of llama.cpp's x86 activation quantizers, so the 8-bit activations are the
+// bytes llama.cpp computes and near ties in a model's output resolve as they do there:
+// q = x * (127 / max|x|) rounded to nearest, ties to even; a q8_0 block's scale is
+// max|x| / 127 rounded to f16, a q8_k block's 1 / (127 / max|x|) in fp32.
+struct ActScale {
+  float inv;  // multiplies x before rounding
+  float d;    // the block's scale: value = q * d
+};
+
+inline ActScale q8_0_scale(float amax) {
+  return {amax != 0.0f ? 127.0f / amax : 0.0f, f16_to_f32(f32_to_f16(amax / 127.0f))};
+}
+
+inline ActScale q8_k_scale(float amax) {
+  const float inv = amax != 0.0f ? 127.0f / amax : 0.0f;
+  return {inv, inv != 0.0f ? 1.0f / inv : 0.0f};
+}
+
+// Nearest integer (ties to even) of v limited to [-127, 127], NaN giving -127; the scalar
+// twin of SIMD max/min/cvtps, so every level quantizes activations to the same bytes.
+inline int quantize_act_value(float v) {
+  const float limited = v > -127.0f ? (v < 127.0f ? v : 127.0f) : -127.0f;
+  return static_cast<int>(__builtin_rintf(limited));
+}
+
+}  // namespace smallcoder::cpu

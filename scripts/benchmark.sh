@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds smallcoder (release) and runs the benchmark on its
+# default: all six SmallCoder variants with deterministic random weights (bf16).
+# Arguments are passed to the benchmark (try --quick, or --help).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+build=${SMALLCODER_BUILD_DIR:-build}
+[ -d "$build" ] || meson setup "$build" -Dbuildtype=release
+ninja -C "$build" examples/benchmark_variants
+exec "$build/examples/benchmark_variants" "$@"

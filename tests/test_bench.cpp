@@ -1,0 +1,556 @@
+// The benchmark's pieces: the keyword scorer against the original's scores of the 32
+// PyTorch texts, the suites, the Python syntax check, the bandwidth-limit arithmetic, the
+// memory probes, and the JSON / markdown reports of a real (tiny) in-process run.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "smallcoder/bench/bandwidth.hpp"
+#include "smallcoder/bench/chart.hpp"
+#include "smallcoder/bench/keywords.hpp"
+#include "smallcoder/bench/machine.hpp"
+#include "smallcoder/bench/memory.hpp"
+#include "smallcoder/bench/report_json.hpp"
+#include "smallcoder/bench/report_markdown.hpp"
+#include "smallcoder/bench/report_table.hpp"
+#include "smallcoder/bench/runner.hpp"
+#include "smallcoder/bench/suites.hpp"
+#include "smallcoder/bench/syntax.hpp"
+#include "smallcoder/smallcoder.hpp"
+#include "support/test_data.hpp"
+
+using namespace smallcoder;
+using namespace smallcoder::bench;
+
+namespace {
+
+const BenchPrompt& seed8_prompt(const std::string& name) {
+  static const std::vector<BenchPrompt> seed8 = suite_prompts(Suite::seed8);
+  for (const BenchPrompt& p : seed8) {
+    if (p.name == name) return p;
+  }
+  FAIL("no seed8 prompt named " << name);
+  return seed8.front();
+}
+
+bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci != nullptr && *ci != '\0' && std::string(ci) != "false";
+}
+
+}  // namespace
+
+TEST_CASE("keyword scorer reproduces the original's score of every PyTorch text") {
+  int checked = 0;
+  for (const char* model : {"smallcoder-nano", "smallcoder-tiny"}) {
+    const std::string path = test::data_path(std::string("models/") + model + "/quality_pytorch.json");
+    const JsonValue doc = parse_json(test::read_file(path), path);
+    for (const char* mode : {"greedy", "sampled"}) {
+      const JsonValue::Array& entries = doc.at(mode, path).as_array(mode);
+      REQUIRE(entries.size() == 8);
+      for (const JsonValue& e : entries) {
+        const std::string& name = e.at("name", mode).as_string("name");
+        CAPTURE(model);
+        CAPTURE(mode);
+        CAPTURE(name);
+        const KeywordScore s = score_keywords(e.at("text", name).as_string("text"), seed8_prompt(name).keywords);
+        CHECK(s.score() == e.at("score", name).as_double("score"));
+        CHECK(s.total == static_cast<int>(seed8_prompt(name).keywords.size()));
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked == 32);
+}
+
+TEST_CASE("keyword scorer: case-insensitive substrings, as Python's lower()") {
+  const std::vector<std::string> keywords = {"None", "if", "head", "Node"};
+  const KeywordScore s = score_keywords("x = NONE\nnodes = []", keywords);
+  CHECK(s.found == std::vector<std::string>{"None", "Node"});
+  CHECK(s.total == 4);
+  CHECK(s.score() == 0.5);
+  // U+212A KELVIN SIGN lowers to 'k' in Python; U+0130 to "i" + combining dot, which
+  // separates the i from what follows.
+  CHECK(score_keywords("\xE2\x84\xAA" "ey", {"key"}).score() == 1.0);
+  CHECK(score_keywords("\xC4\xB0" "f", {"if"}).score() == 0.0);
+  CHECK(score_keywords("\xC4\xB0", {"i"}).score() == 1.0);
+  CHECK(score_keywords("", {"if"}).score() == 0.0);
+  CHECK(score_keywords("anything", {}).score() == 0.0);
+}
+
+TEST_CASE("suites: seed8 is the original's 8 prompts, tasks15 the 15 task types") {
+  const std::vector<BenchPrompt> seed8 = suite_prompts(Suite::seed8);
+  REQUIRE(seed8.size() == 8);
+  const std::vector<std::string> names = {"fibonacci", "binary_search", "quicksort", "stack_class",
+                                          "linked_list", "file_handling", "api_request", "list_comprehension"};
+  for (std::size_t i = 0; i < names.size(); ++i) CHECK(seed8[i].name == names[i]);
+  CHECK(seed8[0].prompt == "def fibonacci(n):");
+  CHECK(seed8[0].keywords == std::vector<std::string>{"if", "return", "fibonacci", "n"});
+  CHECK(seed8[1].prompt == "def binary_search(arr, target):");
+  CHECK(seed8[1].keywords == std::vector<std::string>{"while", "mid", "left", "right", "return"});
+  CHECK(seed8[2].prompt == "def quicksort(arr):");
+  CHECK(seed8[2].keywords == std::vector<std::string>{"if", "len", "pivot", "return", "quicksort"});
+  CHECK(seed8[3].prompt == "class Stack:");
+  CHECK(seed8[3].keywords == std::vector<std::string>{"def", "__init__", "self", "push", "pop"});
+  CHECK(seed8[4].prompt == "class LinkedList:\n    def __init__(self):");
+  CHECK(seed8[4].keywords == std::vector<std::string>{"self", "head", "None", "Node"});
+  CHECK(seed8[5].prompt == "def read_json_file(filename):");
+  CHECK(seed8[5].keywords == std::vector<std::string>{"with", "open", "json", "return"});
+  CHECK(seed8[6].prompt == "import requests\n\ndef fetch_user_data(user_id):");
+  CHECK(seed8[6].keywords == std::vector<std::string>{"requests", "get", "return", "json"});
+  CHECK(seed8[7].prompt == "# Create a list of even squares from 1 to 20\nresult =");
+  CHECK(seed8[7].keywords == std::vector<std::string>{"for", "in", "range", "if"});
+
+  const std::vector<BenchPrompt> tasks = suite_prompts(Suite::tasks15);
+  REQUIRE(tasks.size() == 15);
+  std::set<std::string> task_names;
+  int algorithms = 0, structures = 0, practical = 0;
+  for (const BenchPrompt& t : tasks) {
+    CAPTURE(t.name);
+    task_names.insert(t.name);
+    CHECK(!t.prompt.empty());
+    CHECK(t.keywords.size() >= 4);
+    CHECK(t.keywords.size() <= 5);
+    algorithms += t.category == "algorithms";
+    structures += t.category == "data_structures";
+    practical += t.category == "practical";
+  }
+  CHECK(task_names.size() == 15);
+  CHECK(algorithms == 5);
+  CHECK(structures == 5);
+  CHECK(practical == 5);
+  for (const char* n : {"merge_sort", "dynamic_programming", "queue_class", "binary_tree", "hash_table",
+                        "database_operations", "string_processing"}) {
+    CHECK(task_names.count(n) == 1);
+  }
+  // Every seed8 prompt is reused in tasks15, keywords and all.
+  for (const BenchPrompt& s : seed8) {
+    bool reused = false;
+    for (const BenchPrompt& t : tasks) reused = reused || (t.name == s.name && t.prompt == s.prompt && t.keywords == s.keywords);
+    CHECK_MESSAGE(reused, s.name);
+  }
+  const std::vector<BenchPrompt> all = suite_prompts(Suite::all);
+  REQUIRE(all.size() == 15);
+  for (std::size_t i = 0; i < 8; ++i) CHECK(all[i].name == seed8[i].name);
+  CHECK(parse_suite("tasks15", "--suite") == Suite::tasks15);
+  CHECK_THROWS_WITH_AS(parse_suite("seed9", "--suite"), "--suite: unknown suite 'seed9' (known: seed8, tasks15, all)",
+                       Error);
+}
+
+TEST_CASE("syntax check: the source is cut at the last complete line") {
+  CHECK(syntax_check_source("def f():", "\n    return 1\n    x = (", false) == "def f():\n    return 1\n");
+  CHECK(syntax_check_source("def f():", "\n    return 1\n    x = (", true) == "def f():\n    return 1\n    x = (");
+  CHECK(syntax_check_source("x =", " 1", false) == "x = 1");  // no newline at all: kept whole
+}
+
+TEST_CASE("syntax check: python3 parses known valid and invalid Python") {
+  if (!python_available()) {
+    if (in_ci()) FAIL("python3 is required in CI for the syntax check");
+    MESSAGE("python3 not found: syntax check not measured, test skipped");
+    CHECK(check_python_syntax("x = 1\n") == SyntaxVerdict::not_measured);
+    return;
+  }
+  CHECK(check_python_syntax("def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1)\n") ==
+        SyntaxVerdict::valid);
+  CHECK(check_python_syntax("class Stack:\n    def __init__(self):\n        self.items = []\n") == SyntaxVerdict::valid);
+  CHECK(check_python_syntax("") == SyntaxVerdict::valid);
+  CHECK(check_python_syntax("def f(:\n    pass\n") == SyntaxVerdict::invalid);
+  CHECK(check_python_syntax("if x:\n") == SyntaxVerdict::invalid);  // a block needs a body
+  CHECK(check_python_syntax("x = (1,\n") == SyntaxVerdict::invalid);
+  CHECK(check_python_syntax(std::string("x = 1\0\n", 7)) == SyntaxVerdict::invalid);  // NUL byte
+  CHECK(check_python_syntax("s = 'caf\xC3\xA9'\n") == SyntaxVerdict::valid);
+}
+
+TEST_CASE("text charts place measured points on zero-based axes") {
+  CHECK(nice_axis_max(0) == 1);
+  CHECK(nice_axis_max(7.3) == 10);
+  CHECK(nice_axis_max(42.3) == 50);
+  CHECK(nice_axis_max(120) == 200);
+  CHECK(nice_axis_max(230) == 250);
+  const std::string chart = text_scatter({{'A', 0, 0}, {'B', 10, 100}, {'C', 5, 50}}, "speed", "quality", 10, 100, 11, 5);
+  // Rows: title, 5 grid rows (top first), axis, ticks, label.
+  std::vector<std::string> lines;
+  for (std::size_t start = 0, end; (end = chart.find('\n', start)) != std::string::npos; start = end + 1) {
+    lines.push_back(chart.substr(start, end - start));
+  }
+  REQUIRE(lines.size() == 9);
+  CHECK(lines[0] == "quality");
+  CHECK(lines[1] == "100 |          B");  // top right
+  CHECK(lines[3] == " 50 |     C");       // the middle
+  CHECK(lines[5] == "    |A");            // bottom left
+  CHECK(lines[6] == "  0 +-----------");
+  CHECK(lines[7] == "     0    5   10");
+  // A taken cell pushes the point to the nearest free one in its row.
+  const std::string crowded = text_scatter({{'A', 5, 50}, {'D', 5, 50}}, "x", "y", 10, 100, 11, 5);
+  CHECK(crowded.find(" 50 |     AD") != std::string::npos);
+}
+
+TEST_CASE("first_characters counts code points, as Python's text[:n]") {
+  CHECK(first_characters("abc", 2) == "ab");
+  CHECK(first_characters("\xC3\xA9\xE2\x82\xAC" "x", 2) == "\xC3\xA9\xE2\x82\xAC");
+  CHECK(first_characters("ab", 200) == "ab");
+  CHECK(first_characters("\xFF" "a", 1) == "\xFF");
+}
+
+TEST_CASE("bandwidth limit: bandwidth / (weights + KV cache read at the mean context)") {
+  VariantResult v;
+  v.decode_weight_bytes = 1000000000;
+  v.kv_bytes_per_position = 1000;
+  PromptResult p;
+  p.prompt_tokens = 10;
+  p.tokens_generated = 5;  // 4 decode steps read 11, 12, 13, 14 positions
+  p.decode_s = 2.0;
+  p.prefill_s = 0.5;
+  p.generation_time_s = 2.6;
+  p.first_token_latency_s = 0.6;
+  p.keywords.total = 4;
+  p.keywords.found = {"a", "b", "c"};
+  p.syntax = SyntaxVerdict::valid;
+  v.prompts = {p};
+  CHECK(p.decode_context_sum() == 50);
+  const VariantSummary s = summarize(v, 10.0);
+  CHECK(s.mean_decode_context == 12.5);
+  CHECK(s.kv_bytes_per_token == 12500);
+  CHECK(s.bytes_per_token == 1000012500.0);
+  CHECK(s.limit_tokens_per_second == doctest::Approx(10e9 / 1000012500.0));
+  CHECK(s.decode_tokens_per_second == 2.0);
+  CHECK(s.achieved_share == doctest::Approx(2.0 / (10e9 / 1000012500.0)));
+  CHECK(s.prompt_tokens_per_second == 20.0);
+  CHECK(s.avg_tokens_per_second == doctest::Approx(5 / 2.6));
+  CHECK(s.avg_keyword_score == 0.75);
+  CHECK(s.syntax_valid_rate.value() == 1.0);
+}
+
+TEST_CASE("memory probes: resident set from the OS, weight bytes one decode step reads") {
+  const std::uint64_t now = rss_now_bytes();
+  CHECK(now > 0);
+  CHECK(rss_peak_bytes() >= now);
+  {
+    std::vector<char> block(64 << 20, 1);  // 64 MiB, touched
+    CHECK(rss_now_bytes() >= now + (60u << 20));
+  }
+  return_free_memory();
+  // After a reset the peak is the resident set of now (whatever the allocator kept), not the 64 MiB high.
+  const std::uint64_t before_reset = rss_peak_bytes();
+  if (reset_peak_rss()) {
+    CHECK(rss_peak_bytes() <= rss_now_bytes() + (4u << 20));
+    CHECK(before_reset >= now + (60u << 20));
+  }
+
+  ModelConfig c;
+  c.hidden_size = 64;
+  c.intermediate_size = 128;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 16;
+  c.vocab_size = 100;
+  c.max_context = 32;
+  ModelWeights tied = random_weights(c, 1, DType::bf16, 1);
+  CHECK(decode_weight_bytes(tied) == tied.bytes());
+  CHECK(tied.bytes() == static_cast<std::size_t>(c.parameter_count()) * 2);
+  c.tie_word_embeddings = false;
+  ModelWeights untied = random_weights(c, 1, DType::bf16, 1);
+  CHECK(decode_weight_bytes(untied) == untied.bytes() - 100 * 64 * 2 + 64 * 2);
+}
+
+TEST_CASE("bandwidth probe reads the whole buffer every pass") {
+  const BandwidthMeasurement m = measure_read_bandwidth(std::uint64_t{16} << 20, 2, 3);
+  CHECK(m.buffer_bytes == (std::uint64_t{16} << 20));
+  CHECK(m.pass_gb_per_s.size() == 3);
+  CHECK(m.gb_per_s > 0);
+  for (double p : m.pass_gb_per_s) CHECK(p <= m.gb_per_s);
+  CHECK(measure_read_bandwidth(1000, 1, 1).buffer_bytes == (std::uint64_t{1} << 20));  // at least one chunk
+}
+
+namespace {
+
+ModelConfig toy_config(const char* name, int context) {
+  ModelConfig c;
+  c.name = name;
+  c.hidden_size = 64;
+  c.intermediate_size = 128;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 16;
+  c.max_context = context;
+  return c;
+}
+
+// Two toy "variants" (twins: same weights, different context) through the real runner.
+BenchmarkReport toy_report() {
+  auto tokenizer =
+      std::make_shared<const Tokenizer>(Tokenizer::from_file(test::data_path("tokenizer/tokenizer.model")));
+  std::vector<BenchPrompt> prompts = suite_prompts(Suite::seed8);
+  prompts.resize(2);
+  RunOptions run;
+  run.max_tokens = 6;
+  BackendOptions backend;
+  backend.threads = 2;
+  BenchmarkReport r;
+  r.settings.num_prompts = 2;
+  r.settings.max_tokens = 6;
+  r.settings.started_at = "2025-01-01T00:00:00Z";
+  r.machine = describe_machine(2);
+  r.bandwidth = measure_read_bandwidth(std::uint64_t{8} << 20, 2, 2);
+  for (const auto& [name, context] : {std::pair<const char*, int>{"Toy", 64}, {"Toy-LC", 256}}) {
+    const ModelConfig config = toy_config(name, context);
+    r.variants.push_back(benchmark_model<CpuBackend>(
+        name, [&] { return random_checkpoint(config, 7, DType::bf16, tokenizer, 2); }, prompts, run, backend));
+  }
+  return r;
+}
+
+bool same_bytes(const TensorView& a, const TensorView& b) {
+  return a.dtype == b.dtype && a.bytes() == b.bytes() && std::memcmp(a.data, b.data, a.bytes()) == 0;
+}
+
+const JsonValue& field(const JsonValue& object, const char* key, JsonValue::Kind kind) {
+  const JsonValue& v = object.at(key, "report");
+  CHECK_MESSAGE(v.kind() == kind, key << " is " << JsonValue::kind_name(v.kind()));
+  return v;
+}
+
+double number(const JsonValue& object, const char* key) { return field(object, key, JsonValue::Kind::number).as_double(key); }
+std::int64_t integer(const JsonValue& object, const char* key) {
+  return field(object, key, JsonValue::Kind::number).as_int(key);
+}
+const std::string& text(const JsonValue& object, const char* key) {
+  return field(object, key, JsonValue::Kind::string).as_string(key);
+}
+
+}  // namespace
+
+TEST_CASE("twins: random weights do not depend on the context, so the LC twin may reuse them") {
+  ModelWeights short_context = random_weights(toy_config("Toy", 64), 3, DType::bf16, 2);
+  ModelWeights long_context = random_weights(toy_config("Toy-LC", 256), 3, DType::bf16, 1);
+  CHECK(same_bytes(short_context.embed, long_context.embed));
+  CHECK(same_bytes(short_context.final_norm, long_context.final_norm));
+  for (std::size_t l = 0; l < short_context.layers.size(); ++l) {
+    const LayerWeights &a = short_context.layers[l], &b = long_context.layers[l];
+    CHECK(same_bytes(a.wq, b.wq));
+    CHECK(same_bytes(a.wk, b.wk));
+    CHECK(same_bytes(a.wv, b.wv));
+    CHECK(same_bytes(a.wo, b.wo));
+    CHECK(same_bytes(a.w_gate, b.w_gate));
+    CHECK(same_bytes(a.w_up, b.w_up));
+    CHECK(same_bytes(a.w_down, b.w_down));
+    CHECK(same_bytes(a.attn_norm, b.attn_norm));
+    CHECK(same_bytes(a.ffn_norm, b.ffn_norm));
+  }
+}
+
+TEST_CASE("JSON report: the original's structure, every field, from a real run") {
+  const BenchmarkReport r = toy_report();
+  const JsonValue doc = parse_json(report_json(r), "report");
+  const JsonValue::Object& variants = doc.as_object("report");
+  REQUIRE(variants.size() == 2);
+  CHECK(variants[0].first == "Toy");
+  CHECK(variants[1].first == "Toy-LC");
+  for (std::size_t vi = 0; vi < 2; ++vi) {
+    const VariantResult& v = r.variants[vi];
+    const VariantSummary s = summarize(v, r.bandwidth.gb_per_s);
+    const JsonValue& entry = variants[vi].second;
+    CAPTURE(v.name);
+    CHECK(entry.as_object("variant").size() == 2);
+    const JsonValue& summary = field(entry, "summary", JsonValue::Kind::object);
+    // The original's summary fields.
+    CHECK(text(summary, "variant") == v.name);
+    CHECK(integer(summary, "parameters") == v.config.parameter_count());
+    CHECK(number(summary, "parameters_m") == doctest::Approx(v.config.parameter_count() / 1e6).epsilon(1e-3));
+    const JsonValue& memory = field(summary, "memory_stats", JsonValue::Kind::object);
+    CHECK(text(memory, "device") == "cpu");
+    CHECK(number(memory, "peak_mb") > 0);
+    CHECK(number(memory, "peak_mb") == doctest::Approx(number(memory, "peak_rss_mb")));
+    CHECK(number(memory, "rss_after_load_mb") > 0);
+    CHECK(number(memory, "peak_rss_after_load_mb") >= number(memory, "rss_after_load_mb") - 0.01);
+    CHECK(number(memory, "rss_after_generation_mb") > 0);
+    CHECK(number(memory, "peak_rss_mb") >= number(memory, "peak_rss_after_load_mb") - 0.01);
+    field(memory, "peak_is_per_variant", JsonValue::Kind::boolean);
+    CHECK(number(memory, "weights_mb") == doctest::Approx(v.config.parameter_count() * 2 / kMiB).epsilon(1e-5));
+    CHECK(integer(memory, "weight_bytes") == v.config.parameter_count() * 2);
+    // fp32 K and V for every layer and position.
+    const std::int64_t kv = 2LL * v.config.num_layers * v.config.kv_dim() * v.config.max_context * 4;
+    CHECK(integer(memory, "kv_cache_bytes") == kv);
+    CHECK(number(memory, "kv_cache_mb") == doctest::Approx(kv / kMiB).epsilon(1e-5));
+    CHECK(number(summary, "avg_keyword_score") == doctest::Approx(s.avg_keyword_score).epsilon(1e-5));
+    CHECK(number(summary, "avg_generation_time") > 0);
+    CHECK(number(summary, "avg_tokens_per_second") > 0);
+    CHECK(integer(summary, "total_prompts") == 2);
+    const JsonValue& config = field(summary, "config", JsonValue::Kind::object);
+    CHECK(integer(config, "hidden_size") == 64);
+    CHECK(integer(config, "num_layers") == 2);
+    CHECK(integer(config, "num_heads") == 4);
+    CHECK(integer(config, "num_kv_heads") == 2);
+    CHECK(integer(config, "max_context") == v.config.max_context);
+    CHECK(integer(config, "intermediate_size") == 128);
+    CHECK(integer(config, "head_dim") == 16);
+    CHECK(integer(config, "vocab_size") == 32000);
+    CHECK(field(config, "tie_word_embeddings", JsonValue::Kind::boolean).as_bool("tie"));
+    // Ours.
+    CHECK(text(summary, "source") == "random init (seed 7)");
+    CHECK(text(summary, "format") == "random");
+    CHECK(text(summary, "dtype") == "bf16");
+    CHECK(text(summary, "device") == "cpu");
+    CHECK(integer(summary, "threads") == 2);
+    CHECK(integer(summary, "kv_cache_positions") == v.config.max_context);
+    CHECK(number(summary, "load_time_s") > 0);
+    CHECK(integer(summary, "total_tokens_generated") == s.tokens_generated);
+    CHECK(s.tokens_generated > 0);
+    CHECK(number(summary, "total_generation_time_s") > 0);
+    CHECK(number(summary, "avg_decode_tokens_per_second") >= 0);
+    CHECK(number(summary, "avg_prompt_tokens_per_second") > 0);
+    CHECK(number(summary, "avg_first_token_latency_s") > 0);
+    CHECK(integer(summary, "syntax_checked") == s.syntax_checked);
+    CHECK(integer(summary, "syntax_valid") == s.syntax_valid);
+    const JsonValue& rate = summary.at("syntax_valid_rate", "summary");
+    CHECK((s.syntax_valid_rate ? rate.is_number() : rate.is_null()));
+    CHECK(field(summary, "random_weights", JsonValue::Kind::boolean).as_bool("random_weights"));
+    const JsonValue& limit = field(summary, "bandwidth_limit", JsonValue::Kind::object);
+    CHECK(number(limit, "bandwidth_gb_per_s") == doctest::Approx(r.bandwidth.gb_per_s).epsilon(1e-5));
+    CHECK(integer(limit, "weight_bytes_per_token") == v.config.parameter_count() * 2);
+    CHECK(integer(limit, "kv_bytes_per_position") == 2LL * v.config.num_layers * v.config.kv_dim() * 4);
+    CHECK(number(limit, "mean_decode_context") == doctest::Approx(s.mean_decode_context).epsilon(1e-5));
+    CHECK(number(limit, "kv_bytes_per_token") == doctest::Approx(s.kv_bytes_per_token).epsilon(1e-5));
+    CHECK(number(limit, "bytes_per_token") == doctest::Approx(s.bytes_per_token).epsilon(1e-5));
+    CHECK(number(limit, "limit_tokens_per_second") == doctest::Approx(s.limit_tokens_per_second).epsilon(1e-5));
+    CHECK(number(limit, "decode_tokens_per_second") == doctest::Approx(s.decode_tokens_per_second).epsilon(1e-5));
+    CHECK(number(limit, "achieved_share") == doctest::Approx(s.achieved_share).epsilon(1e-5));
+    const JsonValue& run = field(summary, "run", JsonValue::Kind::object);
+    CHECK(text(run, "suite") == "seed8");
+    CHECK(integer(run, "num_prompts") == 2);
+    CHECK(integer(run, "max_tokens") == 6);
+    CHECK(!field(run, "greedy", JsonValue::Kind::boolean).as_bool("greedy"));
+    CHECK(number(run, "temperature") == doctest::Approx(0.7));
+    CHECK(integer(run, "top_k") == 50);
+    CHECK(number(run, "top_p") == doctest::Approx(0.9));
+    CHECK(integer(run, "seed") == 0);
+    CHECK(text(run, "device") == "cpu");
+    CHECK(text(run, "dtype") == "as stored");
+    CHECK(!field(run, "quick", JsonValue::Kind::boolean).as_bool("quick"));
+    CHECK(text(run, "started_at") == "2025-01-01T00:00:00Z");
+    const JsonValue& machine = field(summary, "machine", JsonValue::Kind::object);
+    CHECK(!text(machine, "cpu_model").empty());
+    field(machine, "cpu_features", JsonValue::Kind::array);
+    CHECK(integer(machine, "logical_cpus") >= 1);
+    CHECK(integer(machine, "physical_cores") >= 1);
+    CHECK(integer(machine, "threads_used") == 2);
+    CHECK(number(machine, "ram_mb") > 0);
+    CHECK(!text(machine, "os").empty());
+    CHECK(!text(machine, "compiler").empty());
+    CHECK(!field(machine, "build_flags", JsonValue::Kind::array).as_array("flags").empty());
+    const JsonValue& bw = field(machine, "memory_bandwidth", JsonValue::Kind::object);
+    CHECK(text(bw, "device") == "cpu");
+    CHECK(number(bw, "gb_per_s") > 0);
+    CHECK(integer(bw, "buffer_bytes") == (8 << 20));
+    CHECK(integer(bw, "threads") == 2);
+    CHECK(field(bw, "passes_gb_per_s", JsonValue::Kind::array).as_array("passes").size() == 2);
+    // No field untested.
+    CHECK(summary.as_object("summary").size() == 28);
+    CHECK(memory.as_object("memory").size() == 11);
+    CHECK(config.as_object("config").size() == 9);
+    CHECK(limit.as_object("limit").size() == 9);
+    CHECK(run.as_object("run").size() == 12);
+    CHECK(machine.as_object("machine").size() == 10);
+    CHECK(bw.as_object("bandwidth").size() == 5);
+
+    const JsonValue::Array& details = field(entry, "detailed_results", JsonValue::Kind::array).as_array("details");
+    REQUIRE(details.size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+      const PromptResult& p = v.prompts[i];
+      const JsonValue& d = details[i];
+      CAPTURE(p.name);
+      // The original's fields.
+      CHECK(text(d, "name") == p.name);
+      CHECK(text(d, "category") == "algorithms");
+      CHECK(text(d, "generated_text") == first_characters(p.text, 200));
+      CHECK(integer(d, "tokens_generated") == p.tokens_generated);
+      CHECK(p.tokens_generated >= 1);
+      CHECK(p.tokens_generated <= 6);
+      CHECK(number(d, "generation_time") == doctest::Approx(p.generation_time_s).epsilon(1e-5));
+      CHECK(number(d, "tokens_per_second") == doctest::Approx(p.tokens_per_second()).epsilon(1e-5));
+      CHECK(number(d, "keyword_score") == doctest::Approx(p.keywords.score()).epsilon(1e-5));
+      CHECK(integer(d, "keywords_found") == static_cast<std::int64_t>(p.keywords.found.size()));
+      CHECK(integer(d, "keywords_total") == static_cast<std::int64_t>(suite_prompts(Suite::seed8)[i].keywords.size()));
+      // Ours.
+      CHECK(text(d, "completion") == p.text);
+      CHECK(text(d, "prompt") == suite_prompts(Suite::seed8)[i].prompt);
+      CHECK(integer(d, "prompt_tokens") == p.prompt_tokens);
+      CHECK(p.prompt_tokens >= 2);
+      CHECK(field(d, "keywords_expected", JsonValue::Kind::array).as_array("k").size() ==
+            suite_prompts(Suite::seed8)[i].keywords.size());
+      CHECK(field(d, "keywords_matched", JsonValue::Kind::array).as_array("k").size() == p.keywords.found.size());
+      CHECK(number(d, "first_token_latency_s") > 0);
+      CHECK(number(d, "prefill_time_s") > 0);
+      CHECK(number(d, "decode_time_s") >= 0);
+      CHECK(number(d, "prompt_tokens_per_second") > 0);
+      CHECK(number(d, "decode_tokens_per_second") >= 0);
+      CHECK(text(d, "stop_reason") == p.stop_reason);
+      CHECK(integer(d, "seed") == static_cast<std::int64_t>(i));
+      CHECK(text(d, "syntax") == syntax_verdict_name(p.syntax));
+      const JsonValue& valid = d.at("syntax_valid", "detail");
+      CHECK((p.syntax == SyntaxVerdict::not_measured ? valid.is_null() : valid.is_bool()));
+      if (python_available() || in_ci()) CHECK(p.syntax != SyntaxVerdict::not_measured);
+      CHECK(d.as_object("detail").size() == 23);  // no field untested
+    }
+  }
+  // The twins share weights and seeds, so they generate the same text.
+  CHECK(r.variants[0].prompts[0].text == r.variants[1].prompts[0].text);
+}
+
+TEST_CASE("console table and markdown report show every variant and the measured points") {
+  const BenchmarkReport r = toy_report();
+  const std::string table = console_report(r);
+  CHECK(table.find("Variant") != std::string::npos);
+  CHECK(table.find("BW limit") != std::string::npos);
+  CHECK(table.find("\nToy ") != std::string::npos);
+  CHECK(table.find("\nToy-LC ") != std::string::npos);
+  CHECK(table.find(format_params(r.variants[0].config.parameter_count())) != std::string::npos);
+  CHECK(table.find("measure nothing but noise") != std::string::npos);
+
+  const std::string md = report_markdown(r);
+  const std::size_t speed = md.find("## Speed vs Quality\n\n```text\n");
+  const std::size_t memory = md.find("## Memory vs Performance\n\n```text\n");
+  REQUIRE(speed != std::string::npos);
+  REQUIRE(memory != std::string::npos);
+  const std::string speed_chart = md.substr(speed, memory - speed);
+  const std::string memory_chart = md.substr(memory, md.find("## Quality by task") - memory);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const VariantResult& v = r.variants[i];
+    const VariantSummary s = summarize(v, r.bandwidth.gb_per_s);
+    const std::string marker(1, static_cast<char>('A' + i));
+    CAPTURE(v.name);
+    // The markers are on the grids, and the legends give the measured values.
+    const std::string speed_grid = speed_chart.substr(0, speed_chart.find("```\n\n"));
+    CHECK(speed_grid.find(marker) != std::string::npos);
+    CHECK(speed_chart.find("- " + marker + " " + v.name + ": " + format_speed(s.avg_tokens_per_second) + ", quality " +
+                           format_number("%.1f%%", s.avg_keyword_score * 100)) != std::string::npos);
+    CHECK(memory_chart.find("- " + marker + " " + v.name + ": " + format_number("%.1f MB", v.memory.peak_mb()) + ", " +
+                            format_speed(s.avg_tokens_per_second)) != std::string::npos);
+  }
+  // The chart's markers sit where the values say: the same cell the chart function picks.
+  const VariantSummary a = summarize(r.variants[0], r.bandwidth.gb_per_s);
+  const double x_max = nice_axis_max(std::max(a.avg_tokens_per_second,
+                                               summarize(r.variants[1], r.bandwidth.gb_per_s).avg_tokens_per_second));
+  const int column = chart_cell(a.avg_tokens_per_second, x_max, 57);
+  const int row = 14 - chart_cell(a.avg_keyword_score * 100, 100, 15);
+  std::vector<std::string> lines;
+  const std::size_t grid_start = speed_chart.find("Quality (%)\n") + 12;
+  for (std::size_t start = grid_start, end; lines.size() < 15 && (end = speed_chart.find('\n', start)) != std::string::npos;
+       start = end + 1) {
+    lines.push_back(speed_chart.substr(start, end - start));
+  }
+  REQUIRE(lines.size() == 15);
+  const std::size_t bar = lines[static_cast<std::size_t>(row)].find('|');
+  REQUIRE(bar != std::string::npos);
+  CHECK(lines[static_cast<std::size_t>(row)].substr(bar + 1 + static_cast<std::size_t>(column), 1) == "A");
+  CHECK(md.find("## Test environment") != std::string::npos);
+  CHECK(md.find(r.machine.cpu_model) != std::string::npos);
+  CHECK(md.find("| fibonacci | algorithms |") != std::string::npos);
+}

@@ -1,0 +1,201 @@
+// Quantized GGUF models end to end: llama.cpp's SmallCoder-Tiny Q8_0 and Q4_K_M files against
+// llama.cpp's own greedy text and the PyTorch golden logits, our Q8_0 GGUF of smallcoder-nano,
+// and the memory a mapped Q8_0 model takes (no fp32 copies).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "smallcoder/io/gguf_writer.hpp"
+#include "smallcoder/smallcoder.hpp"
+#include "support/golden.hpp"
+#include "support/test_data.hpp"
+
+using namespace smallcoder;
+using smallcoder::test::data_path;
+
+namespace {
+
+const std::string kTiny = "models/smallcoder-tiny/";
+
+// llama.cpp's greedy texts: llama-simple's output after the prompt, its trailing newline and
+// the first piece's leading space removed, which is what Tokenizer::decode of the ids gives.
+std::vector<std::string> llamacpp_texts(const std::string& file) {
+  const JsonValue doc = parse_json(test::read_file(data_path(kTiny + file)), file);
+  std::vector<std::string> texts;
+  for (const JsonValue& c : doc.at("cases", file).as_array(file)) {
+    texts.push_back(c.at("greedy_text_32", file).as_string(file));
+  }
+  return texts;
+}
+
+struct TinyResult {
+  int greedy_matches = 0;
+  double worst_logits = 0;
+  int top1_checked = 0;  // cases whose golden top-1/top-2 gap exceeds 0.5
+  int top1_equal = 0;
+};
+
+// Last-position logits against the golden and 32-token greedy continuations against llama.cpp's.
+TinyResult run_tiny(const std::string& gguf, const std::string& llamacpp_json) {
+  Model model = Model::load(data_path(kTiny + gguf));
+  const std::vector<test::GoldenCase> golden = test::load_golden("smallcoder-tiny");
+  const std::vector<std::string> texts = llamacpp_texts(llamacpp_json);
+  REQUIRE(texts.size() == golden.size());
+  TinyResult r;
+  GenerateOptions greedy;
+  greedy.max_tokens = 32;
+  greedy.sampling.greedy = true;
+  for (std::size_t i = 0; i < golden.size(); ++i) {
+    const test::GoldenCase& g = golden[i];
+    CAPTURE(g.text);
+    model.transformer().reset();
+    const float* logits = model.transformer().forward(g.ids.data(), static_cast<int>(g.ids.size()));
+    const double err = test::relative_l2(logits, g.last_logits.data(), g.last_logits.size());
+    r.worst_logits = std::max(r.worst_logits, err);
+    std::vector<float> sorted = g.last_logits;
+    std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
+    const auto golden_top = std::max_element(g.last_logits.begin(), g.last_logits.end()) - g.last_logits.begin();
+    const auto top = std::max_element(logits, logits + g.last_logits.size()) - logits;
+    if (sorted[0] - sorted[1] > 0.5f) {
+      ++r.top1_checked;
+      r.top1_equal += top == golden_top;
+    }
+    const GenerationResult out = generate_from_ids(model.transformer(), model.tokenizer(), g.ids, greedy);
+    const std::string text = model.tokenizer().decode(out.ids);
+    const bool match = text == texts[i];
+    r.greedy_matches += match;
+    MESSAGE("case " << i << ": logits rel L2 " << err << ", greedy " << std::string(match ? "equals" : "differs from")
+                    << " llama.cpp's");
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("Tiny Q8_0 (llama.cpp's file): llama.cpp's greedy text on >= 8 of 9, logits within 3e-2 of PyTorch") {
+  const TinyResult r = run_tiny("smallcoder-tiny-Q8_0.gguf", "llamacpp_greedy_q8_0.json");
+  MESSAGE("Q8_0: greedy matches " << r.greedy_matches << "/9, worst logits rel L2 " << r.worst_logits << ", top-1 "
+                                  << r.top1_equal << "/" << r.top1_checked);
+  CHECK(r.greedy_matches >= 8);
+  CHECK(r.worst_logits < 3e-2);
+  CHECK(r.top1_checked >= 7);
+  CHECK(r.top1_equal == r.top1_checked);
+}
+
+TEST_CASE("Tiny Q4_K_M (llama.cpp's file): llama.cpp's greedy text on >= 7 of 9, logits within 6e-2 of PyTorch") {
+  const TinyResult r = run_tiny("smallcoder-tiny-Q4_K_M.gguf", "llamacpp_greedy_q4_k_m.json");
+  MESSAGE("Q4_K_M: greedy matches " << r.greedy_matches << "/9, worst logits rel L2 " << r.worst_logits);
+  CHECK(r.greedy_matches >= 7);
+  CHECK(r.worst_logits < 6e-2);
+}
+
+TEST_CASE("nano: our Q8_0 GGUF loads, equals quantize-on-load, and its logits are within 3e-2 of PyTorch") {
+  LoadOptions q8;
+  q8.dtype = DType::q8_0;
+  Model on_load = Model::load(data_path("models/smallcoder-nano"), q8);
+  const std::string path = test::scratch_path("nano_q8_0.gguf");
+  write_gguf_model(path, on_load.config(), on_load.checkpoint().weights, on_load.tokenizer());
+  Model from_gguf = Model::load(path);
+  const ModelWeights& w = from_gguf.checkpoint().weights;
+  CHECK(w.embed.dtype == DType::q8_0);
+  CHECK(w.layers[0].wq.dtype == DType::q8_0);
+  CHECK(w.layers[0].w_down.dtype == DType::bf16);  // 688-wide rows are not whole Q8_0 blocks
+  CHECK(w.layers[0].attn_norm.dtype == DType::f32);
+  CHECK(Gguf::open(path).get("general.file_type").to_int("") == 7);
+  double worst = 0, worst_layouts = 0;
+  for (const test::GoldenCase& g : test::load_golden("smallcoder-nano")) {
+    CAPTURE(g.text);
+    const int n = static_cast<int>(g.ids.size());
+    const float* a = on_load.transformer().forward(g.ids.data(), n);
+    const std::vector<float> quantized_on_load(a, a + g.last_logits.size());
+    on_load.transformer().reset();
+    const float* b = from_gguf.transformer().forward(g.ids.data(), n);
+    from_gguf.transformer().reset();
+    // The same bytes through the other RoPE layout: equal up to float rounding, which can move
+    // an activation across a rounding boundary of its 8-bit quantization now and then.
+    const double layouts = test::relative_l2(b, quantized_on_load.data(), quantized_on_load.size());
+    worst_layouts = std::max(worst_layouts, layouts);
+    CHECK(layouts < 5e-3);
+    const double err = test::relative_l2(b, g.last_logits.data(), g.last_logits.size());
+    worst = std::max(worst, err);
+    CHECK(err < 3e-2);
+  }
+  MESSAGE("nano Q8_0 GGUF: worst logits rel L2 against PyTorch " << worst << ", against quantize-on-load "
+                                                                  << worst_layouts);
+}
+
+namespace {
+
+// The mappings of `path` in this process, with their resident bytes, from /proc/self/smaps.
+struct Mapping {
+  std::uintptr_t begin = 0, end = 0;
+  std::uint64_t resident = 0;
+};
+
+std::vector<Mapping> mappings_of(const std::string& path) {
+  char real[PATH_MAX];
+  REQUIRE(realpath(path.c_str(), real) != nullptr);
+  const std::string target = real;
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  std::vector<Mapping> out;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    const std::size_t dash = line.find('-');
+    const bool header = dash != std::string::npos && dash > 0 && line.find(' ') > dash &&
+                        std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(dash),
+                                    [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+    if (header) {
+      inside = line.size() > target.size() && line.compare(line.size() - target.size(), target.size(), target) == 0;
+      if (inside) {
+        Mapping m;
+        m.begin = std::strtoull(line.c_str(), nullptr, 16);
+        m.end = std::strtoull(line.c_str() + dash + 1, nullptr, 16);
+        out.push_back(m);
+      }
+    } else if (inside && line.rfind("Rss:", 0) == 0) {
+      out.back().resident += std::strtoull(line.c_str() + 4, nullptr, 10) * 1024;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Tiny Q8_0 memory: mapped file pages plus anonymous weight buffers within 1.05 x its tensor data") {
+  constexpr double kTensorData = 106404864;
+  const std::string path = data_path(kTiny + "smallcoder-tiny-Q8_0.gguf");
+  Model model = Model::load(path);
+  const std::int32_t ids[] = {1, 822, 18755};
+  model.transformer().forward(ids, 3);  // every weight is read at least once (the tied head in full)
+  const ModelWeights& w = model.checkpoint().weights;
+  CHECK(w.bytes() == static_cast<std::size_t>(kTensorData));
+  // Anonymous weight buffers: the bytes of views that do not point into the mapped file.
+  const std::vector<Mapping> mappings = mappings_of(path);
+  std::uint64_t mapped = 0;
+  for (const Mapping& m : mappings) mapped += m.resident;
+  const auto in_file = [&](const std::byte* p) {
+    const auto address = reinterpret_cast<std::uintptr_t>(p);
+    return std::any_of(mappings.begin(), mappings.end(),
+                       [&](const Mapping& m) { return address >= m.begin && address < m.end; });
+  };
+  std::set<const std::byte*> seen;
+  std::uint64_t anonymous = 0;
+  ModelWeights views = w;
+  for_each_weight(model.config(), views, [&](const WeightSlot& s) {
+    if (!in_file(s.view->data) && seen.insert(s.view->data).second) anonymous += s.view->bytes();
+  });
+  MESSAGE("mapped file pages " << mapped << " bytes, anonymous weight buffers " << anonymous << " bytes, tensor data "
+                               << kTensorData << " bytes: " << (mapped + anonymous) / kTensorData << " x");
+  CHECK(anonymous == 0);
+  CHECK(mapped > 0.9 * kTensorData);  // the measurement found the mapping, and the weights are in it
+  CHECK(mapped + anonymous <= 1.05 * kTensorData);
+}

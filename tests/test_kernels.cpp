@@ -1,0 +1,457 @@
+// The CPU kernel table at every SIMD level the CPU has (scalar, avx2, avx512, each forced in
+// turn; levels the CPU lacks are skipped with a message): quantized activations and integer
+// block sums bit-equal to the scalar level, products within 1e-6 of it on awkward shapes,
+// float products within 1e-6 of a double-precision reference, and the backend's reuse of
+// quantized activations.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "smallcoder/cpu/backend.hpp"
+#include "smallcoder/cpu/isa.hpp"
+#include "smallcoder/cpu/kernels.hpp"
+#include "smallcoder/tensor/quant_encode.hpp"
+
+using namespace smallcoder;
+using cpu::Isa;
+
+namespace {
+
+const Isa kLevels[] = {Isa::scalar, Isa::avx2, Isa::avx512};
+const DType kQuantTypes[] = {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k};
+const DType kFloatTypes[] = {DType::f32, DType::bf16, DType::f16};
+const int kTokenCounts[] = {1, 2, 3, 5, 17};
+
+// The SIMD levels this CPU can run; a MESSAGE names the ones it cannot.
+std::vector<Isa> simd_levels() {
+  std::vector<Isa> levels;
+  for (Isa isa : {Isa::avx2, Isa::avx512}) {
+    if (cpu::cpu_supports(isa)) {
+      levels.push_back(isa);
+    } else {
+      MESSAGE("skipping kernel level " << std::string(cpu::isa_name(isa)) << ": this CPU lacks it");
+    }
+  }
+  return levels;
+}
+
+std::vector<float> random_floats(std::mt19937& rng, std::size_t n, float scale) {
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> x(n);
+  for (float& v : x) v = normal(rng);
+  return x;
+}
+
+// A weight matrix of `rows` x `cols` in type t. Q8_0/Q4_0 come from the quantizers; the
+// k-quants are random bytes (every bit pattern is a valid block) with moderate f16 scales.
+struct Matrix {
+  std::vector<std::byte> bytes;
+  TensorView view;
+};
+
+Matrix random_matrix(std::mt19937& rng, DType t, std::int64_t rows, std::int64_t cols) {
+  Matrix m;
+  const std::size_t row_bytes = dtype_bytes(t, cols);
+  m.bytes.resize(row_bytes * static_cast<std::size_t>(rows));
+  if (t == DType::q4_k || t == DType::q6_k) {
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (std::byte& b : m.bytes) b = static_cast<std::byte>(byte(rng));
+    std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
+    const std::size_t block = static_cast<std::size_t>(dtype_info(t).block_bytes);
+    for (std::size_t off = 0; off < m.bytes.size(); off += block) {
+      const std::uint16_t d = f32_to_f16(scale(rng)), dmin = f32_to_f16(std::fabs(scale(rng)));
+      if (t == DType::q4_k) {
+        std::memcpy(m.bytes.data() + off, &d, 2);
+        std::memcpy(m.bytes.data() + off + 2, &dmin, 2);
+      } else {
+        std::memcpy(m.bytes.data() + off + block - 2, &d, 2);
+      }
+    }
+  } else {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(cols), 0.05f);
+      quantize_row(t, x.data(), cols, m.bytes.data() + row_bytes * static_cast<std::size_t>(r), "test");
+    }
+  }
+  m.view = TensorView{t, rows, cols, m.bytes.data()};
+  return m;
+}
+
+// n activation rows prepared for kernels k: quantized, or the fp32 rows themselves.
+struct Acts {
+  std::vector<std::byte> bytes;
+  std::size_t stride = 0;
+};
+
+Acts prepare(const cpu::Kernels& k, const std::vector<float>& x, int n, std::int64_t cols) {
+  Acts a;
+  a.stride =
+      k.act == cpu::ActFormat::f32 ? static_cast<std::size_t>(cols) * sizeof(float) : cpu::act_row_bytes(k.act, cols);
+  a.bytes.resize(a.stride * static_cast<std::size_t>(n));
+  for (int t = 0; t < n; ++t) {
+    const float* row = x.data() + static_cast<std::size_t>(t) * static_cast<std::size_t>(cols);
+    std::byte* out = a.bytes.data() + static_cast<std::size_t>(t) * a.stride;
+    if (k.quantize_acts != nullptr) {
+      k.quantize_acts(row, cols, out);
+    } else {
+      std::memcpy(out, row, static_cast<std::size_t>(cols) * sizeof(float));
+    }
+  }
+  return a;
+}
+
+std::vector<float> run_gemm(const cpu::Kernels& k, const TensorView& w, const Acts& a, int n) {
+  std::vector<float> y(static_cast<std::size_t>(n) * static_cast<std::size_t>(w.rows));
+  k.gemm(w, 0, w.rows, a.bytes.data(), a.stride, n, y.data(), static_cast<std::size_t>(w.rows), false);
+  return y;
+}
+
+// The values prepared activation row `act` stands for.
+std::vector<float> act_values(cpu::ActFormat format, const std::byte* act, std::int64_t cols) {
+  std::vector<float> v(static_cast<std::size_t>(cols));
+  for (std::int64_t i = 0; i < cols; ++i) {
+    if (format == cpu::ActFormat::f32) {
+      v[static_cast<std::size_t>(i)] = reinterpret_cast<const float*>(act)[i];
+    } else if (format == cpu::ActFormat::q8_0) {
+      const cpu::Q8Acts a = cpu::q8_acts(act, cols);
+      v[static_cast<std::size_t>(i)] = a.qs[i] * a.d[i / kQ0Block];
+    } else {
+      const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(act)[i / kQKBlock];
+      v[static_cast<std::size_t>(i)] = a.qs[i % kQKBlock] * a.d;
+    }
+  }
+  return v;
+}
+
+// Exact (double) products of the stored weights with the prepared activations, and the
+// sum of the terms' magnitudes: a product is "within e" when |got - exact| <= e * magnitude,
+// the bound fp32 summation in any order meets whatever the cancellation.
+struct Reference {
+  std::vector<double> exact, magnitude;
+};
+
+Reference reference(const cpu::Kernels& k, const TensorView& w, const Acts& acts, int n) {
+  Reference ref;
+  std::vector<float> row(static_cast<std::size_t>(w.cols));
+  for (int t = 0; t < n; ++t) {
+    const std::vector<float> a =
+        act_values(k.act, acts.bytes.data() + static_cast<std::size_t>(t) * acts.stride, w.cols);
+    for (std::int64_t r = 0; r < w.rows; ++r) {
+      cpu::row_to_f32(w.dtype, w.row(r), w.cols, row.data());
+      double sum = 0.0, magnitude = 0.0;
+      for (std::size_t i = 0; i < row.size(); ++i) {
+        sum += static_cast<double>(row[i]) * a[i];
+        magnitude += std::fabs(static_cast<double>(row[i]) * a[i]);
+      }
+      ref.exact.push_back(sum);
+      ref.magnitude.push_back(magnitude);
+    }
+  }
+  return ref;
+}
+
+// Checks every output of y (token-major, w.rows apart) against ref within `tolerance`.
+void check_within(const std::vector<float>& y, const std::vector<float>& other, const Reference& ref,
+                  double tolerance) {
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    CAPTURE(i);
+    CHECK(std::fabs(y[i] - other[i]) <= tolerance * ref.magnitude[i]);
+  }
+}
+
+// Columns of 1, 2, 3, 4 and 7 blocks of t (whole and partial groups of the 4-block SIMD steps).
+std::vector<std::int64_t> awkward_cols(DType t) {
+  const std::int64_t block = dtype_info(t).block_elems;
+  return {block, 2 * block, 3 * block, 4 * block, 7 * block};
+}
+
+}  // namespace
+
+TEST_CASE("kernel levels: names, detection and forcing") {
+  CHECK(cpu::parse_isa("avx512", "x") == Isa::avx512);
+  CHECK_THROWS_WITH_AS(cpu::parse_isa("sse9", "SMALLCODER_ISA"),
+                       doctest::Contains("SMALLCODER_ISA: unknown kernel level 'sse9' (known: scalar, avx2, avx512)"),
+                       Error);
+  CHECK(cpu::cpu_supports(Isa::scalar));
+  CHECK(cpu::cpu_supports(cpu::best_isa()));
+  CHECK(cpu::choose_isa(nullptr) == cpu::best_isa());
+  CHECK(cpu::choose_isa("") == cpu::best_isa());
+  CHECK(cpu::choose_isa("scalar") == Isa::scalar);
+  MESSAGE("best kernel level on this CPU: " << std::string(cpu::isa_name(cpu::best_isa())));
+  for (Isa isa : kLevels) {
+    if (cpu::cpu_supports(isa)) {
+      cpu::force_isa(isa);
+      CHECK(cpu::active_isa() == isa);
+      CHECK(cpu::kernels_for(DType::q8_0).isa == isa);
+    } else {
+      // "... needs AVX2, FMA and F16C, which this CPU lacks" on x86, "... exists only on x86 builds" elsewhere
+      const std::string level = std::string("kernel level ") + cpu::isa_name(isa);
+      CHECK_THROWS_WITH_AS(cpu::force_isa(isa), doctest::Contains(("force_isa: " + level).c_str()), Error);
+      CHECK_THROWS_WITH_AS(cpu::choose_isa(cpu::isa_name(isa)), doctest::Contains(("SMALLCODER_ISA: " + level).c_str()),
+                           Error);
+    }
+  }
+  cpu::force_isa(cpu::best_isa());
+#if defined(__x86_64__)
+  // This project's reference machines have AVX-512 with VNNI: a generic build must use it.
+  if (cpu::cpu_supports(Isa::avx512)) CHECK(cpu::best_isa() == Isa::avx512);
+#endif
+}
+
+TEST_CASE("activation quantizers: every level writes the scalar level's bytes") {
+  std::mt19937 rng(11);
+  for (cpu::ActFormat format : {cpu::ActFormat::q8_0, cpu::ActFormat::q8_k}) {
+    const DType weight = format == cpu::ActFormat::q8_0 ? DType::q8_0 : DType::q6_k;
+    for (std::int64_t cols : awkward_cols(weight)) {
+      std::vector<float> x = random_floats(rng, static_cast<std::size_t>(cols), 3.0f);
+      x[0] = std::nanf("");  // ignored by the block maximum, quantized to -127 everywhere
+      x[1] = 1e-30f;
+      if (cols > 64) std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // an all-zero block
+      const std::size_t bytes = cpu::act_row_bytes(format, cols);
+      std::vector<std::byte> want(bytes), got(bytes);
+      cpu::kernels_for(weight, Isa::scalar).quantize_acts(x.data(), cols, want.data());
+      for (Isa isa : simd_levels()) {
+        CAPTURE(std::string(cpu::isa_name(isa)));
+        CAPTURE(cols);
+        std::fill(got.begin(), got.end(), std::byte{0});
+        cpu::kernels_for(weight, isa).quantize_acts(x.data(), cols, got.data());
+        CHECK(std::memcmp(got.data(), want.data(), bytes) == 0);
+      }
+    }
+  }
+}
+
+// The values are rounded with the exact step max|x| / 127 but the stored scale d is that step
+// rounded to f16 (as llama.cpp stores it): |x - q d| <= d / 2 + 127 |step - d| <= 0.57 d.
+TEST_CASE("q8_0 activations: values within half a step, exact block sums") {
+  std::mt19937 rng(5);
+  const std::int64_t cols = 96;
+  const std::vector<float> x = random_floats(rng, cols, 1.0f);
+  std::vector<std::byte> row(cpu::act_row_bytes(cpu::ActFormat::q8_0, cols));
+  cpu::kernels_for(DType::q4_0, Isa::scalar).quantize_acts(x.data(), cols, row.data());
+  const cpu::Q8Acts a = cpu::q8_acts(row.data(), cols);
+  for (int b = 0; b < 3; ++b) {
+    int sum = 0;
+    for (int j = 32 * b; j < 32 * b + 32; ++j) {
+      CHECK(std::fabs(x[static_cast<std::size_t>(j)] - a.qs[j] * a.d[b]) <= a.d[b] * 0.57f);
+      sum += a.qs[j];
+    }
+    CHECK(a.sums[b] == sum);
+  }
+}
+
+TEST_CASE("quantized weights: every level gives the scalar level's integer block sums and products") {
+  std::mt19937 rng(3);
+  const std::vector<Isa> levels = simd_levels();
+  for (DType t : kQuantTypes) {
+    for (std::int64_t cols : awkward_cols(t)) {
+      for (std::int64_t rows : {1, 7, 13}) {
+        const Matrix w = random_matrix(rng, t, rows, cols);
+        const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(17 * cols), 1.0f);
+        const cpu::Kernels& ref = cpu::kernels_for(t, Isa::scalar);
+        const Acts ref_acts = prepare(ref, x, 17, cols);
+        const std::size_t sums_per_row =
+            static_cast<std::size_t>(cols / dtype_info(t).block_elems * ref.sums_per_block);
+        for (Isa isa : levels) {
+          CAPTURE(std::string(dtype_name(t)));
+          CAPTURE(std::string(cpu::isa_name(isa)));
+          CAPTURE(cols);
+          CAPTURE(rows);
+          const cpu::Kernels& k = cpu::kernels_for(t, isa);
+          REQUIRE(k.act == ref.act);
+          const Acts acts = prepare(k, x, 17, cols);
+          REQUIRE(acts.bytes == ref_acts.bytes);
+          std::vector<std::int32_t> want(sums_per_row), got(sums_per_row);
+          for (std::int64_t r = 0; r < rows; ++r) {
+            for (int t2 : {0, 16}) {
+              ref.block_sums(w.view.row(r), ref_acts.bytes.data() + static_cast<std::size_t>(t2) * ref_acts.stride,
+                             cols, want.data());
+              k.block_sums(w.view.row(r), acts.bytes.data() + static_cast<std::size_t>(t2) * acts.stride, cols,
+                           got.data());
+              CHECK(got == want);
+            }
+          }
+          for (int n : kTokenCounts) {
+            CAPTURE(n);
+            check_within(run_gemm(k, w.view, acts, n), run_gemm(ref, w.view, ref_acts, n),
+                         reference(ref, w.view, ref_acts, n), 1e-6);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The AVX-512 level computes Q8_0 with the AVX2 level's (and llama.cpp's) arithmetic, so that
+// greedy text on a near tie resolves as llama.cpp resolves it: the results must be identical.
+TEST_CASE("Q8_0: the AVX-512 level's products equal the AVX2 level's bit for bit") {
+  if (!cpu::cpu_supports(Isa::avx512)) {
+    MESSAGE("skipping: this CPU lacks the avx512 level");
+    return;
+  }
+  std::mt19937 rng(29);
+  for (std::int64_t cols : awkward_cols(DType::q8_0)) {
+    const Matrix w = random_matrix(rng, DType::q8_0, 11, cols);
+    const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(17 * cols), 1.0f);
+    const cpu::Kernels& k2 = cpu::kernels_for(DType::q8_0, Isa::avx2);
+    const cpu::Kernels& k5 = cpu::kernels_for(DType::q8_0, Isa::avx512);
+    const Acts acts = prepare(k2, x, 17, cols);
+    for (int n : kTokenCounts) {
+      CAPTURE(cols);
+      CAPTURE(n);
+      CHECK(run_gemm(k5, w.view, acts, n) == run_gemm(k2, w.view, acts, n));
+    }
+  }
+}
+
+TEST_CASE("quantized weights: the scalar level equals dequantized weights times dequantized activations") {
+  std::mt19937 rng(9);
+  for (DType t : kQuantTypes) {
+    const std::int64_t cols = 2 * dtype_info(t).block_elems, rows = 5;
+    const Matrix w = random_matrix(rng, t, rows, cols);
+    const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(3 * cols), 1.0f);
+    const cpu::Kernels& k = cpu::kernels_for(t, Isa::scalar);
+    const Acts acts = prepare(k, x, 3, cols);
+    const std::vector<float> y = run_gemm(k, w.view, acts, 3);
+    const Reference ref = reference(k, w.view, acts, 3);
+    CAPTURE(std::string(dtype_name(t)));
+    for (std::size_t i = 0; i < y.size(); ++i) CHECK(std::fabs(y[i] - ref.exact[i]) <= 1e-6 * ref.magnitude[i]);
+  }
+}
+
+TEST_CASE("float weights: every level within 1e-6 of a double-precision product of the stored values") {
+  std::mt19937 rng(21);
+  std::vector<Isa> levels = simd_levels();
+  levels.insert(levels.begin(), Isa::scalar);
+  for (DType t : kFloatTypes) {
+    for (std::int64_t cols : {1, 7, 16, 33, 100, 688}) {
+      const std::int64_t rows = 9;
+      std::vector<float> wf = random_floats(rng, static_cast<std::size_t>(rows * cols), 0.1f);
+      std::vector<std::byte> bytes(dtype_bytes(t, rows * cols));
+      quantize_row(t, wf.data(), rows * cols, bytes.data(), "test");
+      const TensorView w{t, rows, cols, bytes.data()};
+      const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(17 * cols), 1.0f);
+      for (Isa isa : levels) {
+        const cpu::Kernels& k = cpu::kernels_for(t, isa);
+        const Acts acts = prepare(k, x, 17, cols);
+        for (int n : kTokenCounts) {
+          CAPTURE(std::string(dtype_name(t)));
+          CAPTURE(std::string(cpu::isa_name(isa)));
+          CAPTURE(cols);
+          CAPTURE(n);
+          const std::vector<float> y = run_gemm(k, w, acts, n);
+          const Reference ref = reference(k, w, acts, n);
+          for (std::size_t i = 0; i < y.size(); ++i) CHECK(std::fabs(y[i] - ref.exact[i]) <= 1e-6 * ref.magnitude[i]);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("gemm writes only its row range and accumulates when asked") {
+  std::mt19937 rng(17);
+  std::vector<Isa> levels = simd_levels();
+  levels.insert(levels.begin(), Isa::scalar);
+  for (DType t : {DType::bf16, DType::q8_0, DType::q4_0, DType::q4_k}) {
+    const std::int64_t cols = dtype_info(t).block_elems == 1 ? 40 : 2 * dtype_info(t).block_elems, rows = 11;
+    const Matrix w = random_matrix(rng, t, rows, cols);
+    const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(3 * cols), 1.0f);
+    for (Isa isa : levels) {
+      CAPTURE(std::string(dtype_name(t)));
+      CAPTURE(std::string(cpu::isa_name(isa)));
+      const cpu::Kernels& k = cpu::kernels_for(t, isa);
+      const Acts acts = prepare(k, x, 3, cols);
+      const std::vector<float> full = run_gemm(k, w.view, acts, 3);
+      const std::size_t ldy = 16;  // wider than the rows: the gaps must stay untouched
+      std::vector<float> y(3 * ldy, 0.5f);
+      k.gemm(w.view, 2, 9, acts.bytes.data(), acts.stride, 3, y.data(), ldy, true);
+      for (int tok = 0; tok < 3; ++tok) {
+        for (std::size_t r = 0; r < ldy; ++r) {
+          const float v = y[static_cast<std::size_t>(tok) * ldy + r];
+          if (r >= 2 && r < 9) {
+            CHECK(v == doctest::Approx(0.5f + full[static_cast<std::size_t>(tok * rows) + r]).epsilon(1e-6));
+          } else {
+            CHECK(v == 0.5f);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("row_to_f32 widens every type as dequantization does") {
+  std::mt19937 rng(2);
+  for (DType t : {DType::f32, DType::bf16, DType::f16, DType::q8_0, DType::q4_0}) {
+    const std::vector<float> x = random_floats(rng, 64, 1.0f);
+    std::vector<std::byte> bytes(dtype_bytes(t, 64));
+    quantize_row(t, x.data(), 64, bytes.data(), "test");
+    std::vector<float> out(64);
+    cpu::row_to_f32(t, bytes.data(), 64, out.data());
+    for (std::size_t i = 0; i < 64; ++i) {
+      if (t == DType::f32) CHECK(out[i] == x[i]);
+      if (t == DType::bf16) CHECK(out[i] == bf16_to_f32(f32_to_bf16(x[i])));
+      if (t == DType::f16) CHECK(out[i] == f16_to_f32(f32_to_f16(x[i])));
+      if (t == DType::q8_0 || t == DType::q4_0) CHECK(std::fabs(out[i] - x[i]) < 0.3f);
+    }
+  }
+}
+
+namespace {
+
+ModelConfig tiny_config(int hidden) {
+  ModelConfig c;
+  c.name = "kernel-test";
+  c.hidden_size = hidden;
+  c.intermediate_size = 96;
+  c.num_layers = 1;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.head_dim = 32;
+  c.vocab_size = 40;
+  c.max_context = 16;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("backend: quantized activations are reused only while the input buffer is unchanged") {
+  std::mt19937 rng(23);
+  BackendOptions options;
+  options.threads = 2;
+  options.max_batch = 4;
+  for (DType t : {DType::q8_0, DType::q4_k}) {
+    CAPTURE(std::string(dtype_name(t)));
+    const std::int64_t cols = t == DType::q4_k ? 256 : 64;
+    CpuBackend b(tiny_config(static_cast<int>(cols)), options);
+    const Matrix w1 = random_matrix(rng, t, 24, cols), w2 = random_matrix(rng, t, 40, cols);
+    auto x = b.make_buffer(static_cast<int>(cols));
+    auto y1 = b.make_buffer(24), y2 = b.make_buffer(40), y3 = b.make_buffer(24);
+    std::vector<float> first = random_floats(rng, static_cast<std::size_t>(3 * cols), 1.0f);
+    std::vector<float> second = random_floats(rng, static_cast<std::size_t>(3 * cols), 1.0f);
+    const std::int32_t tokens[3] = {0, 1, 2};
+    const Step step{tokens, 3, 0, 0};
+    for (int r = 0; r < 3; ++r) std::copy_n(first.data() + r * cols, cols, x.row(r));
+    b.run(step, [&] {
+      b.matmul(step, w1.view, x, y1);
+      b.matmul(step, w2.view, x, y2);  // reuses the quantized x
+    });
+    for (int r = 0; r < 3; ++r) std::copy_n(second.data() + r * cols, cols, x.row(r));  // x changes
+    b.run(step, [&] { b.matmul(step, w1.view, x, y3); });                               // must see the new x
+    const cpu::Kernels& k = cpu::kernels_for(t);
+    auto expect = [&](const Matrix& w, const std::vector<float>& in, auto& y) {
+      const std::vector<float> want = run_gemm(k, w.view, prepare(k, in, 3, cols), 3);
+      for (int r = 0; r < 3; ++r) {
+        for (std::int64_t i = 0; i < w.view.rows; ++i) {
+          CHECK(y.row(r)[i] == doctest::Approx(want[static_cast<std::size_t>(r * w.view.rows + i)]).epsilon(1e-6));
+        }
+      }
+    };
+    expect(w1, first, y1);
+    expect(w2, first, y2);
+    expect(w1, second, y3);
+  }
+}

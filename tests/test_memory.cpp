@@ -1,0 +1,150 @@
+// Zero-copy loading: smallcoder-nano (bf16) loaded and turned into a Model costs at most
+// the file, the KV cache and 10% more in resident memory, its weights are views into the
+// file's mapping, and computing with them pages in the mapping instead of a copy.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/stat.h>
+
+#include "smallcoder/smallcoder.hpp"
+#include "support/test_data.hpp"
+
+using namespace smallcoder;
+
+namespace {
+
+// VmRSS of this process in bytes (/proc/self/status reports kB).
+std::size_t resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  FAIL("no VmRSS in /proc/self/status");
+  return 0;
+}
+
+// The mapping of this process that contains `address`, from /proc/self/smaps: its range,
+// the file it maps, and its resident bytes (Rss).
+struct Mapping {
+  std::uintptr_t begin = 0, end = 0;
+  std::string path;
+  std::size_t resident = 0;
+};
+
+Mapping mapping_of(const void* address) {
+  const auto target = reinterpret_cast<std::uintptr_t>(address);
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  Mapping m;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    std::uintptr_t begin = 0, end = 0;
+    char perms[8] = {};
+    int path_at = -1;
+    // Range lines: "begin-end perms offset dev inode [path]"; field lines start "Name:".
+    if (std::sscanf(line.c_str(), "%lx-%lx %7s %*x %*s %*u %n", &begin, &end, perms, &path_at) == 3 && path_at > 0) {
+      if (inside) return m;
+      inside = target >= begin && target < end;
+      if (inside) m = Mapping{begin, end, line.substr(static_cast<std::size_t>(path_at)), 0};
+    } else if (inside && line.rfind("Rss:", 0) == 0) {
+      m.resident = std::stoull(line.substr(4)) * 1024;
+    }
+  }
+  if (!inside) FAIL("no mapping contains the address");
+  return m;
+}
+
+// AddressSanitizer adds shadow memory and keeps freed blocks in quarantine, so resident
+// sizes there say nothing about the runtime's own footprint: only the normal build
+// asserts the bounds on them (the zero-copy checks on addresses run everywhere).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kResidentSizeIsMeaningful = false;
+#else
+constexpr bool kResidentSizeIsMeaningful = true;
+#endif
+
+// Checks a resident-size bound where it means something; otherwise only reports it.
+void check_resident(bool ok, const std::string& what) {
+  if (kResidentSizeIsMeaningful) {
+    CHECK_MESSAGE(ok, what);
+  } else if (!ok) {
+    MESSAGE("not asserted under AddressSanitizer (shadow memory and quarantine): " << what);
+  }
+}
+
+double mib(std::size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+}  // namespace
+
+TEST_CASE("memory: loading nano and building the Model costs at most file + KV cache + 10%") {
+  const std::string dir = test::data_path("models/smallcoder-nano");
+  struct stat st {};
+  REQUIRE(::stat((dir + "/model.safetensors").c_str(), &st) == 0);
+  const std::size_t file_bytes = static_cast<std::size_t>(st.st_size);
+
+  const std::size_t before = resident_bytes();
+  Model model = Model::load(dir);
+  const std::size_t after_load = resident_bytes();
+  const std::size_t kv_bytes = model.transformer().backend().kv_cache_bytes();
+  const ModelConfig& c = model.config();
+  // K and V for every layer, kv head, position and head dimension, in fp32.
+  CHECK(kv_bytes == 2ull * c.num_layers * c.num_kv_heads * c.max_context * c.head_dim * sizeof(float));
+
+  const std::size_t increase = after_load > before ? after_load - before : 0;
+  const double bound = 1.1 * static_cast<double>(file_bytes + kv_bytes);
+  MESSAGE("model.safetensors " << mib(file_bytes) << " MiB, KV cache " << mib(kv_bytes) << " MiB; VmRSS "
+                               << mib(before) << " -> " << mib(after_load) << " MiB: +" << mib(increase)
+                               << " MiB (bound " << mib(static_cast<std::size_t>(bound)) << " MiB)");
+  check_resident(static_cast<double>(increase) <= bound, "VmRSS increase <= 1.1 x (file + KV cache)");
+
+  // Zero copy: every weight view points into one read-only mapping of model.safetensors.
+  const Checkpoint& ckpt = model.checkpoint();
+  const Mapping map = mapping_of(ckpt.weights.embed.data);
+  MESSAGE("embed data " << static_cast<const void*>(ckpt.weights.embed.data) << " lies in mapping "
+                        << reinterpret_cast<void*>(map.begin) << "-" << reinterpret_cast<void*>(map.end) << " of "
+                        << map.path);
+  CHECK(map.path.find("smallcoder-nano/model.safetensors") != std::string::npos);
+  CHECK(map.end - map.begin >= file_bytes);
+  CHECK(map.end - map.begin < file_bytes + 4096);
+  auto inside = [&](const TensorView& v) {
+    const auto at = reinterpret_cast<std::uintptr_t>(v.data);
+    return at >= map.begin && at + v.bytes() <= map.end;
+  };
+  CHECK(inside(ckpt.weights.embed));
+  CHECK(inside(ckpt.weights.lm_head));
+  CHECK(inside(ckpt.weights.final_norm));
+  for (const LayerWeights& l : ckpt.weights.layers) {
+    for (const TensorView* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down}) {
+      CHECK(inside(*t));
+    }
+  }
+
+  // Computing reads the weights from the mapping: its pages become resident (up to the
+  // whole file), while the rest of the process grows by no more than activations need.
+  const std::size_t mapped_before = map.resident;
+  const GenerationResult r = model.generate("def add(a, b):", [] {
+    GenerateOptions o;
+    o.max_tokens = 8;
+    o.sampling.greedy = true;
+    return o;
+  }());
+  CHECK(r.ids.size() == 8);
+  const std::size_t after_generate = resident_bytes();
+  const std::size_t mapped_after = mapping_of(ckpt.weights.embed.data).resident;
+  MESSAGE("mapping Rss " << mib(mapped_before) << " -> " << mib(mapped_after) << " MiB after generating; VmRSS "
+                         << mib(after_generate) << " MiB: +" << mib(after_generate - before) << " MiB since before loading");
+  CHECK(mapped_after <= file_bytes + 4096);
+  // The layer matrices (everything but most of the embedding rows) were read from the mapping.
+  CHECK(mapped_after >= ckpt.weights.bytes() - ckpt.weights.embed.bytes());
+  const std::size_t other_growth = after_generate > after_load + mapped_after - mapped_before
+                                       ? after_generate - after_load - (mapped_after - mapped_before)
+                                       : 0;
+  MESSAGE("growth outside the mapping while generating: " << mib(other_growth) << " MiB");
+  // A copy of the weights would be at least the whole file.
+  check_resident(other_growth < file_bytes / 4, "growth outside the mapping < a quarter of the file");
+}

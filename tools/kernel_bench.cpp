@@ -1,0 +1,132 @@
+// Timing harness for the CPU kernel table (not a test): achieved weight bandwidth of the
+// decode matrix-vector product and GFLOP/s of the batched product, per weight type and
+// kernel level, beside a streaming-read bandwidth measured in the same run. Not built by
+// meson; build and run it by hand:
+//   g++ -std=c++17 -O3 -fopenmp -Iinclude tools/kernel_bench.cpp -o kernel_bench
+//   ./kernel_bench [threads=2] [tiny|medium] [tokens=1] [types=bf16,q8_0,q4_0]
+// "hot" repeats one matrix (it stays in cache); "cold" rotates through copies of it totalling
+// over 1 GiB, so every weight byte comes from DRAM as in a real decode step.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "smallcoder/cpu/kernels.hpp"
+#include "smallcoder/cpu/threads.hpp"
+#include "smallcoder/tensor/quant_encode.hpp"
+
+using namespace smallcoder;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Best of 5 streaming reads of a 1 GiB buffer with `threads` threads, in GB/s.
+double stream_read(int threads) {
+  typedef long long Line __attribute__((vector_size(64)));
+  const std::size_t n = (std::size_t{1} << 30) / sizeof(Line);
+  std::vector<Line> buffer(n);
+  for (std::size_t i = 0; i < n; ++i) buffer[i] += static_cast<long long>(i);
+  double best = 1e30;
+  long long sink = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    cpu::parallel_region(threads, [&] {
+      Line acc = {};
+      cpu::parallel_for(static_cast<std::int64_t>(n), [&](std::int64_t i) { acc += buffer[static_cast<std::size_t>(i)]; });
+      long long local = 0;
+      for (int j = 0; j < 8; ++j) local += acc[j];
+#ifdef _OPENMP
+#pragma omp atomic
+#endif
+      sink += local;
+    });
+    best = std::min(best, seconds_since(t0));
+  }
+  std::printf("(checksum %lld)\n", sink & 1);
+  return static_cast<double>(n * sizeof(Line)) / best / 1e9;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
+  const std::string size = argc > 2 ? argv[2] : "tiny";
+  const int tokens = argc > 3 ? std::atoi(argv[3]) : 1;
+  const std::string types = argc > 4 ? argv[4] : "bf16,q8_0,q4_0";
+  const std::vector<std::pair<int, int>> shapes =
+      size == "medium" ? std::vector<std::pair<int, int>>{{1152, 1152}, {3328, 1152}, {1152, 3328}, {32000, 1152}}
+                       : std::vector<std::pair<int, int>>{{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}};
+  std::printf("stream read, %d threads: %.1f GB/s\n", threads, stream_read(threads));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  for (std::size_t pos = 0; pos < types.size();) {
+    const std::size_t comma = std::min(types.find(',', pos), types.size());
+    const DType t = parse_dtype(types.substr(pos, comma - pos), "types");
+    pos = comma + 1;
+    for (const auto& [rows, cols] : shapes) {
+      if (cols % dtype_info(t).block_elems != 0) continue;
+      const std::size_t row_bytes = dtype_bytes(t, cols), matrix = row_bytes * static_cast<std::size_t>(rows);
+      const int copies = std::max<int>(1, static_cast<int>((std::size_t{1} << 30) / matrix) + 1);
+      std::vector<std::byte> weights(matrix * static_cast<std::size_t>(copies));
+      std::vector<float> row(static_cast<std::size_t>(cols));
+      if (can_quantize_to(t)) {
+        for (int r = 0; r < rows; ++r) {
+          for (float& v : row) v = normal(rng);
+          quantize_row(t, row.data(), cols, weights.data() + row_bytes * static_cast<std::size_t>(r), "weights");
+        }
+      } else {  // k-quants: random blocks
+        std::uniform_int_distribution<int> byte(0, 255);
+        for (std::size_t i = 0; i < matrix; ++i) weights[i] = static_cast<std::byte>(byte(rng));
+      }
+      for (int c = 1; c < copies; ++c) std::memcpy(weights.data() + matrix * static_cast<std::size_t>(c), weights.data(), matrix);
+      std::vector<float> x(static_cast<std::size_t>(cols) * tokens), y(static_cast<std::size_t>(rows) * tokens);
+      for (float& v : x) v = normal(rng) * 20.0f;
+      std::printf("%-5s %5dx%-5d n=%d:", dtype_name(t), rows, cols, tokens);
+      for (cpu::Isa isa : {cpu::Isa::scalar, cpu::Isa::avx2, cpu::Isa::avx512}) {
+        if (!cpu::cpu_supports(isa)) continue;
+        const cpu::Kernels& k = cpu::kernels_for(t, isa);
+        const std::size_t stride = k.act == cpu::ActFormat::f32 ? sizeof(float) * cols : cpu::act_row_bytes(k.act, cols);
+        std::vector<std::byte> acts(stride * static_cast<std::size_t>(tokens));
+        const std::int64_t chunk = tokens == 1 ? 16 : 64;  // the backend's work items
+        auto run = [&](int copy) {
+          const TensorView w{t, rows, cols, weights.data() + matrix * static_cast<std::size_t>(copy)};
+          cpu::parallel_region(threads, [&] {
+            if (k.quantize_acts != nullptr) {
+              cpu::parallel_for(tokens, [&](std::int64_t i) {
+                k.quantize_acts(x.data() + i * cols, cols, acts.data() + static_cast<std::size_t>(i) * stride);
+              });
+            }
+            const std::byte* a = k.quantize_acts != nullptr ? acts.data() : reinterpret_cast<const std::byte*>(x.data());
+            cpu::parallel_for((rows + chunk - 1) / chunk, [&](std::int64_t c) {
+              k.gemm(w, c * chunk, std::min<std::int64_t>(rows, (c + 1) * chunk), a, stride, tokens, y.data(),
+                     static_cast<std::size_t>(rows), false);
+            });
+          });
+        };
+        const int iterations = std::max(3, static_cast<int>(2e8 / static_cast<double>(matrix)));
+        for (bool cold : {false, true}) {
+          double best = 1e30;
+          for (int rep = 0; rep < 5; ++rep) {
+            const auto t0 = std::chrono::steady_clock::now();
+            for (int i = 0; i < iterations; ++i) run(cold ? (i + rep * iterations) % copies : 0);
+            best = std::min(best, seconds_since(t0) / iterations);
+          }
+          if (tokens == 1) {
+            std::printf("  %s %s %6.1f GB/s", cpu::isa_name(isa), cold ? "cold" : "hot", static_cast<double>(matrix) / best / 1e9);
+          } else {
+            std::printf("  %s %s %6.1f GFLOP/s", cpu::isa_name(isa), cold ? "cold" : "hot", 2.0 * rows * cols * tokens / best / 1e9);
+          }
+        }
+      }
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
+}
