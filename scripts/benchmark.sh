@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 build=${SMALLCODER_BUILD_DIR:-build}
-[ -d "$build" ] || meson setup "$build" -Dbuildtype=release
+# A build folder that a failed or interrupted setup left behind is set up afresh.
+if [ ! -f "$build/meson-private/coredata.dat" ]; then
+  rm -rf "$build"
+  meson setup "$build" -Dbuildtype=release
+fi
 ninja -C "$build" examples/benchmark_variants
 exec "$build/examples/benchmark_variants" "$@"

@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 build=${SMALLCODER_BUILD_DIR:-build}
 data=${SMALLCODER_TEST_DATA:-$(cd .. && pwd)/shared}
-if [ -d "$build" ]; then
-  meson configure "$build" -Dtest_data="$data" >/dev/null
+# A build folder that a failed or interrupted setup left behind is set up afresh.
+if [ -f "$build/meson-private/coredata.dat" ]; then
+  meson configure "$build" -Dtests=true -Dtest_data="$data" >/dev/null
 else
+  rm -rf "$build"
   meson setup "$build" -Dbuildtype=release -Dtest_data="$data"
 fi
 ninja -C "$build"
