@@ -123,21 +123,7 @@ std::string random_text(std::mt19937& rng) {
     const auto& r = ranges[rng() % (sizeof ranges / sizeof ranges[0])];
     std::uint32_t cp = r[0] + rng() % (r[1] - r[0] + 1);
     if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0x2581) cp = 'z';
-    if (cp < 0x80) {
-      s += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      s += static_cast<char>(0xC0 | (cp >> 6));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      s += static_cast<char>(0xE0 | (cp >> 12));
-      s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      s += static_cast<char>(0xF0 | (cp >> 18));
-      s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
+    utf8_append(s, cp);
   }
   return s;
 }

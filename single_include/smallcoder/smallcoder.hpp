@@ -1052,6 +1052,7 @@ inline std::string_view as_bytes(const Field& field, const std::string& message,
 // into text one byte at a time, emitting U+FFFD exactly where sentencepiece does.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -1060,6 +1061,26 @@ namespace smallcoder {
 // U+FFFD REPLACEMENT CHARACTER, what decoding writes for each byte that cannot be
 // part of a well-formed character.
 inline constexpr std::string_view utf8_replacement = "\xEF\xBF\xBD";
+
+// Appends the UTF-8 encoding of a scalar value (at most U+10FFFF, not a surrogate: the
+// caller has checked).
+inline void utf8_append(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+}
 
 // Length of the character a lead byte starts: 1-4, or 0 for a byte that never starts
 // a well-formed character (continuation bytes 80-BF, overlong leads C0/C1, F5-FF).
@@ -3147,25 +3168,6 @@ static_assert(std::is_nothrow_move_constructible<JsonValue>::value, "JsonValue m
 
 namespace detail {
 
-// Appends a scalar value (at most U+10FFFF, not a surrogate) decoded from a \u escape.
-inline void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
-
 // Recursive descent over the text; recursion depth is bounded by max_depth, so a
 // "[[[[..." bomb is an Error, not a stack overflow.
 class JsonParser {
@@ -3394,7 +3396,7 @@ class JsonParser {
           if (low < 0xdc00 || low > 0xdfff) error_at(escape_start, "lone high surrogate in \\u escape");
           cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
         }
-        append_utf8(out, cp);
+        utf8_append(out, cp);
         return;
       }
       default:

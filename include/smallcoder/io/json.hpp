@@ -115,25 +115,6 @@ static_assert(std::is_nothrow_move_constructible<JsonValue>::value, "JsonValue m
 
 namespace detail {
 
-// Appends a scalar value (at most U+10FFFF, not a surrogate) decoded from a \u escape.
-inline void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
-
 // Recursive descent over the text; recursion depth is bounded by max_depth, so a
 // "[[[[..." bomb is an Error, not a stack overflow.
 class JsonParser {
@@ -362,7 +343,7 @@ class JsonParser {
           if (low < 0xdc00 || low > 0xdfff) error_at(escape_start, "lone high surrogate in \\u escape");
           cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
         }
-        append_utf8(out, cp);
+        utf8_append(out, cp);
         return;
       }
       default:

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,26 @@ namespace smallcoder {
 // U+FFFD REPLACEMENT CHARACTER, what decoding writes for each byte that cannot be
 // part of a well-formed character.
 inline constexpr std::string_view utf8_replacement = "\xEF\xBF\xBD";
+
+// Appends the UTF-8 encoding of a scalar value (at most U+10FFFF, not a surrogate: the
+// caller has checked).
+inline void utf8_append(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+}
 
 // Length of the character a lead byte starts: 1-4, or 0 for a byte that never starts
 // a well-formed character (continuation bytes 80-BF, overlong leads C0/C1, F5-FF).
