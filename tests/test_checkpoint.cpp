@@ -92,7 +92,9 @@ struct ScratchCheckpoint {
     fs::create_directories(dir);
     write_config(config_json(config));
     write_weights(tensors_of(config, weights));
-    fs::copy_file(test::data_path("tokenizer/tokenizer.model"), dir + "/tokenizer.model");
+    // Written, not copied: a copy would keep the shared file's read-only mode, and the
+    // tests that corrupt it must be able to overwrite it.
+    test::write_file(dir + "/tokenizer.model", test::read_file(test::data_path("tokenizer/tokenizer.model")));
   }
   ~ScratchCheckpoint() {
     std::error_code ignored;
