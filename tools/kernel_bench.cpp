@@ -1,11 +1,12 @@
 // Timing harness for the CPU kernel table (not a test): achieved weight bandwidth of the
 // decode matrix-vector product and GFLOP/s of the batched product, per weight type and
-// kernel level, beside a streaming-read bandwidth measured in the same run. Not built by
-// meson; build and run it by hand:
+// kernel level, beside the streaming-read bandwidth (the benchmark's probe) of the same run,
+// with each cold figure's share of it. Not built by meson; build and run it by hand:
 //   g++ -std=c++17 -O3 -fopenmp -Iinclude tools/kernel_bench.cpp -o kernel_bench
 //   ./kernel_bench [threads=2] [tiny|medium] [tokens=1] [types=bf16,q8_0,q4_0]
 // "hot" repeats one matrix (it stays in cache); "cold" rotates through copies of it totalling
-// over 1 GiB, so every weight byte comes from DRAM as in a real decode step.
+// over 1 GiB, so every weight byte comes from DRAM as in a real decode step. Each timing opens
+// one parallel region for all its products, as the model opens one per forward step.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "smallcoder/bench/bandwidth.hpp"
 #include "smallcoder/cpu/kernels.hpp"
 #include "smallcoder/cpu/threads.hpp"
 #include "smallcoder/tensor/quant_encode.hpp"
@@ -27,32 +29,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Best of 5 streaming reads of a 1 GiB buffer with `threads` threads, in GB/s.
-double stream_read(int threads) {
-  typedef long long Line __attribute__((vector_size(64)));
-  const std::size_t n = (std::size_t{1} << 30) / sizeof(Line);
-  std::vector<Line> buffer(n);
-  for (std::size_t i = 0; i < n; ++i) buffer[i] += static_cast<long long>(i);
-  double best = 1e30;
-  long long sink = 0;
-  for (int rep = 0; rep < 5; ++rep) {
-    const auto t0 = std::chrono::steady_clock::now();
-    cpu::parallel_region(threads, [&] {
-      Line acc = {};
-      cpu::parallel_for(static_cast<std::int64_t>(n), [&](std::int64_t i) { acc += buffer[static_cast<std::size_t>(i)]; });
-      long long local = 0;
-      for (int j = 0; j < 8; ++j) local += acc[j];
-#ifdef _OPENMP
-#pragma omp atomic
-#endif
-      sink += local;
-    });
-    best = std::min(best, seconds_since(t0));
-  }
-  std::printf("(checksum %lld)\n", sink & 1);
-  return static_cast<double>(n * sizeof(Line)) / best / 1e9;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,7 +39,9 @@ int main(int argc, char** argv) {
   const std::vector<std::pair<int, int>> shapes =
       size == "medium" ? std::vector<std::pair<int, int>>{{1152, 1152}, {3328, 1152}, {1152, 3328}, {32000, 1152}}
                        : std::vector<std::pair<int, int>>{{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}};
-  std::printf("stream read, %d threads: %.1f GB/s\n", threads, stream_read(threads));
+  // The benchmark's own probe, so the shares here and there compare with the same bandwidth.
+  const bench::BandwidthMeasurement stream = bench::measure_read_bandwidth(std::uint64_t{1} << 30, threads);
+  std::printf("stream read, %d threads: %.1f GB/s\n", threads, stream.gb_per_s);
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 0.05f);
   for (std::size_t pos = 0; pos < types.size();) {
@@ -95,31 +73,36 @@ int main(int argc, char** argv) {
         const std::size_t stride = k.act == cpu::ActFormat::f32 ? sizeof(float) * cols : cpu::act_row_bytes(k.act, cols);
         std::vector<std::byte> acts(stride * static_cast<std::size_t>(tokens));
         const std::int64_t chunk = tokens == 1 ? 16 : 64;  // the backend's work items
-        auto run = [&](int copy) {
+        // One product on copy `copy`, called by every thread of the enclosing region as the
+        // backend does: the activations quantized once, then the rows split across threads.
+        auto product = [&](int copy) {
           const TensorView w{t, rows, cols, weights.data() + matrix * static_cast<std::size_t>(copy)};
-          cpu::parallel_region(threads, [&] {
-            if (k.quantize_acts != nullptr) {
-              cpu::parallel_for(tokens, [&](std::int64_t i) {
-                k.quantize_acts(x.data() + i * cols, cols, acts.data() + static_cast<std::size_t>(i) * stride);
-              });
-            }
-            const std::byte* a = k.quantize_acts != nullptr ? acts.data() : reinterpret_cast<const std::byte*>(x.data());
-            cpu::parallel_for((rows + chunk - 1) / chunk, [&](std::int64_t c) {
-              k.gemm(w, c * chunk, std::min<std::int64_t>(rows, (c + 1) * chunk), a, stride, tokens, y.data(),
-                     static_cast<std::size_t>(rows), false);
+          if (k.quantize_acts != nullptr) {
+            cpu::parallel_for(tokens, [&](std::int64_t i) {
+              k.quantize_acts(x.data() + i * cols, cols, acts.data() + static_cast<std::size_t>(i) * stride);
             });
+          }
+          const std::byte* a = k.quantize_acts != nullptr ? acts.data() : reinterpret_cast<const std::byte*>(x.data());
+          cpu::parallel_for((rows + chunk - 1) / chunk, [&](std::int64_t c) {
+            k.gemm(w, c * chunk, std::min<std::int64_t>(rows, (c + 1) * chunk), a, stride, tokens, y.data(),
+                   static_cast<std::size_t>(rows), false);
           });
         };
         const int iterations = std::max(3, static_cast<int>(2e8 / static_cast<double>(matrix)));
         for (bool cold : {false, true}) {
           double best = 1e30;
           for (int rep = 0; rep < 5; ++rep) {
+            // One parallel region for all iterations, as the model opens one per step.
             const auto t0 = std::chrono::steady_clock::now();
-            for (int i = 0; i < iterations; ++i) run(cold ? (i + rep * iterations) % copies : 0);
+            cpu::parallel_region(threads, [&] {
+              for (int i = 0; i < iterations; ++i) product(cold ? (i + rep * iterations) % copies : 0);
+            });
             best = std::min(best, seconds_since(t0) / iterations);
           }
           if (tokens == 1) {
-            std::printf("  %s %s %6.1f GB/s", cpu::isa_name(isa), cold ? "cold" : "hot", static_cast<double>(matrix) / best / 1e9);
+            const double gb_per_s = static_cast<double>(matrix) / best / 1e9;
+            std::printf("  %s %s %6.1f GB/s", cpu::isa_name(isa), cold ? "cold" : "hot", gb_per_s);
+            if (cold) std::printf(" (%3.0f%%)", 100.0 * gb_per_s / stream.gb_per_s);
           } else {
             std::printf("  %s %s %6.1f GFLOP/s", cpu::isa_name(isa), cold ? "cold" : "hot", 2.0 * rows * cols * tokens / best / 1e9);
           }

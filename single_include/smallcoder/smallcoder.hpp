@@ -4842,7 +4842,8 @@ inline int quantize_act_value(float v) {
 // ---- begin smallcoder/cpu/kernels/tiling.hpp ----
 // The loop nest shared by the SIMD levels: a weight-row range times a token count, walked
 // in register tiles of Tiles::kRows rows x up to Tiles::kTokens tokens (single rows for the
-// remainder), each tile one call of Tiles::tile<R, T> compiled for its instruction set.
+// remainder), each tile one call of Tiles::tile<R, T> compiled for its instruction set; and
+// the one-token product through a kernel of its own where a level has one.
 
 #include <algorithm>
 #include <cstddef>
@@ -4853,6 +4854,16 @@ namespace smallcoder::cpu {
 
 // Stores a finished tile's sums: y = sum, or y += sum when accumulating.
 inline void store_result(float* y, float sum, bool accumulate) { *y = accumulate ? *y + sum : sum; }
+
+// Asks for the line holding p + ahead now. The tiles call it with ahead = the rows of one
+// tile, so that DRAM streams the next tile's rows while this one computes: a tile reads R
+// short row streams at once, for which the hardware prefetcher alone keeps too few
+// requests in flight (one token's product then runs at a fraction of the bandwidth).
+// The address is formed as an integer: past the matrix's last tile it points nowhere,
+// which a prefetch ignores.
+inline void prefetch_ahead(const std::byte* p, std::size_t ahead) {
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + ahead), 0, 3);
+}
 
 template <class Tiles, int R, int T = Tiles::kTokens>
 inline void run_tile(int tokens, const TensorView& w, std::int64_t r, const std::byte* acts, std::size_t act_stride,
@@ -4879,12 +4890,37 @@ inline void gemm_tiled(const TensorView& w, std::int64_t r0, std::int64_t r1, co
   }
 }
 
+// The last `left` (< Decode::kRows) rows of a range in one call of Decode::rows<left>.
+template <class Decode, int R = Decode::kRows - 1>
+inline void decode_rest(std::int64_t left, const TensorView& w, std::int64_t r, const std::byte* act, float* y,
+                        bool accumulate) {
+  if constexpr (R > 1) {
+    if (left < R) return decode_rest<Decode, R - 1>(left, w, r, act, y, accumulate);
+  }
+  if (left >= R) Decode::template rows<R>(w, r, act, y, accumulate);
+}
+
+// The product for one token through Decode::rows<R>, Decode::kRows rows at a time (fewer for
+// the rest), a kernel made for streaming the weights once; batches go through Tiles.
+template <class Decode, class Tiles>
+inline void gemm_decode_or_tiled(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
+                                 std::size_t act_stride, int n, float* y, std::size_t ldy, bool accumulate) {
+  if (n != 1) return gemm_tiled<Tiles>(w, r0, r1, acts, act_stride, n, y, ldy, accumulate);
+  std::int64_t r = r0;
+  for (; r + Decode::kRows <= r1; r += Decode::kRows) Decode::template rows<Decode::kRows>(w, r, acts, y, accumulate);
+  decode_rest<Decode>(r1 - r, w, r, acts, y, accumulate);
+}
+
 // The same product one row and one token at a time, for kernels that work per row pair
 // (the scalar level, the k-quants): each weight row stays in cache while the tokens pass it.
+// Each row first prefetches the row kRowsAhead below, so DRAM streams while the row computes.
 template <float (*RowDot)(const std::byte*, const std::byte*, std::int64_t)>
 inline void gemm_rows(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
                       std::size_t act_stride, int n, float* y, std::size_t ldy, bool accumulate) {
+  constexpr std::size_t kRowsAhead = 4, kLine = 64;
+  const std::size_t row_bytes = w.row_bytes();
   for (std::int64_t r = r0; r < r1; ++r) {
+    for (std::size_t at = 0; at < row_bytes; at += kLine) prefetch_ahead(w.row(r) + at, kRowsAhead * row_bytes);
     for (int t = 0; t < n; ++t) {
       const float v = RowDot(w.row(r), acts + static_cast<std::size_t>(t) * act_stride, w.cols);
       store_result(y + static_cast<std::size_t>(t) * ldy + static_cast<std::size_t>(r), v, accumulate);
@@ -5030,8 +5066,10 @@ struct FloatTiles {
     for (int i = 0; i < R; ++i) {
       for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
     }
+    const std::size_t ahead = R * w.row_bytes(), element = w.row_bytes() / static_cast<std::size_t>(n);
     std::int64_t k = 0;
     for (; k + 8 <= n; k += 8) {
+      for (int i = 0; i < R; ++i) prefetch_ahead(rows[i] + k * element, ahead);
       __m256 xv[T];
       for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x[t] + k);
       for (int i = 0; i < R; ++i) {
@@ -5106,9 +5144,13 @@ struct QuantTiles {
     for (int i = 0; i < R; ++i) {
       for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
     }
+    const std::size_t ahead = R * w.row_bytes();
     for (std::int64_t b = 0; b < blocks; ++b) {
       typename Blocks::Unpacked u[R];
-      for (int i = 0; i < R; ++i) u[i] = Blocks::unpack(rows[i] + b * Blocks::kBytes);
+      for (int i = 0; i < R; ++i) {
+        prefetch_ahead(rows[i] + b * Blocks::kBytes, ahead);
+        u[i] = Blocks::unpack(rows[i] + b * Blocks::kBytes);
+      }
       for (int t = 0; t < T; ++t) {
         const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * kQ0Block));
         const float da = a[t].d[b];
@@ -5254,8 +5296,9 @@ SMALLCODER_AVX2 inline void block_sums_q6_k(const std::byte* row, const std::byt
 // AVX-512 (F, BW, VL, DQ, VNNI) kernels, compiled into every x86 build through target
 // attributes and run only where cpuid reports all of them: 16-lane register tiles for the
 // float weights, groups of four Q4_0 blocks multiplied with vpdpbusd, and Q8_0 with the AVX2
-// level's arithmetic, two rows per vector. The k-quants and the activation quantizers of this
-// level are the AVX2 ones.
+// level's arithmetic, two rows per vector for batches, a leaner kernel for one token. The
+// tiles prefetch the rows of the tile after them. The k-quants and the activation
+// quantizers of this level are the AVX2 ones.
 
 
 #ifdef SMALLCODER_X86
@@ -5361,7 +5404,11 @@ struct FloatTiles {
     for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<const float*>(acts + static_cast<std::size_t>(t) * act_stride);
     zero(acc);
     std::int64_t k = 0;
-    for (; k + 16 <= n; k += 16) step<R, T, false>(rows, x, k, 0, acc);
+    const std::size_t ahead = R * w.row_bytes(), element = w.row_bytes() / static_cast<std::size_t>(n);
+    for (; k + 16 <= n; k += 16) {
+      for (int i = 0; i < R; ++i) prefetch_ahead(rows[i] + k * element, ahead);
+      step<R, T, false>(rows, x, k, 0, acc);
+    }
     if (k < n) {
       __m512 tail[R][T];
       zero(tail);
@@ -5519,7 +5566,14 @@ struct QuantTiles {
     for (int t = 0; t < T; ++t) a[t] = q8_acts(acts + static_cast<std::size_t>(t) * act_stride, w.cols);
     zero(acc);
     std::int64_t b = 0;
-    for (; b + 4 <= blocks; b += 4) step<R, T, 4>(rows, a, b, acc);
+    const std::size_t ahead = R * w.row_bytes();
+    for (; b + 4 <= blocks; b += 4) {
+      for (int i = 0; i < R; ++i) {  // a group is 72 bytes: two lines cover it
+        prefetch_ahead(rows[i] + b * Blocks::kBytes, ahead);
+        prefetch_ahead(rows[i] + b * Blocks::kBytes + 64, ahead);
+      }
+      step<R, T, 4>(rows, a, b, acc);
+    }
     if (b < blocks) {
       __m512 tail[R][T];
       zero(tail);
@@ -5657,6 +5711,48 @@ struct Q8_0Tiles {
                      accumulate);
       }
     }
+  }
+};
+
+// ---- Q8_0 for one token: four rows at a time, fewer instructions per block ----
+//
+// The same int32 lanes, the same per-block multiply-add and the same final sum as Q8_0Tiles
+// (so the same results, bit for bit), in 256-bit registers, which three ports execute
+// instead of two. Flipping a weight's sign bit makes it unsigned (w + 128) for vpdpbusd;
+// the surplus, 128 * (the sum of each lane's four activations), is the same for every row,
+// so each row's lanes start from its negation, computed once per block. The R scales of a
+// block convert in one instruction, and each row prefetches the next call's rows.
+struct Q8_0Decode {
+  static constexpr int kRows = 4;
+
+  template <int R>
+  SMALLCODER_AVX512 static void rows(const TensorView& w, std::int64_t r, const std::byte* act, float* y,
+                                     bool accumulate) {
+    const std::int64_t blocks = w.cols / kQ0Block;
+    const std::size_t stride = w.row_bytes();
+    const std::byte* first = w.row(r);
+    const Q8Acts a = q8_acts(act, w.cols);
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    __m256 acc[R];
+    for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::byte* block = first + b * sizeof(BlockQ8_0);
+      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + b * kQ0Block));
+      const __m256i start =
+          _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), flip, av));
+      std::uint64_t halves = 0;
+      for (int i = 0; i < R; ++i) halves |= std::uint64_t{u16_at(block + i * stride)} << (16 * i);
+      const __m256 d = _mm256_castps128_ps256(
+          _mm_mul_ps(_mm_cvtph_ps(_mm_set_epi64x(0, static_cast<long long>(halves))), _mm_set1_ps(a.d[b])));
+      for (int i = 0; i < R; ++i) {
+        const std::byte* p = block + i * stride;
+        prefetch_ahead(p, R * stride);
+        const __m256i wv = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2)), flip);
+        const __m256 products = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(start, wv, av));
+        acc[i] = _mm256_fmadd_ps(products, _mm256_permutexvar_ps(_mm256_set1_epi32(i), d), acc[i]);
+      }
+    }
+    for (int i = 0; i < R; ++i) store_result(y + r + i, avx2::hsum(acc[i]), accumulate);
   }
 };
 
@@ -5993,7 +6089,8 @@ inline Kernels simd_kernels(DType t, Isa isa) {
       k.gemm = wide ? gemm_tiled<avx512::FloatTiles<avx512::F16Rows>> : gemm_tiled<avx2::FloatTiles<avx2::F16Rows>>;
       break;
     case DType::q8_0:
-      k.gemm = wide ? gemm_tiled<avx512::Q8_0Tiles> : gemm_tiled<avx2::QuantTiles<avx2::Q8_0Blocks>>;
+      k.gemm = wide ? gemm_decode_or_tiled<avx512::Q8_0Decode, avx512::Q8_0Tiles>
+                     : gemm_tiled<avx2::QuantTiles<avx2::Q8_0Blocks>>;
       k.block_sums = wide ? avx512::block_sums_q8_0 : avx2::block_sums<avx2::Q8_0Blocks>;
       break;
     case DType::q4_0:

@@ -102,7 +102,8 @@ inline Kernels simd_kernels(DType t, Isa isa) {
       k.gemm = wide ? gemm_tiled<avx512::FloatTiles<avx512::F16Rows>> : gemm_tiled<avx2::FloatTiles<avx2::F16Rows>>;
       break;
     case DType::q8_0:
-      k.gemm = wide ? gemm_tiled<avx512::Q8_0Tiles> : gemm_tiled<avx2::QuantTiles<avx2::Q8_0Blocks>>;
+      k.gemm = wide ? gemm_decode_or_tiled<avx512::Q8_0Decode, avx512::Q8_0Tiles>
+                     : gemm_tiled<avx2::QuantTiles<avx2::Q8_0Blocks>>;
       k.block_sums = wide ? avx512::block_sums_q8_0 : avx2::block_sums<avx2::Q8_0Blocks>;
       break;
     case DType::q4_0:

@@ -155,8 +155,10 @@ struct FloatTiles {
     for (int i = 0; i < R; ++i) {
       for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
     }
+    const std::size_t ahead = R * w.row_bytes(), element = w.row_bytes() / static_cast<std::size_t>(n);
     std::int64_t k = 0;
     for (; k + 8 <= n; k += 8) {
+      for (int i = 0; i < R; ++i) prefetch_ahead(rows[i] + k * element, ahead);
       __m256 xv[T];
       for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x[t] + k);
       for (int i = 0; i < R; ++i) {
@@ -231,9 +233,13 @@ struct QuantTiles {
     for (int i = 0; i < R; ++i) {
       for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
     }
+    const std::size_t ahead = R * w.row_bytes();
     for (std::int64_t b = 0; b < blocks; ++b) {
       typename Blocks::Unpacked u[R];
-      for (int i = 0; i < R; ++i) u[i] = Blocks::unpack(rows[i] + b * Blocks::kBytes);
+      for (int i = 0; i < R; ++i) {
+        prefetch_ahead(rows[i] + b * Blocks::kBytes, ahead);
+        u[i] = Blocks::unpack(rows[i] + b * Blocks::kBytes);
+      }
       for (int t = 0; t < T; ++t) {
         const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * kQ0Block));
         const float da = a[t].d[b];

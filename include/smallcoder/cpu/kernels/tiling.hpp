@@ -1,6 +1,7 @@
 // The loop nest shared by the SIMD levels: a weight-row range times a token count, walked
 // in register tiles of Tiles::kRows rows x up to Tiles::kTokens tokens (single rows for the
-// remainder), each tile one call of Tiles::tile<R, T> compiled for its instruction set.
+// remainder), each tile one call of Tiles::tile<R, T> compiled for its instruction set; and
+// the one-token product through a kernel of its own where a level has one.
 #pragma once
 
 #include <algorithm>
@@ -13,6 +14,16 @@ namespace smallcoder::cpu {
 
 // Stores a finished tile's sums: y = sum, or y += sum when accumulating.
 inline void store_result(float* y, float sum, bool accumulate) { *y = accumulate ? *y + sum : sum; }
+
+// Asks for the line holding p + ahead now. The tiles call it with ahead = the rows of one
+// tile, so that DRAM streams the next tile's rows while this one computes: a tile reads R
+// short row streams at once, for which the hardware prefetcher alone keeps too few
+// requests in flight (one token's product then runs at a fraction of the bandwidth).
+// The address is formed as an integer: past the matrix's last tile it points nowhere,
+// which a prefetch ignores.
+inline void prefetch_ahead(const std::byte* p, std::size_t ahead) {
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + ahead), 0, 3);
+}
 
 template <class Tiles, int R, int T = Tiles::kTokens>
 inline void run_tile(int tokens, const TensorView& w, std::int64_t r, const std::byte* acts, std::size_t act_stride,
@@ -39,12 +50,37 @@ inline void gemm_tiled(const TensorView& w, std::int64_t r0, std::int64_t r1, co
   }
 }
 
+// The last `left` (< Decode::kRows) rows of a range in one call of Decode::rows<left>.
+template <class Decode, int R = Decode::kRows - 1>
+inline void decode_rest(std::int64_t left, const TensorView& w, std::int64_t r, const std::byte* act, float* y,
+                        bool accumulate) {
+  if constexpr (R > 1) {
+    if (left < R) return decode_rest<Decode, R - 1>(left, w, r, act, y, accumulate);
+  }
+  if (left >= R) Decode::template rows<R>(w, r, act, y, accumulate);
+}
+
+// The product for one token through Decode::rows<R>, Decode::kRows rows at a time (fewer for
+// the rest), a kernel made for streaming the weights once; batches go through Tiles.
+template <class Decode, class Tiles>
+inline void gemm_decode_or_tiled(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
+                                 std::size_t act_stride, int n, float* y, std::size_t ldy, bool accumulate) {
+  if (n != 1) return gemm_tiled<Tiles>(w, r0, r1, acts, act_stride, n, y, ldy, accumulate);
+  std::int64_t r = r0;
+  for (; r + Decode::kRows <= r1; r += Decode::kRows) Decode::template rows<Decode::kRows>(w, r, acts, y, accumulate);
+  decode_rest<Decode>(r1 - r, w, r, acts, y, accumulate);
+}
+
 // The same product one row and one token at a time, for kernels that work per row pair
 // (the scalar level, the k-quants): each weight row stays in cache while the tokens pass it.
+// Each row first prefetches the row kRowsAhead below, so DRAM streams while the row computes.
 template <float (*RowDot)(const std::byte*, const std::byte*, std::int64_t)>
 inline void gemm_rows(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
                       std::size_t act_stride, int n, float* y, std::size_t ldy, bool accumulate) {
+  constexpr std::size_t kRowsAhead = 4, kLine = 64;
+  const std::size_t row_bytes = w.row_bytes();
   for (std::int64_t r = r0; r < r1; ++r) {
+    for (std::size_t at = 0; at < row_bytes; at += kLine) prefetch_ahead(w.row(r) + at, kRowsAhead * row_bytes);
     for (int t = 0; t < n; ++t) {
       const float v = RowDot(w.row(r), acts + static_cast<std::size_t>(t) * act_stride, w.cols);
       store_result(y + static_cast<std::size_t>(t) * ldy + static_cast<std::size_t>(r), v, accumulate);
