@@ -36,6 +36,7 @@ struct Flags {
   bool list_variants = false, greedy = false, quick = false, quiet = false;
   long long num_prompts = -1, max_tokens = -1, threads = 0, seed = 0;  // -1: not given
   std::string device = "cpu", output = "benchmark_results_variants.json", suite = "seed8", dtype, markdown, tokenizer;
+  std::string kv_cache = "f32";
 };
 
 // Streaming-read buffer of the bandwidth probe: 1 GiB as issue #5 asks; --quick uses less
@@ -284,6 +285,7 @@ int run_benchmark(const Flags& f, std::vector<Entry> entries, const std::vector<
   };
   smallcoder::BackendOptions backend;
   backend.threads = f.threads > 0 ? static_cast<int>(f.threads) : smallcoder::cpu::default_thread_count();
+  backend.kv_cache = tools::parse_kv_cache_flag(f.kv_cache);
   bench::RunOptions run;
   run.max_tokens = settings.max_tokens;
   run.sampling = settings.sampling;
@@ -400,6 +402,7 @@ int run(int argc, char** argv) {
   p.integer("--seed", &f.seed, 0, (1ll << 62), "random-weight seed; prompt i samples with seed + i (default 0)");
   p.flag("--greedy", &f.greedy, "greedy decoding (default: sampling, T 0.7, top-k 50, top-p 0.9)");
   p.text("--dtype", &f.dtype, "TYPE", "weight type, e.g. f32|f16|bf16 (default: as stored; bf16 for random weights)");
+  p.text("--kv-cache", &f.kv_cache, "f32|f16|bf16", "KV-cache element type on the CPU (default f32; 16 bits halve it)");
   p.text("--markdown", &f.markdown, "FILE.md", "also write a markdown results document with charts");
   p.flag("--quick", &f.quick, "smoke run: 3 prompts x 32 tokens, smaller bandwidth probe");
   p.flag("--quiet", &f.quiet, "no progress on stderr");
@@ -431,6 +434,9 @@ int run(int argc, char** argv) {
                           "which needs the CUDA Toolkit)");
   }
 #endif
+  if (tools::parse_kv_cache_flag(f.kv_cache) != smallcoder::DType::f32 && f.device != "cpu") {
+    throw cli::UsageError("--kv-cache " + f.kv_cache + " needs --device cpu");
+  }
   const std::optional<smallcoder::DType> dtype = parse_dtype_flag(f.dtype);
   std::vector<Entry> entries = plan_entries(f);
   bool any_random = false;

@@ -18,6 +18,18 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The integer `text` in [min, max]; a usage error naming the flag otherwise.
+inline long long parse_integer(const std::string& name, const std::string& text, long long min, long long max) {
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE) throw UsageError(name + " expects an integer, got '" + text + "'");
+  if (v < min || v > max) {
+    throw UsageError(name + " must be in " + std::to_string(min) + ".." + std::to_string(max) + ", got " + text);
+  }
+  return v;
+}
+
 class Parser {
  public:
   Parser(std::string tool, std::string summary) : tool_(std::move(tool)), summary_(std::move(summary)) {}
@@ -103,16 +115,6 @@ class Parser {
       if (o.name == name) return &o;
     }
     return nullptr;
-  }
-  static long long parse_integer(const std::string& name, const std::string& text, long long min, long long max) {
-    errno = 0;
-    char* end = nullptr;
-    const long long v = std::strtoll(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || errno == ERANGE) throw UsageError(name + " expects an integer, got '" + text + "'");
-    if (v < min || v > max) {
-      throw UsageError(name + " must be in " + std::to_string(min) + ".." + std::to_string(max) + ", got " + text);
-    }
-    return v;
   }
   static double parse_number(const std::string& name, const std::string& text, double min, double max) {
     errno = 0;

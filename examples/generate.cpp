@@ -13,7 +13,7 @@
 namespace {
 
 struct Flags {
-  std::string model, variant = "SmallCoder-Tiny", prompt, tokenizer, dtype, device = "cpu", activations = "f32";
+  std::string model, variant = "SmallCoder-Tiny", prompt, tokenizer, dtype, device = "cpu", activations = "f32", kv_cache = "f32";
   std::vector<std::string> stop;
   bool interactive = false, greedy = false, print_ids = false;
   long long max_tokens = 150, top_k = 50, seed = 0, threads = 0, context = 0;
@@ -113,6 +113,7 @@ int run(int argc, char** argv) {
   p.text("--tokenizer", &f.tokenizer, "PATH", "tokenizer.model to use");
   p.text("--device", &f.device, "cpu|cuda", "where to run (default cpu; cuda needs a build with -Dcuda=enabled)");
   p.text("--activations", &f.activations, "f32|bf16", "activation type on the GPU (default f32; bf16 rounds like a bf16 model)");
+  p.text("--kv-cache", &f.kv_cache, "f32|f16|bf16", "KV-cache element type on the CPU (default f32; 16 bits halve it)");
   if (!p.parse(argc, argv)) return 0;
   if (f.interactive && !f.prompt.empty()) throw cli::UsageError("--prompt and --interactive exclude each other");
   if (f.device != "cpu" && f.device != "cuda") throw cli::UsageError("--device must be cpu or cuda, got '" + f.device + "'");
@@ -126,6 +127,10 @@ int run(int argc, char** argv) {
     throw cli::UsageError("--activations must be f32 or bf16, got '" + f.activations + "'");
   }
   if (f.activations == "bf16" && f.device != "cuda") throw cli::UsageError("--activations bf16 needs --device cuda");
+  const smallcoder::DType kv_cache = tools::parse_kv_cache_flag(f.kv_cache);
+  if (kv_cache != smallcoder::DType::f32 && f.device != "cpu") {
+    throw cli::UsageError("--kv-cache " + f.kv_cache + " needs --device cpu");
+  }
   if (f.model.empty() && smallcoder::find_variant(f.variant) == nullptr) {
     throw cli::UsageError("unknown variant '" + f.variant + "' (see the README's variant table)");
   }
@@ -151,6 +156,7 @@ int run(int argc, char** argv) {
   backend.threads = static_cast<int>(f.threads);
   backend.context = static_cast<int>(f.context);
   backend.activations = f.activations == "bf16" ? smallcoder::Activations::bf16 : smallcoder::Activations::f32;
+  backend.kv_cache = kv_cache;
 
   smallcoder::Checkpoint checkpoint;
   if (!f.model.empty()) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <sys/stat.h>
 
+#include "cli.hpp"
 #include "smallcoder/smallcoder.hpp"
 
 #ifndef SMALLCODER_DEFAULT_DATA_DIR
@@ -31,6 +32,15 @@ inline std::string find_default_tokenizer(const std::string& flag) {
   const std::string dir = data != nullptr && *data != '\0' ? data : SMALLCODER_DEFAULT_DATA_DIR;
   const std::string path = dir + "/tokenizer/tokenizer.model";
   return file_exists(path) ? path : std::string();
+}
+
+// The value of --kv-cache (f32, f16 or bf16) as BackendOptions::kv_cache; anything else is a
+// usage error.
+inline smallcoder::DType parse_kv_cache_flag(const std::string& text) {
+  for (smallcoder::DType type : {smallcoder::DType::f32, smallcoder::DType::f16, smallcoder::DType::bf16}) {
+    if (text == smallcoder::dtype_name(type)) return type;
+  }
+  throw cli::UsageError("--kv-cache must be f32, f16 or bf16, got '" + text + "'");
 }
 
 struct RandomModelSpec {

@@ -44,6 +44,7 @@ expect_error(["--suite", "tasks15", "--num-prompts", "16"], 2, "exceeds the 15 p
 expect_error(["--threads", "-1"], 2, "--threads must be in")
 expect_error(["--dtype", "q9_9"], 2, "unknown dtype 'q9_9'")
 expect_error(["--device", "tpu"], 2, "--device must be cpu or cuda")
+expect_error(["--kv-cache", "q8_0"], 2, "--kv-cache must be f32, f16 or bf16")
 expect_error(["--model", "SmallCoder-Huge=/nowhere"], 2, "unknown variant 'SmallCoder-Huge'")
 expect_error(["--model", "SmallCoder-Tiny="], 2, "no path after '='")
 if built_for != "cuda":
@@ -74,7 +75,7 @@ else:
     with tempfile.TemporaryDirectory() as tmp:
         # A tiny real run on the trained nano model: the table on stdout, the reports written.
         r = run(["--model", nano, "--quick", "--num-prompts", "2", "--max-tokens", "4", "--greedy", "--quiet",
-                 "--output", "out.json", "--markdown", "out.md"], cwd=tmp)
+                 "--kv-cache", "bf16", "--output", "out.json", "--markdown", "out.md"], cwd=tmp)
         if r.returncode != 0 or r.stderr != "":
             failures.append(f"nano run: exit {r.returncode}, stderr {r.stderr!r}")
         else:
@@ -86,6 +87,7 @@ else:
             details = results["smallcoder-nano"]["detailed_results"]
             if (list(results) != ["smallcoder-nano"] or summary["total_prompts"] != 2 or len(details) != 2
                     or summary["format"] != "safetensors" or summary["run"]["greedy"] is not True
+                    or summary["kv_cache_type"] != "bf16"
                     or any(d["tokens_generated"] != 4 for d in details)):
                 failures.append(f"nano run: unexpected JSON {json.dumps(summary)[:400]}")
             markdown = open(os.path.join(tmp, "out.md")).read()

@@ -59,6 +59,7 @@ expect_error(["--bogus"], 2, "unknown argument '--bogus'")
 expect_error(["--max-tokens", "many"], 2, "--max-tokens")
 expect_error(["--top-p", "1.5"], 2, "--top-p")
 expect_error(["--model"], 2, "--model")
+expect_error(["--kv-cache", "f8"], 2, "--kv-cache must be f32, f16 or bf16")
 # Everything else: exit 1, one line.
 expect_error(["--model", os.path.join(data, "no-such-model"), "--prompt", "x"], 1, "no-such-model")
 expect_error(["--model", nano, "--prompt", b"def f(\xff):"], 1, "UTF-8")

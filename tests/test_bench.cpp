@@ -400,6 +400,7 @@ TEST_CASE("JSON report: the original's structure, every field, from a real run")
     CHECK(text(summary, "device") == "cpu");
     CHECK(integer(summary, "threads") == 2);
     CHECK(integer(summary, "kv_cache_positions") == v.config.max_context);
+    CHECK(text(summary, "kv_cache_type") == "f32");
     CHECK(number(summary, "load_time_s") > 0);
     CHECK(integer(summary, "total_tokens_generated") == s.tokens_generated);
     CHECK(s.tokens_generated > 0);
@@ -452,7 +453,7 @@ TEST_CASE("JSON report: the original's structure, every field, from a real run")
     CHECK(integer(bw, "threads") == 2);
     CHECK(field(bw, "passes_gb_per_s", JsonValue::Kind::array).as_array("passes").size() == 2);
     // No field untested.
-    CHECK(summary.as_object("summary").size() == 28);
+    CHECK(summary.as_object("summary").size() == 29);
     CHECK(memory.as_object("memory").size() == 11);
     CHECK(config.as_object("config").size() == 9);
     CHECK(limit.as_object("limit").size() == 9);

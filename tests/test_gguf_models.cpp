@@ -44,8 +44,8 @@ struct TinyResult {
 };
 
 // Last-position logits against the golden and 32-token greedy continuations against llama.cpp's.
-TinyResult run_tiny(const std::string& gguf, const std::string& llamacpp_json) {
-  Model model = Model::load(data_path(kTiny + gguf));
+TinyResult run_tiny(const std::string& gguf, const std::string& llamacpp_json, const BackendOptions& backend = {}) {
+  Model model = Model::load(data_path(kTiny + gguf), {}, backend);
   const std::vector<test::GoldenCase> golden = test::load_golden("smallcoder-tiny");
   const std::vector<std::string> texts = llamacpp_texts(llamacpp_json);
   REQUIRE(texts.size() == golden.size());
@@ -88,6 +88,19 @@ TEST_CASE("Tiny Q8_0 (llama.cpp's file): llama.cpp's greedy text on >= 8 of 9, l
   CHECK(r.worst_logits < 3e-2);
   CHECK(r.top1_checked >= 7);
   CHECK(r.top1_equal == r.top1_checked);
+}
+
+// llama.cpp made its texts with an f16 cache, yet ours matches fewer of them with one (7 of 9
+// measured, cases 2 and 5 differ; 8 with the f32 cache): llama.cpp also rounds the queries and
+// the attention weights to f16 and sums in another order, and a greedy text near a tie follows
+// the smallest change. So this guards against regressions, as the Q4_K_M case does.
+TEST_CASE("Tiny Q8_0 with an f16 KV cache: llama.cpp's greedy text on >= 7 of 9, logits within 3e-2 of PyTorch") {
+  BackendOptions f16_cache;
+  f16_cache.kv_cache = DType::f16;
+  const TinyResult r = run_tiny("smallcoder-tiny-Q8_0.gguf", "llamacpp_greedy_q8_0.json", f16_cache);
+  MESSAGE("Q8_0, f16 KV cache: greedy matches " << r.greedy_matches << "/9, worst logits rel L2 " << r.worst_logits);
+  CHECK(r.greedy_matches >= 7);
+  CHECK(r.worst_logits < 3e-2);
 }
 
 TEST_CASE("Tiny Q4_K_M (llama.cpp's file): llama.cpp's greedy text on >= 7 of 9, logits within 6e-2 of PyTorch") {

@@ -439,70 +439,8 @@ class StopStringFilter {
 #include <string>
 
 // ---- begin smallcoder/model/backend_options.hpp ----
-// Settings every backend takes: threads, prefill batch size, KV-cache length, and the
-// number format of the activations.
-
-namespace smallcoder {
-
-// What the activations (and the KV cache) are stored in between ops; the weights keep
-// their stored type and every product accumulates in fp32 either way.
-enum class Activations {
-  f32,   // matches PyTorch's fp32 forward (the default; what the CPU backend always does)
-  bf16,  // every op's output rounded to bf16, as a PyTorch bf16 model computes (CUDA backend)
-};
-
-struct BackendOptions {
-  int threads = 0;      // CPU threads; 0: one per physical core
-  int max_batch = 512;  // tokens per prefill pass; longer prompts run in several passes
-  int context = 0;      // KV-cache length; 0: the model's max_context
-  Activations activations = Activations::f32;
-};
-
-}  // namespace smallcoder
-// ---- end smallcoder/model/backend_options.hpp ----
-// ---- begin smallcoder/model/step.hpp ----
-// One forward step: which tokens go in and where they sit in the sequence. Buffer row
-// r holds the token at position pos0 + r; ops work on rows [first_row, first_row + rows).
-
-#include <cstdint>
-
-namespace smallcoder {
-
-struct Step {
-  const std::int32_t* tokens = nullptr;  // host copy of the step's token ids (rows of them)
-  int rows = 0;
-  int pos0 = 0;       // sequence position of buffer row 0
-  int first_row = 0;  // ops touch rows [first_row, first_row + rows)
-
-  int end_row() const { return first_row + rows; }
-  // The same step narrowed to its last token: the final norm and the logits need nothing else.
-  Step last_row() const {
-    Step s = *this;
-    s.first_row = end_row() - 1;
-    s.rows = 1;
-    return s;
-  }
-};
-
-}  // namespace smallcoder
-// ---- end smallcoder/model/step.hpp ----
-// ---- begin smallcoder/model/weights.hpp ----
-// The model's weights as views in their stored types, plus whatever keeps the bytes
-// alive (a mapped file, an owned buffer). for_each_weight is the single list of every
-// tensor a model has, with its expected shape: loaders, converters and random
-// initialisation all walk it, so no loader can forget a tensor or a shape check.
-
-#include <cstdint>
-#include <memory>
-#include <string>
-#include <vector>
-
-// ---- begin smallcoder/tensor/tensor_view.hpp ----
-// A read-only view of a 2-D weight tensor in its stored type: the model and the
-// kernels see weights only through this, whatever file (or buffer) holds the bytes.
-
-#include <cstddef>
-#include <cstdint>
+// Settings every backend takes: threads, prefill batch size, KV-cache length and element
+// type, and the number format of the activations.
 
 // ---- begin smallcoder/tensor/dtype.hpp ----
 // Element types that weights can be stored in, and the scalar conversions between
@@ -622,6 +560,73 @@ inline std::uint16_t f32_to_f16(float f) {
 
 }  // namespace smallcoder
 // ---- end smallcoder/tensor/dtype.hpp ----
+
+namespace smallcoder {
+
+// What the activations (and the KV cache) are stored in between ops; the weights keep
+// their stored type and every product accumulates in fp32 either way.
+enum class Activations {
+  f32,   // matches PyTorch's fp32 forward (the default; what the CPU backend always does)
+  bf16,  // every op's output rounded to bf16, as a PyTorch bf16 model computes (CUDA backend)
+};
+
+struct BackendOptions {
+  int threads = 0;      // CPU threads; 0: one per physical core
+  int max_batch = 512;  // tokens per prefill pass; longer prompts run in several passes
+  int context = 0;      // KV-cache length; 0: the model's max_context
+  Activations activations = Activations::f32;
+  // What the CPU backend stores keys and values in: f32, or f16 / bf16, which halve the cache
+  // and the bytes decode reads from it (most of its traffic at long contexts). The CUDA
+  // backend takes f32 only (its cache follows `activations`).
+  DType kv_cache = DType::f32;
+};
+
+}  // namespace smallcoder
+// ---- end smallcoder/model/backend_options.hpp ----
+// ---- begin smallcoder/model/step.hpp ----
+// One forward step: which tokens go in and where they sit in the sequence. Buffer row
+// r holds the token at position pos0 + r; ops work on rows [first_row, first_row + rows).
+
+#include <cstdint>
+
+namespace smallcoder {
+
+struct Step {
+  const std::int32_t* tokens = nullptr;  // host copy of the step's token ids (rows of them)
+  int rows = 0;
+  int pos0 = 0;       // sequence position of buffer row 0
+  int first_row = 0;  // ops touch rows [first_row, first_row + rows)
+
+  int end_row() const { return first_row + rows; }
+  // The same step narrowed to its last token: the final norm and the logits need nothing else.
+  Step last_row() const {
+    Step s = *this;
+    s.first_row = end_row() - 1;
+    s.rows = 1;
+    return s;
+  }
+};
+
+}  // namespace smallcoder
+// ---- end smallcoder/model/step.hpp ----
+// ---- begin smallcoder/model/weights.hpp ----
+// The model's weights as views in their stored types, plus whatever keeps the bytes
+// alive (a mapped file, an owned buffer). for_each_weight is the single list of every
+// tensor a model has, with its expected shape: loaders, converters and random
+// initialisation all walk it, so no loader can forget a tensor or a shape check.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+// ---- begin smallcoder/tensor/tensor_view.hpp ----
+// A read-only view of a 2-D weight tensor in its stored type: the model and the
+// kernels see weights only through this, whatever file (or buffer) holds the bytes.
+
+#include <cstddef>
+#include <cstdint>
+
 
 namespace smallcoder {
 
@@ -802,6 +807,15 @@ class Transformer {
 
   // Forgets the sequence: the next forward starts at position 0.
   void reset() { position_ = 0; }
+  // Forgets the positions from `position` on (at most the current one), keeping those
+  // before: the next forward continues from there, overwriting their cached keys and values.
+  void rewind(int position) {
+    if (position < 0 || position > position_) {
+      fail("rewind", "position " + std::to_string(position) + " is outside the " + std::to_string(position_) +
+                         " positions of the sequence");
+    }
+    position_ = position;
+  }
   int position() const { return position_; }
   int context() const { return backend_.context(); }
   const ModelConfig& config() const { return config_; }
@@ -6166,6 +6180,236 @@ inline void row_to_f32(DType t, const std::byte* row, std::int64_t cols, float* 
 
 }  // namespace smallcoder::cpu
 // ---- end smallcoder/cpu/kernels.hpp ----
+// ---- begin smallcoder/cpu/kv_rows.hpp ----
+// Attention's two loops over the KV cache (query-key scores, the probability-weighted sum of
+// value rows) for cache rows stored as f32, f16 or bf16, at the SIMD level chosen at run time.
+// 16-bit rows halve the bytes decode reads from the cache; they are widened in registers and
+// every sum stays fp32, in the same order at every level (the same bits).
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+
+
+namespace smallcoder::cpu {
+
+// Rounds n fp32 values into one cache row.
+using KvStoreFn = void (*)(const float* x, int n, std::byte* row);
+// scores[t] = scale * (q . K_t) for t < len, K_t being the dim-element row at keys + t * row_bytes.
+using KvScoresFn = void (*)(const float* q, const std::byte* keys, std::size_t row_bytes, int len, int dim,
+                            float scale, float* scores);
+// out[d] = sum over t < len of p[t] * V_t[d], for d < dim.
+using KvMixFn = void (*)(const float* p, const std::byte* values, std::size_t row_bytes, int len, int dim,
+                         float* out);
+
+struct KvKernels {
+  KvStoreFn store = nullptr;
+  KvScoresFn scores = nullptr;
+  KvMixFn mix = nullptr;
+};
+
+// Throws naming `where` unless the KV cache can hold elements of type t.
+inline void check_kv_cache_type(DType t, const std::string& where) {
+  if (!is_float_dtype(t)) {
+    fail(where, std::string("the KV cache holds f32, f16 or bf16, not ") + dtype_name(t));
+  }
+}
+
+namespace kv {
+
+template <DType T>
+inline float element(const std::byte* row, int k) {
+  if constexpr (T == DType::f32) {
+    float v;
+    std::memcpy(&v, row + 4 * static_cast<std::size_t>(k), sizeof v);
+    return v;
+  } else {
+    std::uint16_t h;
+    std::memcpy(&h, row + 2 * static_cast<std::size_t>(k), sizeof h);
+    return T == DType::bf16 ? bf16_to_f32(h) : f16_to_f32(h);
+  }
+}
+
+// Every level stores with these scalar conversions (a few rows per step, nothing to gain from
+// SIMD), so the cached bits are the same whichever level wrote them.
+template <DType T>
+inline void store(const float* x, int n, std::byte* row) {
+  if constexpr (T == DType::f32) {
+    std::memcpy(row, x, sizeof(float) * static_cast<std::size_t>(n));
+  } else {
+    for (int i = 0; i < n; ++i) {
+      const std::uint16_t h = T == DType::bf16 ? f32_to_bf16(x[i]) : f32_to_f16(x[i]);
+      std::memcpy(row + 2 * static_cast<std::size_t>(i), &h, sizeof h);
+    }
+  }
+}
+
+// x, opaque to the optimiser. A product passed through it is rounded to fp32 before the sum
+// it joins: the compiler cannot fuse the two into an FMA (one rounding), which it otherwise
+// may do at some levels and not others. So every level rounds as the scalar loops read and
+// all levels give the same bits: with an f32 cache, those of plain fp32 loops without FMA.
+inline float unfused(float x) {
+#ifdef SMALLCODER_X86
+  __asm__("" : "+x"(x));
+#else
+  __asm__("" : "+m"(x));
+#endif
+  return x;
+}
+
+namespace scalar {
+
+template <DType T>
+inline void scores(const float* q, const std::byte* keys, std::size_t row_bytes, int len, int dim, float scale,
+                   float* out) {
+  for (int t = 0; t < len; ++t) {
+    const std::byte* row = keys + static_cast<std::size_t>(t) * row_bytes;
+    float dot = 0.0f;
+    for (int d = 0; d < dim; ++d) dot += unfused(q[d] * element<T>(row, d));
+    out[t] = dot * scale;
+  }
+}
+
+template <DType T>
+inline void mix(const float* p, const std::byte* values, std::size_t row_bytes, int len, int dim, float* out) {
+  for (int d = 0; d < dim; ++d) out[d] = 0.0f;
+  for (int t = 0; t < len; ++t) {
+    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+    for (int d = 0; d < dim; ++d) out[d] += unfused(p[t] * element<T>(row, d));
+  }
+}
+
+}  // namespace scalar
+
+#ifdef SMALLCODER_X86
+// The AVX2 level, which the AVX-512 level runs too (8 lanes already keep the loads of a 64- to
+// 128-element head ahead of DRAM). Each lane sums what one scalar loop sums, in its order.
+// Rows is one of the AVX2 float-row loaders of kernels/avx2.hpp.
+namespace simd {
+
+// unfused() for 8 lanes.
+SMALLCODER_AVX2 inline __m256 unfused8(__m256 x) {
+  __asm__("" : "+x"(x));
+  return x;
+}
+
+// In: v[j] = elements d .. d+7 of row j. Out: v[m] = element d+m of rows 0 .. 7.
+SMALLCODER_AVX2 inline void transpose8(__m256 (&v)[8]) {
+  // Per 128-bit half: pairs of rows interleaved, then quads, then the halves swapped.
+  const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// Eight rows at a time, one per lane: blocks of 8 x 8 elements are transposed in registers so
+// that each lane accumulates its row's products in element order, as the scalar loop does.
+template <DType T, class Rows>
+SMALLCODER_AVX2 inline void scores(const float* q, const std::byte* keys, std::size_t row_bytes, int len, int dim,
+                                   float scale, float* out) {
+  const int vec = dim / 8 * 8;
+  int t = 0;
+  for (; t + 8 <= len; t += 8) {
+    const std::byte* rows = keys + static_cast<std::size_t>(t) * row_bytes;
+    __m256 acc = _mm256_setzero_ps();
+    for (int d = 0; d < vec; d += 8) {
+      __m256 v[8];
+      for (int j = 0; j < 8; ++j) v[j] = Rows::load(rows + static_cast<std::size_t>(j) * row_bytes, d);
+      transpose8(v);
+      for (int m = 0; m < 8; ++m) acc = _mm256_add_ps(acc, unfused8(_mm256_mul_ps(_mm256_set1_ps(q[d + m]), v[m])));
+    }
+    alignas(32) float dots[8];
+    _mm256_store_ps(dots, acc);
+    for (int j = 0; j < 8; ++j) {
+      const std::byte* row = rows + static_cast<std::size_t>(j) * row_bytes;
+      for (int d = vec; d < dim; ++d) dots[j] += unfused(q[d] * element<T>(row, d));
+      out[t + j] = dots[j] * scale;
+    }
+  }
+  scalar::scores<T>(q, keys + static_cast<std::size_t>(t) * row_bytes, row_bytes, len - t, dim, scale, out + t);
+}
+
+// out[d0 .. d0 + 8R) held in R registers while every row goes past once.
+template <class Rows, int R>
+SMALLCODER_AVX2 inline void mix_span(const float* p, const std::byte* values, std::size_t row_bytes, int len, int d0,
+                                     float* out) {
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  for (int t = 0; t < len; ++t) {
+    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+    const __m256 pv = _mm256_set1_ps(p[t]);
+    for (int i = 0; i < R; ++i) acc[i] = _mm256_add_ps(acc[i], unfused8(_mm256_mul_ps(pv, Rows::load(row, d0 + 8 * i))));
+  }
+  for (int i = 0; i < R; ++i) _mm256_storeu_ps(out + d0 + 8 * i, acc[i]);
+}
+
+template <DType T, class Rows>
+SMALLCODER_AVX2 inline void mix(const float* p, const std::byte* values, std::size_t row_bytes, int len, int dim,
+                                float* out) {
+  constexpr int kSpan = 8;  // registers of output per pass: a 64-element head in one pass
+  int d = 0;
+  for (; d + 8 * kSpan <= dim; d += 8 * kSpan) mix_span<Rows, kSpan>(p, values, row_bytes, len, d, out);
+  for (; d + 8 <= dim; d += 8) mix_span<Rows, 1>(p, values, row_bytes, len, d, out);
+  for (; d < dim; ++d) {
+    float sum = 0.0f;
+    for (int t = 0; t < len; ++t) sum += unfused(p[t] * element<T>(values + static_cast<std::size_t>(t) * row_bytes, d));
+    out[d] = sum;
+  }
+}
+
+}  // namespace simd
+#endif
+
+template <DType T>
+inline KvKernels kernels(Isa isa) {
+  KvKernels k{store<T>, scalar::scores<T>, scalar::mix<T>};
+#ifdef SMALLCODER_X86
+  using Rows = std::conditional_t<T == DType::f32, avx2::F32Rows,
+                                  std::conditional_t<T == DType::bf16, avx2::Bf16Rows, avx2::F16Rows>>;
+  if (isa != Isa::scalar) {
+    k.scores = simd::scores<T, Rows>;
+    k.mix = simd::mix<T, Rows>;
+  }
+#else
+  (void)isa;
+#endif
+  return k;
+}
+
+}  // namespace kv
+
+// The cache kernels for elements of type t (check_kv_cache_type(t) must pass) at SIMD level
+// isa (which the CPU must support).
+inline KvKernels kv_kernels_for(DType t, Isa isa) {
+  switch (t) {
+    case DType::f16:
+      return kv::kernels<DType::f16>(isa);
+    case DType::bf16:
+      return kv::kernels<DType::bf16>(isa);
+    default:
+      return kv::kernels<DType::f32>(isa);
+  }
+}
+
+// At the active level (active_isa()).
+inline KvKernels kv_kernels_for(DType t) { return kv_kernels_for(t, active_isa()); }
+
+}  // namespace smallcoder::cpu
+// ---- end smallcoder/cpu/kv_rows.hpp ----
 // ---- begin smallcoder/cpu/ops.hpp ----
 // Small per-row operations of the forward pass (norm, RoPE, softmax, SwiGLU) in
 // plain fp32. They touch a few KB per token; matrix products dominate the time.
@@ -6282,12 +6526,15 @@ class CpuBackend {
         threads_(options.threads > 0 ? options.threads : cpu::default_thread_count()),
         max_batch_(options.max_batch),
         context_(options.context > 0 ? options.context : config.max_context),
+        kv_type_(options.kv_cache),
+        kv_row_bytes_(dtype_bytes(options.kv_cache, config.head_dim)),
         rope_(context_, config.head_dim, config.rope_theta),
         logits_(static_cast<std::size_t>(config.vocab_size)) {
     cpu::active_isa();  // settles the kernel level now: a bad SMALLCODER_ISA throws here, not mid-step
-    const std::size_t cache = static_cast<std::size_t>(config.num_layers) * config.num_kv_heads * context_ * config.head_dim;
-    k_cache_.assign(cache, 0.0f);
-    v_cache_.assign(cache, 0.0f);
+    cpu::check_kv_cache_type(kv_type_, "cpu backend: kv_cache");
+    const std::size_t cache = static_cast<std::size_t>(config.num_layers) * config.num_kv_heads * context_ * kv_row_bytes_;
+    k_cache_.assign(cache, std::byte{0});
+    v_cache_.assign(cache, std::byte{0});
     const int widest = std::max({config.hidden_size, config.q_dim(), config.intermediate_size});
     scratch_.resize(static_cast<std::size_t>(threads_));
     const std::size_t gemm_tile = cpu::kEigenGemmVectorized ? static_cast<std::size_t>(kBatchRows) * widest : 0;
@@ -6302,7 +6549,8 @@ class CpuBackend {
   int max_batch() const { return max_batch_; }
   int context() const { return context_; }
   int threads() const { return threads_; }
-  std::size_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+  std::size_t kv_cache_bytes() const { return k_cache_.size() + v_cache_.size(); }
+  DType kv_cache() const { return kv_type_; }  // the cache's element type
 
   Buffer make_buffer(int cols) const { return Buffer(max_batch_, cols); }
 
@@ -6361,11 +6609,12 @@ class CpuBackend {
   // row attend causally to all cached positions up to its own.
   void attention(const Step& s, int layer, const Buffer& q, const Buffer& k, const Buffer& v, Buffer& out) {
     const int hd = config_.head_dim, heads = config_.num_heads, kv_heads = config_.num_kv_heads;
+    const cpu::KvKernels kv = cpu::kv_kernels_for(kv_type_);
     cpu::parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / kv_heads);
       const int g = static_cast<int>(i % kv_heads);
-      std::memcpy(cache_row(k_cache_, layer, g, s.pos0 + r), k.row(r) + g * hd, sizeof(float) * hd);
-      std::memcpy(cache_row(v_cache_, layer, g, s.pos0 + r), v.row(r) + g * hd, sizeof(float) * hd);
+      kv.store(k.row(r) + g * hd, hd, cache_row(k_cache_, layer, g, s.pos0 + r));
+      kv.store(v.row(r) + g * hd, hd, cache_row(v_cache_, layer, g, s.pos0 + r));
     });
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     cpu::parallel_for(static_cast<std::int64_t>(s.rows) * heads, [&](std::int64_t i) {
@@ -6375,20 +6624,9 @@ class CpuBackend {
       const int len = s.pos0 + r + 1;
       const float* qh = q.row(r) + h * hd;
       float* scores = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
-      for (int t = 0; t < len; ++t) {
-        const float* kt = cache_row(k_cache_, layer, g, t);
-        float dot = 0.0f;
-        for (int d = 0; d < hd; ++d) dot += qh[d] * kt[d];
-        scores[t] = dot * scale;
-      }
+      kv.scores(qh, cache_row(k_cache_, layer, g, 0), kv_row_bytes_, len, hd, scale, scores);
       cpu::softmax_inplace(scores, len);
-      float* oh = out.row(r) + h * hd;
-      std::fill(oh, oh + hd, 0.0f);
-      for (int t = 0; t < len; ++t) {
-        const float* vt = cache_row(v_cache_, layer, g, t);
-        const float p = scores[t];
-        for (int d = 0; d < hd; ++d) oh[d] += p * vt[d];
-      }
+      kv.mix(scores, cache_row(v_cache_, layer, g, 0), kv_row_bytes_, len, hd, out.row(r) + h * hd);
     });
   }
 
@@ -6454,18 +6692,20 @@ class CpuBackend {
     return acts_;
   }
 
-  float* cache_row(std::vector<float>& cache, int layer, int kv_head, int pos) {
-    const std::size_t index =
-        ((static_cast<std::size_t>(layer) * config_.num_kv_heads + kv_head) * context_ + pos) * config_.head_dim;
-    return cache.data() + index;
+  // Rows of one (layer, kv head) are consecutive, kv_row_bytes_ apart, position 0 first.
+  std::byte* cache_row(std::vector<std::byte>& cache, int layer, int kv_head, int pos) {
+    const std::size_t row = (static_cast<std::size_t>(layer) * config_.num_kv_heads + kv_head) * context_ + pos;
+    return cache.data() + row * kv_row_bytes_;
   }
 
   ModelConfig config_;
   int threads_;
   int max_batch_;
   int context_;
+  DType kv_type_;             // of the cache's elements
+  std::size_t kv_row_bytes_;  // one head's keys (or values) at one position
   cpu::RopeTable rope_;
-  std::vector<float> k_cache_, v_cache_;
+  std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
   std::vector<std::vector<float>> scratch_;  // per thread: attention scores, widened norms, Eigen GEMM tiles
   std::vector<std::byte> act_storage_;        // 8-bit activation rows, shared by the threads
@@ -8545,6 +8785,10 @@ class CudaBackend {
         bf16_(options.activations == Activations::bf16),
         tuning_(cuda::tuning_from_environment()) {
     const std::string where = "cuda backend";
+    if (options.kv_cache != DType::f32) {
+      fail(where, std::string("kv_cache ") + dtype_name(options.kv_cache) +
+                      " is CPU-only: the CUDA cache holds f32 (bf16 with bf16 activations)");
+    }
     if (max_batch_ < 1) fail(where, "max_batch must be at least 1, got " + std::to_string(max_batch_));
     if (context_ < 1) fail(where, "context must be at least 1, got " + std::to_string(context_));
     const std::string no_device = cuda::why_no_device();
@@ -8621,6 +8865,7 @@ class CudaBackend {
   int threads() const { return 1; }  // one host thread drives the GPU
   std::size_t kv_cache_bytes() const { return kv_cache_bytes_; }
   bool bf16_activations() const { return bf16_; }
+  DType kv_cache() const { return bf16_ ? DType::bf16 : DType::f32; }  // the cache's element type
 
   Buffer make_buffer(int cols) const { return Buffer(max_batch_, cols); }
 

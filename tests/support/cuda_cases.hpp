@@ -498,6 +498,9 @@ TEST_CASE("cuda: errors are smallcoder::Error with a reason, and leave the model
   wide.head_dim = 512;
   CHECK_THROWS_AS(CudaBackend(wide, BackendOptions{}), Error);
   CHECK_THROWS_AS(CudaBackend(config, BackendOptions{0, 0, 0}), Error);
+  BackendOptions f16_cache;
+  f16_cache.kv_cache = DType::f16;  // the CPU backend's option
+  CHECK_THROWS_WITH_AS(CudaBackend(config, f16_cache), doctest::Contains("kv_cache f16 is CPU-only"), Error);
 }
 
 TEST_CASE("cuda: device memory statistics follow the model's allocations") {

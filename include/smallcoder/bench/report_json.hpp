@@ -177,6 +177,7 @@ inline void write_variant(JsonWriter& j, const BenchmarkReport& r, const Variant
   j.key("device").text(v.device);
   j.key("threads").integer(v.threads);
   j.key("kv_cache_positions").integer(v.context);
+  j.key("kv_cache_type").text(v.kv_cache);
   j.key("load_time_s").number(v.load_time_s);
   j.key("total_tokens_generated").integer(s.tokens_generated);
   j.key("total_generation_time_s").number(s.total_generation_time_s);

@@ -78,6 +78,7 @@ struct VariantResult {
   std::string device;  // the backend: cpu | cuda
   int threads = 0;
   int context = 0;     // KV-cache positions (the model's full context)
+  std::string kv_cache = "f32";  // the cache's element type
   double load_time_s = 0;  // weights ready + model built (cache allocated)
   std::uint64_t decode_weight_bytes = 0;    // weight bytes one decode step reads
   std::uint64_t kv_bytes_per_position = 0;  // K and V of one position, all layers

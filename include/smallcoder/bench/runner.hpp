@@ -104,6 +104,7 @@ VariantResult benchmark_model(const std::string& name, const std::function<Check
   v.device = Backend::name();
   v.threads = backend.threads();
   v.context = backend.context();
+  v.kv_cache = dtype_name(backend.kv_cache());
   v.decode_weight_bytes = decode_weight_bytes(c.weights);
   v.kv_bytes_per_position = backend.context() > 0 ? backend.kv_cache_bytes() / static_cast<std::uint64_t>(backend.context()) : 0;
   v.memory.weight_bytes = c.weights.bytes();

@@ -15,6 +15,7 @@
 #include "smallcoder/cpu/gemm.hpp"
 #include "smallcoder/cpu/isa.hpp"
 #include "smallcoder/cpu/kernels.hpp"
+#include "smallcoder/cpu/kv_rows.hpp"
 #include "smallcoder/cpu/ops.hpp"
 #include "smallcoder/cpu/threads.hpp"
 #include "smallcoder/model/backend_options.hpp"
@@ -59,12 +60,15 @@ class CpuBackend {
         threads_(options.threads > 0 ? options.threads : cpu::default_thread_count()),
         max_batch_(options.max_batch),
         context_(options.context > 0 ? options.context : config.max_context),
+        kv_type_(options.kv_cache),
+        kv_row_bytes_(dtype_bytes(options.kv_cache, config.head_dim)),
         rope_(context_, config.head_dim, config.rope_theta),
         logits_(static_cast<std::size_t>(config.vocab_size)) {
     cpu::active_isa();  // settles the kernel level now: a bad SMALLCODER_ISA throws here, not mid-step
-    const std::size_t cache = static_cast<std::size_t>(config.num_layers) * config.num_kv_heads * context_ * config.head_dim;
-    k_cache_.assign(cache, 0.0f);
-    v_cache_.assign(cache, 0.0f);
+    cpu::check_kv_cache_type(kv_type_, "cpu backend: kv_cache");
+    const std::size_t cache = static_cast<std::size_t>(config.num_layers) * config.num_kv_heads * context_ * kv_row_bytes_;
+    k_cache_.assign(cache, std::byte{0});
+    v_cache_.assign(cache, std::byte{0});
     const int widest = std::max({config.hidden_size, config.q_dim(), config.intermediate_size});
     scratch_.resize(static_cast<std::size_t>(threads_));
     const std::size_t gemm_tile = cpu::kEigenGemmVectorized ? static_cast<std::size_t>(kBatchRows) * widest : 0;
@@ -79,7 +83,8 @@ class CpuBackend {
   int max_batch() const { return max_batch_; }
   int context() const { return context_; }
   int threads() const { return threads_; }
-  std::size_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+  std::size_t kv_cache_bytes() const { return k_cache_.size() + v_cache_.size(); }
+  DType kv_cache() const { return kv_type_; }  // the cache's element type
 
   Buffer make_buffer(int cols) const { return Buffer(max_batch_, cols); }
 
@@ -138,11 +143,12 @@ class CpuBackend {
   // row attend causally to all cached positions up to its own.
   void attention(const Step& s, int layer, const Buffer& q, const Buffer& k, const Buffer& v, Buffer& out) {
     const int hd = config_.head_dim, heads = config_.num_heads, kv_heads = config_.num_kv_heads;
+    const cpu::KvKernels kv = cpu::kv_kernels_for(kv_type_);
     cpu::parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / kv_heads);
       const int g = static_cast<int>(i % kv_heads);
-      std::memcpy(cache_row(k_cache_, layer, g, s.pos0 + r), k.row(r) + g * hd, sizeof(float) * hd);
-      std::memcpy(cache_row(v_cache_, layer, g, s.pos0 + r), v.row(r) + g * hd, sizeof(float) * hd);
+      kv.store(k.row(r) + g * hd, hd, cache_row(k_cache_, layer, g, s.pos0 + r));
+      kv.store(v.row(r) + g * hd, hd, cache_row(v_cache_, layer, g, s.pos0 + r));
     });
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     cpu::parallel_for(static_cast<std::int64_t>(s.rows) * heads, [&](std::int64_t i) {
@@ -152,20 +158,9 @@ class CpuBackend {
       const int len = s.pos0 + r + 1;
       const float* qh = q.row(r) + h * hd;
       float* scores = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
-      for (int t = 0; t < len; ++t) {
-        const float* kt = cache_row(k_cache_, layer, g, t);
-        float dot = 0.0f;
-        for (int d = 0; d < hd; ++d) dot += qh[d] * kt[d];
-        scores[t] = dot * scale;
-      }
+      kv.scores(qh, cache_row(k_cache_, layer, g, 0), kv_row_bytes_, len, hd, scale, scores);
       cpu::softmax_inplace(scores, len);
-      float* oh = out.row(r) + h * hd;
-      std::fill(oh, oh + hd, 0.0f);
-      for (int t = 0; t < len; ++t) {
-        const float* vt = cache_row(v_cache_, layer, g, t);
-        const float p = scores[t];
-        for (int d = 0; d < hd; ++d) oh[d] += p * vt[d];
-      }
+      kv.mix(scores, cache_row(v_cache_, layer, g, 0), kv_row_bytes_, len, hd, out.row(r) + h * hd);
     });
   }
 
@@ -231,18 +226,20 @@ class CpuBackend {
     return acts_;
   }
 
-  float* cache_row(std::vector<float>& cache, int layer, int kv_head, int pos) {
-    const std::size_t index =
-        ((static_cast<std::size_t>(layer) * config_.num_kv_heads + kv_head) * context_ + pos) * config_.head_dim;
-    return cache.data() + index;
+  // Rows of one (layer, kv head) are consecutive, kv_row_bytes_ apart, position 0 first.
+  std::byte* cache_row(std::vector<std::byte>& cache, int layer, int kv_head, int pos) {
+    const std::size_t row = (static_cast<std::size_t>(layer) * config_.num_kv_heads + kv_head) * context_ + pos;
+    return cache.data() + row * kv_row_bytes_;
   }
 
   ModelConfig config_;
   int threads_;
   int max_batch_;
   int context_;
+  DType kv_type_;             // of the cache's elements
+  std::size_t kv_row_bytes_;  // one head's keys (or values) at one position
   cpu::RopeTable rope_;
-  std::vector<float> k_cache_, v_cache_;
+  std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
   std::vector<std::vector<float>> scratch_;  // per thread: attention scores, widened norms, Eigen GEMM tiles
   std::vector<std::byte> act_storage_;        // 8-bit activation rows, shared by the threads

@@ -72,6 +72,10 @@ class CudaBackend {
         bf16_(options.activations == Activations::bf16),
         tuning_(cuda::tuning_from_environment()) {
     const std::string where = "cuda backend";
+    if (options.kv_cache != DType::f32) {
+      fail(where, std::string("kv_cache ") + dtype_name(options.kv_cache) +
+                      " is CPU-only: the CUDA cache holds f32 (bf16 with bf16 activations)");
+    }
     if (max_batch_ < 1) fail(where, "max_batch must be at least 1, got " + std::to_string(max_batch_));
     if (context_ < 1) fail(where, "context must be at least 1, got " + std::to_string(context_));
     const std::string no_device = cuda::why_no_device();
@@ -148,6 +152,7 @@ class CudaBackend {
   int threads() const { return 1; }  // one host thread drives the GPU
   std::size_t kv_cache_bytes() const { return kv_cache_bytes_; }
   bool bf16_activations() const { return bf16_; }
+  DType kv_cache() const { return bf16_ ? DType::bf16 : DType::f32; }  // the cache's element type
 
   Buffer make_buffer(int cols) const { return Buffer(max_batch_, cols); }
 

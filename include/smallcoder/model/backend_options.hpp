@@ -1,6 +1,8 @@
-// Settings every backend takes: threads, prefill batch size, KV-cache length, and the
-// number format of the activations.
+// Settings every backend takes: threads, prefill batch size, KV-cache length and element
+// type, and the number format of the activations.
 #pragma once
+
+#include "smallcoder/tensor/dtype.hpp"
 
 namespace smallcoder {
 
@@ -16,6 +18,10 @@ struct BackendOptions {
   int max_batch = 512;  // tokens per prefill pass; longer prompts run in several passes
   int context = 0;      // KV-cache length; 0: the model's max_context
   Activations activations = Activations::f32;
+  // What the CPU backend stores keys and values in: f32, or f16 / bf16, which halve the cache
+  // and the bytes decode reads from it (most of its traffic at long contexts). The CUDA
+  // backend takes f32 only (its cache follows `activations`).
+  DType kv_cache = DType::f32;
 };
 
 }  // namespace smallcoder

@@ -61,6 +61,15 @@ class Transformer {
 
   // Forgets the sequence: the next forward starts at position 0.
   void reset() { position_ = 0; }
+  // Forgets the positions from `position` on (at most the current one), keeping those
+  // before: the next forward continues from there, overwriting their cached keys and values.
+  void rewind(int position) {
+    if (position < 0 || position > position_) {
+      fail("rewind", "position " + std::to_string(position) + " is outside the " + std::to_string(position_) +
+                         " positions of the sequence");
+    }
+    position_ = position;
+  }
   int position() const { return position_; }
   int context() const { return backend_.context(); }
   const ModelConfig& config() const { return config_; }

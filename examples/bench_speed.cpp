@@ -1,0 +1,234 @@
+// bench_speed: prompt-processing and decode speed of one model, in the style of llama-bench.
+// Each test runs R times after a warm-up; the table on stdout gives tokens/s (mean ± standard
+// deviation, median) and, for decode, the bytes read per second beside the memory bandwidth
+// measured in the same run. Progress goes to stderr.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+#include "model_source.hpp"
+#include "smallcoder/bench/bandwidth.hpp"
+#include "smallcoder/bench/memory.hpp"
+#include "smallcoder/bench/report_table.hpp"
+
+namespace {
+
+namespace bench = smallcoder::bench;
+using Clock = std::chrono::steady_clock;
+
+// Streaming-read buffer of the bandwidth probe, as benchmark_variants reads (best of 5).
+constexpr std::uint64_t kBandwidthBytes = std::uint64_t{1} << 30;
+
+struct Flags {
+  std::string model, variant = "SmallCoder-Tiny", dtype, tokenizer, kv_cache = "f32", prompt = "def fibonacci(n):";
+  std::vector<std::string> prompt_lengths;  // -p values, each one number or a comma list
+  long long generate = 128, repetitions = 5, threads = 0, seed = 0, context_fill = 0;
+};
+
+struct Stats {
+  double mean = 0, sd = 0, median = 0;
+};
+
+// Sample standard deviation (n - 1), as llama-bench reports it.
+Stats statistics(std::vector<double> v) {
+  Stats s;
+  for (double x : v) s.mean += x / static_cast<double>(v.size());
+  for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
+  s.sd = v.size() > 1 ? std::sqrt(s.sd / static_cast<double>(v.size() - 1)) : 0.0;
+  std::sort(v.begin(), v.end());
+  const std::size_t h = v.size() / 2;
+  s.median = v.size() % 2 == 1 ? v[h] : (v[h - 1] + v[h]) / 2;
+  return s;
+}
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// Token ids for timing only (as llama-bench feeds): a fixed pseudo-random draw past the
+// control tokens, so every run of the tool feeds the same ones.
+std::vector<std::int32_t> filler_tokens(int n, int vocab) {
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<std::int32_t> id(3, vocab - 1);
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(n));
+  for (std::int32_t& t : ids) t = id(rng);
+  return ids;
+}
+
+std::int32_t greedy_token(const float* logits, int vocab) {
+  return static_cast<std::int32_t>(std::max_element(logits, logits + vocab) - logits);
+}
+
+struct Row {
+  std::string test;
+  Stats tokens_per_s;
+  double bytes_per_token = 0;  // decode only: weights + the KV cache at the mean context
+};
+
+// -p values: numbers or comma lists (checked against the context once the model is loaded).
+std::vector<int> prompt_lengths(const std::vector<std::string>& flags) {
+  std::vector<int> out;
+  for (const std::string& flag : flags) {
+    std::size_t begin = 0;
+    while (begin <= flag.size()) {
+      const std::size_t comma = std::min(flag.find(',', begin), flag.size());
+      out.push_back(static_cast<int>(cli::parse_integer("-p", flag.substr(begin, comma - begin), 1, 1 << 20)));
+      begin = comma + 1;
+    }
+  }
+  if (out.empty()) out.push_back(128);
+  return out;
+}
+
+int run(int argc, char** argv) {
+  Flags f;
+  cli::Parser p("bench_speed",
+                "Measures prompt processing (ppN) and decode (tgN) tokens/s of one model, as llama-bench does,\n"
+                "and decode's bytes read per second against the memory bandwidth measured in the same run.\n"
+                "Without --model it runs a random-weight variant (--variant).");
+  p.text("--model", &f.model, "PATH", "model folder, .safetensors or .gguf");
+  p.text("--variant", &f.variant, "NAME", "random-weight variant when no --model is given (default SmallCoder-Tiny)");
+  p.text("--dtype", &f.dtype, "TYPE", "store weights as f32|f16|bf16|q8_0|q4_0 (default: as stored; bf16 for random weights)");
+  p.integer("--threads", &f.threads, 0, 1024, "CPU threads (default: physical cores)");
+  p.text("--kv-cache", &f.kv_cache, "f32|f16|bf16", "KV-cache element type (default f32)");
+  p.repeated("-p", &f.prompt_lengths, "N[,N...]", "prompt-processing test of N tokens (repeatable; default 128)");
+  p.integer("-n", &f.generate, 0, 1 << 20, "decode test: tokens generated after the prompt (default 128; 0: none)");
+  p.integer("-r", &f.repetitions, 1, 1000, "repetitions of each test (default 5)");
+  p.text("--prompt", &f.prompt, "TEXT", "prompt the decode test follows (default \"def fibonacci(n):\")");
+  p.integer("--context-fill", &f.context_fill, 0, 1 << 20,
+            "decode after N filler tokens instead of --prompt (speed at the end of a long context)");
+  p.integer("--seed", &f.seed, 0, (1ll << 62), "random-weight seed (default 0)");
+  p.text("--tokenizer", &f.tokenizer, "PATH", "tokenizer.model to use");
+  if (!p.parse(argc, argv)) return 0;
+  if (f.model.empty() && smallcoder::find_variant(f.variant) == nullptr) {
+    throw cli::UsageError("unknown variant '" + f.variant + "' (see the README's variant table)");
+  }
+  std::optional<smallcoder::DType> dtype;
+  if (!f.dtype.empty()) {
+    try {
+      dtype = smallcoder::parse_dtype(f.dtype, "--dtype");
+      smallcoder::check_storable(*dtype, "--dtype");
+    } catch (const smallcoder::Error& e) {
+      throw cli::UsageError(e.what());
+    }
+  }
+  const std::vector<int> pp = prompt_lengths(f.prompt_lengths);
+  smallcoder::BackendOptions backend;
+  backend.threads = f.threads > 0 ? static_cast<int>(f.threads) : smallcoder::cpu::default_thread_count();
+  backend.kv_cache = tools::parse_kv_cache_flag(f.kv_cache);
+
+  const Clock::time_point load_start = Clock::now();
+  smallcoder::Checkpoint checkpoint;
+  if (!f.model.empty()) {
+    smallcoder::LoadOptions load;
+    load.tokenizer_path = f.tokenizer;
+    load.dtype = dtype;
+    load.threads = backend.threads;
+    checkpoint = smallcoder::load_checkpoint(f.model, load);
+  } else {
+    tools::RandomModelSpec spec;
+    spec.variant = f.variant;
+    spec.seed = static_cast<std::uint64_t>(f.seed);
+    spec.dtype = dtype.value_or(smallcoder::DType::bf16);
+    spec.tokenizer_flag = f.tokenizer;
+    spec.threads = backend.threads;
+    checkpoint = tools::random_model(spec);
+  }
+  smallcoder::Model model(std::move(checkpoint), backend);
+  smallcoder::Transformer<smallcoder::CpuBackend>& t = model.transformer();
+  const int context = t.context(), vocab = model.config().vocab_size;
+  for (int tokens : pp) {
+    if (tokens > context) {
+      throw cli::UsageError("-p " + std::to_string(tokens) + " exceeds the context of " + std::to_string(context));
+    }
+  }
+
+  std::vector<std::int32_t> prompt;
+  if (f.context_fill > 0) {
+    prompt = filler_tokens(static_cast<int>(f.context_fill), vocab);
+    prompt[0] = model.config().bos_id;
+  } else {
+    prompt.push_back(model.config().bos_id);
+    for (std::int32_t id : model.tokenizer().encode(f.prompt)) prompt.push_back(id);
+  }
+  const int n = static_cast<int>(f.generate), depth = static_cast<int>(prompt.size());
+  if (n > 0 && depth + n > context) {
+    throw cli::UsageError("the decode test needs " + std::to_string(depth) + " prompt + " + std::to_string(n) +
+                          " generated positions; the context has " + std::to_string(context));
+  }
+
+  // Progress starts only now: an error before this point is the tool's one line on stderr.
+  std::fprintf(stderr, "loaded %s in %.1f s\n", f.model.empty() ? (f.variant + " with random weights").c_str() : f.model.c_str(),
+               seconds_since(load_start));
+  std::fprintf(stderr, "measuring memory bandwidth (%llu MiB, %d threads)...\n",
+               static_cast<unsigned long long>(kBandwidthBytes >> 20), t.backend().threads());
+  const bench::BandwidthMeasurement bandwidth = bench::measure_read_bandwidth(kBandwidthBytes, t.backend().threads());
+  std::fprintf(stderr, "memory bandwidth: %s\n", bench::describe_bandwidth(bandwidth).c_str());
+
+  const int reps = static_cast<int>(f.repetitions);
+  std::vector<Row> rows;
+  for (int tokens : pp) {
+    const std::vector<std::int32_t> ids = filler_tokens(tokens, vocab);
+    std::vector<double> speeds;
+    for (int r = -1; r < reps; ++r) {  // r = -1: the warm-up
+      t.reset();
+      const Clock::time_point start = Clock::now();
+      t.forward(ids.data(), tokens);
+      const double s = seconds_since(start);
+      if (r >= 0) speeds.push_back(tokens / s);
+      std::fprintf(stderr, "pp%d %s: %.1f tok/s\n", tokens, r < 0 ? "warm-up" : ("run " + std::to_string(r + 1)).c_str(),
+                   tokens / s);
+    }
+    rows.push_back(Row{"pp" + std::to_string(tokens), statistics(speeds), 0});
+  }
+  if (n > 0) {
+    // The prompt is processed once; every run rewinds to its end and decodes the same n
+    // greedy tokens, so each run does the same work at the same positions.
+    t.reset();
+    std::fprintf(stderr, "tg%d: processing the %d-token prompt...\n", n, depth);
+    const std::int32_t first = greedy_token(t.forward(prompt.data(), depth), vocab);
+    std::vector<double> speeds;
+    for (int r = -1; r < reps; ++r) {
+      t.rewind(depth);
+      std::int32_t next = first;
+      const Clock::time_point start = Clock::now();
+      for (int i = 0; i < n; ++i) next = greedy_token(t.forward(&next, 1), vocab);
+      const double s = seconds_since(start);
+      if (r >= 0) speeds.push_back(n / s);
+      std::fprintf(stderr, "tg%d %s: %.1f tok/s\n", n, r < 0 ? "warm-up" : ("run " + std::to_string(r + 1)).c_str(),
+                   n / s);
+    }
+    // Step i (0-based) runs at position depth + i and reads depth + i + 1 cached positions.
+    const double mean_context = depth + (n + 1) / 2.0;
+    const double kv_per_position = static_cast<double>(t.backend().kv_cache_bytes()) / context;
+    const double bytes = static_cast<double>(bench::decode_weight_bytes(model.checkpoint().weights)) +
+                         mean_context * kv_per_position;
+    rows.push_back(Row{"tg" + std::to_string(n) + " @ d" + std::to_string(depth), statistics(speeds), bytes});
+  }
+
+  const std::string name = model.config().name.empty() ? f.model : model.config().name;
+  std::printf("| model | dtype | kv cache | threads | test | tok/s | median | GB/s | share of %.1f GB/s |\n",
+              bandwidth.gb_per_s);
+  std::printf("|---|---|---|---:|---|---:|---:|---:|---:|\n");
+  for (const Row& r : rows) {
+    std::string gb = "-", share = "-";
+    if (r.bytes_per_token > 0) {
+      const double achieved = r.bytes_per_token * r.tokens_per_s.mean / 1e9;
+      gb = bench::format_number("%.1f", achieved);
+      share = bench::format_number("%.0f%%", 100 * achieved / bandwidth.gb_per_s);
+    }
+    std::printf("| %s%s | %s | %s | %d | %s | %.1f ± %.1f | %.1f | %s | %s |\n", name.c_str(),
+                model.checkpoint().format == "random" ? " (random)" : "", smallcoder::dtype_name(model.checkpoint().dtype),
+                smallcoder::dtype_name(t.backend().kv_cache()), t.backend().threads(), r.test.c_str(),
+                r.tokens_per_s.mean, r.tokens_per_s.sd, r.tokens_per_s.median, gb.c_str(), share.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return cli::run_tool("bench_speed", [&] { return run(argc, argv); }); }

@@ -1,0 +1,222 @@
+// The KV cache in 16 bits (BackendOptions::kv_cache): the attention row kernels of every
+// level against a double-precision reference, smallcoder-nano's logits against PyTorch with
+// f16 and bf16 caches, the cache's size, and a long context on a small random model.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "smallcoder/smallcoder.hpp"
+#include "support/golden.hpp"
+
+using namespace smallcoder;
+using cpu::Isa;
+
+namespace {
+
+constexpr DType kCacheTypes[] = {DType::f32, DType::f16, DType::bf16};
+
+std::vector<Isa> supported_levels() {
+  std::vector<Isa> levels;
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (cpu::cpu_supports(isa)) levels.push_back(isa);
+  }
+  return levels;
+}
+
+std::vector<float> random_floats(std::size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// `len` rows of `dim` random values stored through the kernels' store, and those stored
+// values widened back (what every level must compute with).
+struct CacheRows {
+  std::vector<std::byte> bytes;
+  std::vector<float> values;
+  std::size_t row_bytes = 0;
+};
+
+CacheRows make_rows(DType type, int len, int dim, std::mt19937& rng) {
+  CacheRows c;
+  c.row_bytes = dtype_bytes(type, dim);
+  c.bytes.resize(c.row_bytes * static_cast<std::size_t>(len));
+  c.values.resize(static_cast<std::size_t>(len) * dim);
+  const std::vector<float> x = random_floats(c.values.size(), rng, 2.0f);
+  const cpu::KvKernels k = cpu::kv_kernels_for(type, Isa::scalar);
+  for (int t = 0; t < len; ++t) {
+    std::byte* row = c.bytes.data() + t * c.row_bytes;
+    k.store(x.data() + static_cast<std::size_t>(t) * dim, dim, row);
+    cpu::float_row_to_f32(type, row, dim, c.values.data() + static_cast<std::size_t>(t) * dim);
+  }
+  return c;
+}
+
+// Logits of `ids` on a fresh sequence: one batched pass, or one token at a time.
+std::vector<float> logits_of(Transformer<CpuBackend>& t, const std::vector<std::int32_t>& ids, bool batched) {
+  t.reset();
+  const float* out = nullptr;
+  if (batched) {
+    out = t.forward(ids.data(), static_cast<int>(ids.size()));
+  } else {
+    for (std::int32_t id : ids) out = t.forward(&id, 1);
+  }
+  return std::vector<float>(out, out + t.config().vocab_size);
+}
+
+}  // namespace
+
+TEST_CASE("kv rows: stores round as the dtype conversions do") {
+  std::mt19937 rng(7);
+  const std::vector<float> x = random_floats(24, rng, 3.0f);
+  std::vector<std::byte> row(24 * 4);
+  for (DType type : kCacheTypes) {
+    CAPTURE(std::string(dtype_name(type)));
+    for (Isa isa : supported_levels()) cpu::kv_kernels_for(type, isa).store(x.data(), 24, row.data());
+    std::vector<float> back(24);
+    cpu::float_row_to_f32(type, row.data(), 24, back.data());
+    for (int i = 0; i < 24; ++i) {
+      const float want = type == DType::f32   ? x[i]
+                         : type == DType::f16 ? f16_to_f32(f32_to_f16(x[i]))
+                                              : bf16_to_f32(f32_to_bf16(x[i]));
+      CHECK(back[i] == want);
+    }
+  }
+}
+
+TEST_CASE("kv rows: every level's scores and weighted sums equal the scalar level's, within 1e-5 of double precision") {
+  std::mt19937 rng(11);
+  for (DType type : kCacheTypes) {
+    for (int dim : {64, 128, 20, 6}) {      // whole vectors, and tails shorter than one
+      for (int len : {1, 7, 8, 19, 130}) {  // under, at and past the eight-row groups
+        CAPTURE(std::string(dtype_name(type)));
+        CAPTURE(dim);
+        CAPTURE(len);
+        const std::vector<float> q = random_floats(static_cast<std::size_t>(dim), rng);
+        const CacheRows keys = make_rows(type, len, dim, rng), values = make_rows(type, len, dim, rng);
+        std::vector<float> p = random_floats(static_cast<std::size_t>(len), rng);
+        for (float& x : p) x = std::abs(x);
+        const float scale = 0.125f;
+        std::vector<double> want_scores(static_cast<std::size_t>(len)), want_out(static_cast<std::size_t>(dim));
+        double score_norm = 0, out_norm = 0;
+        for (int t = 0; t < len; ++t) {
+          double dot = 0, magnitude = 0;
+          for (int d = 0; d < dim; ++d) {
+            const double k = keys.values[static_cast<std::size_t>(t) * dim + d];
+            dot += static_cast<double>(q[d]) * k;
+            magnitude += std::abs(q[d] * k);
+            want_out[d] += static_cast<double>(p[t]) * values.values[static_cast<std::size_t>(t) * dim + d];
+          }
+          want_scores[t] = dot * scale;
+          score_norm = std::max(score_norm, magnitude * scale);
+        }
+        for (int d = 0; d < dim; ++d) {
+          double magnitude = 0;
+          for (int t = 0; t < len; ++t) magnitude += std::abs(p[t] * values.values[static_cast<std::size_t>(t) * dim + d]);
+          out_norm = std::max(out_norm, magnitude);
+        }
+        std::vector<float> scalar_scores, scalar_out;
+        for (Isa isa : supported_levels()) {  // scalar first
+          CAPTURE(cpu::isa_name(isa));
+          const cpu::KvKernels k = cpu::kv_kernels_for(type, isa);
+          std::vector<float> scores(static_cast<std::size_t>(len)), out(static_cast<std::size_t>(dim), -1.0f);
+          k.scores(q.data(), keys.bytes.data(), keys.row_bytes, len, dim, scale, scores.data());
+          k.mix(p.data(), values.bytes.data(), values.row_bytes, len, dim, out.data());
+          for (int t = 0; t < len; ++t) CHECK(std::abs(scores[t] - want_scores[t]) <= 1e-5 * score_norm);
+          for (int d = 0; d < dim; ++d) CHECK(std::abs(out[d] - want_out[d]) <= 1e-5 * out_norm);
+          if (isa == Isa::scalar) {
+            scalar_scores = scores;
+            scalar_out = out;
+          }
+          CHECK(scores == scalar_scores);  // the same sums in the same order: the same bits
+          CHECK(out == scalar_out);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("kv cache: only f32, f16 and bf16; 16 bits take half the bytes") {
+  ModelConfig c = variant_preset("SmallCoder-Tiny");
+  c.max_context = 64;
+  BackendOptions options;
+  options.threads = 1;
+  const std::size_t f32_bytes = CpuBackend(c, options).kv_cache_bytes();
+  CHECK(f32_bytes == 2 * sizeof(float) * static_cast<std::size_t>(c.num_layers) * c.kv_dim() * 64);
+  for (DType type : {DType::f16, DType::bf16}) {
+    options.kv_cache = type;
+    const CpuBackend backend(c, options);
+    CHECK(backend.kv_cache() == type);
+    CHECK(backend.kv_cache_bytes() * 2 == f32_bytes);
+  }
+  options.kv_cache = DType::q8_0;
+  CHECK_THROWS_WITH_AS(CpuBackend(c, options), "cpu backend: kv_cache: the KV cache holds f32, f16 or bf16, not q8_0",
+                       Error);
+}
+
+// Measured on smallcoder-nano's golden cases (worst rel L2 against PyTorch's fp32 logits): f16
+// cache 1.2e-4, bf16 1.05e-3; the bounds leave about 3x.
+TEST_CASE("nano: logits with f16 and bf16 KV caches stay within 5e-4 and 3e-3 of PyTorch, batched and token by token") {
+  const Checkpoint nano = load_checkpoint(test::data_path("models/smallcoder-nano"));
+  const std::vector<test::GoldenCase> golden = test::load_golden("smallcoder-nano");
+  for (DType type : {DType::f16, DType::bf16}) {
+    BackendOptions options;
+    options.kv_cache = type;
+    Transformer<CpuBackend> t(nano.config, nano.weights, options);
+    const double bound = type == DType::f16 ? 5e-4 : 3e-3;
+    double worst = 0, worst_paths = 0;
+    for (const test::GoldenCase& g : golden) {
+      CAPTURE(g.text);
+      CAPTURE(std::string(dtype_name(type)));
+      const std::vector<float> batched = logits_of(t, g.ids, true), stepped = logits_of(t, g.ids, false);
+      const double err = test::relative_l2(batched.data(), g.last_logits.data(), g.last_logits.size());
+      const double paths = test::relative_l2(stepped.data(), batched.data(), batched.size());
+      CHECK(err < bound);
+      CHECK(paths < 1e-4);  // both paths round the same keys and values into the cache
+      worst = std::max(worst, err);
+      worst_paths = std::max(worst_paths, paths);
+    }
+    MESSAGE(std::string(dtype_name(type)) << " KV cache: worst rel L2 against PyTorch " << worst << ", batched vs token by token "
+                             << worst_paths);
+  }
+}
+
+TEST_CASE("long context: a small random model over 3000 positions, 16-bit caches close to f32") {
+  ModelConfig c;
+  c.name = "kv-long";
+  c.hidden_size = 80;
+  c.intermediate_size = 160;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 20;  // not a whole number of vectors: the kernels' tails run
+  c.vocab_size = 256;
+  c.max_context = 3000;
+  const Checkpoint model = random_checkpoint(c, 5, DType::f32, nullptr, 0);
+  std::mt19937 rng(3);
+  std::vector<std::int32_t> ids(2990);
+  for (std::int32_t& id : ids) id = static_cast<std::int32_t>(rng() % 256);
+  BackendOptions options;
+  options.max_batch = 512;  // six batched passes
+  Transformer<CpuBackend> reference(c, model.weights, options);
+  const std::vector<float> want = logits_of(reference, ids, true);
+  for (DType type : {DType::f16, DType::bf16}) {
+    CAPTURE(std::string(dtype_name(type)));
+    options.kv_cache = type;
+    Transformer<CpuBackend> t(c, model.weights, options);
+    const std::vector<float> batched = logits_of(t, ids, true), stepped = logits_of(t, ids, false);
+    const double err = test::relative_l2(batched.data(), want.data(), want.size());
+    const double paths = test::relative_l2(stepped.data(), batched.data(), batched.size());
+    MESSAGE(std::string(dtype_name(type)) << " KV cache at 2990 positions: rel L2 against f32 " << err
+                             << ", batched vs token by token " << paths);
+    CHECK(err < (type == DType::f16 ? 5e-4 : 3e-3));  // measured 1.7e-4 and 1.3e-3
+    CHECK(paths < 1e-4);
+    CHECK(t.position() == 2990);
+  }
+}
