@@ -375,6 +375,9 @@ TEST_CASE("JSON report: the original's structure, every field, from a real run")
     field(memory, "peak_is_per_variant", JsonValue::Kind::boolean);
     CHECK(number(memory, "weights_mb") == doctest::Approx(v.config.parameter_count() * 2 / kMiB).epsilon(1e-5));
     CHECK(integer(memory, "weight_bytes") == v.config.parameter_count() * 2);
+    // Random weights are buffers of their own: no file is mapped.
+    CHECK(number(memory, "weights_anonymous_mb") == doctest::Approx(number(memory, "weights_mb")));
+    CHECK(number(memory, "weights_mapped_resident_mb") == 0);
     // fp32 K and V for every layer and position.
     const std::int64_t kv = 2LL * v.config.num_layers * v.config.kv_dim() * v.config.max_context * 4;
     CHECK(integer(memory, "kv_cache_bytes") == kv);
@@ -443,6 +446,7 @@ TEST_CASE("JSON report: the original's structure, every field, from a real run")
     CHECK(integer(machine, "physical_cores") >= 1);
     CHECK(integer(machine, "threads_used") == 2);
     CHECK(number(machine, "ram_mb") > 0);
+    CHECK(number(machine, "last_level_cache_mb") >= 0);
     CHECK(!text(machine, "os").empty());
     CHECK(!text(machine, "compiler").empty());
     CHECK(!field(machine, "build_flags", JsonValue::Kind::array).as_array("flags").empty());
@@ -454,11 +458,11 @@ TEST_CASE("JSON report: the original's structure, every field, from a real run")
     CHECK(field(bw, "passes_gb_per_s", JsonValue::Kind::array).as_array("passes").size() == 2);
     // No field untested.
     CHECK(summary.as_object("summary").size() == 29);
-    CHECK(memory.as_object("memory").size() == 11);
+    CHECK(memory.as_object("memory").size() == 13);
     CHECK(config.as_object("config").size() == 9);
     CHECK(limit.as_object("limit").size() == 9);
     CHECK(run.as_object("run").size() == 12);
-    CHECK(machine.as_object("machine").size() == 10);
+    CHECK(machine.as_object("machine").size() == 11);
     CHECK(bw.as_object("bandwidth").size() == 5);
 
     const JsonValue::Array& details = field(entry, "detailed_results", JsonValue::Kind::array).as_array("details");

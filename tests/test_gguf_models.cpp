@@ -4,15 +4,12 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <cctype>
-#include <climits>
 #include <cstdint>
 #include <cstdlib>
-#include <fstream>
-#include <set>
 #include <string>
 #include <vector>
 
+#include "smallcoder/bench/memory.hpp"
 #include "smallcoder/io/gguf_writer.hpp"
 #include "smallcoder/smallcoder.hpp"
 #include "support/golden.hpp"
@@ -145,44 +142,6 @@ TEST_CASE("nano: our Q8_0 GGUF loads, equals quantize-on-load, and its logits ar
                                                                   << worst_layouts);
 }
 
-namespace {
-
-// The mappings of `path` in this process, with their resident bytes, from /proc/self/smaps.
-struct Mapping {
-  std::uintptr_t begin = 0, end = 0;
-  std::uint64_t resident = 0;
-};
-
-std::vector<Mapping> mappings_of(const std::string& path) {
-  char real[PATH_MAX];
-  REQUIRE(realpath(path.c_str(), real) != nullptr);
-  const std::string target = real;
-  std::ifstream smaps("/proc/self/smaps");
-  std::string line;
-  std::vector<Mapping> out;
-  bool inside = false;
-  while (std::getline(smaps, line)) {
-    const std::size_t dash = line.find('-');
-    const bool header = dash != std::string::npos && dash > 0 && line.find(' ') > dash &&
-                        std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(dash),
-                                    [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
-    if (header) {
-      inside = line.size() > target.size() && line.compare(line.size() - target.size(), target.size(), target) == 0;
-      if (inside) {
-        Mapping m;
-        m.begin = std::strtoull(line.c_str(), nullptr, 16);
-        m.end = std::strtoull(line.c_str() + dash + 1, nullptr, 16);
-        out.push_back(m);
-      }
-    } else if (inside && line.rfind("Rss:", 0) == 0) {
-      out.back().resident += std::strtoull(line.c_str() + 4, nullptr, 10) * 1024;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("Tiny Q8_0 memory: mapped file pages plus anonymous weight buffers within 1.05 x its tensor data") {
   constexpr double kTensorData = 106404864;
   const std::string path = data_path(kTiny + "smallcoder-tiny-Q8_0.gguf");
@@ -191,21 +150,9 @@ TEST_CASE("Tiny Q8_0 memory: mapped file pages plus anonymous weight buffers wit
   model.transformer().forward(ids, 3);  // every weight is read at least once (the tied head in full)
   const ModelWeights& w = model.checkpoint().weights;
   CHECK(w.bytes() == static_cast<std::size_t>(kTensorData));
-  // Anonymous weight buffers: the bytes of views that do not point into the mapped file.
-  const std::vector<Mapping> mappings = mappings_of(path);
-  std::uint64_t mapped = 0;
-  for (const Mapping& m : mappings) mapped += m.resident;
-  const auto in_file = [&](const std::byte* p) {
-    const auto address = reinterpret_cast<std::uintptr_t>(p);
-    return std::any_of(mappings.begin(), mappings.end(),
-                       [&](const Mapping& m) { return address >= m.begin && address < m.end; });
-  };
-  std::set<const std::byte*> seen;
-  std::uint64_t anonymous = 0;
-  ModelWeights views = w;
-  for_each_weight(model.config(), views, [&](const WeightSlot& s) {
-    if (!in_file(s.view->data) && seen.insert(s.view->data).second) anonymous += s.view->bytes();
-  });
+  // Mapped file pages plus weight buffers of their own (views that do not point into the file).
+  const bench::WeightResidency r = bench::weight_residency(model.config(), w, path);
+  const double mapped = static_cast<double>(r.mapped_resident), anonymous = static_cast<double>(r.anonymous);
   MESSAGE("mapped file pages " << mapped << " bytes, anonymous weight buffers " << anonymous << " bytes, tensor data "
                                << kTensorData << " bytes: " << (mapped + anonymous) / kTensorData << " x");
   CHECK(anonymous == 0);

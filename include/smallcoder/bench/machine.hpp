@@ -3,6 +3,7 @@
 // read from the compiler's predefined macros.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -24,6 +25,7 @@ struct MachineInfo {
   int physical_cores = 0;              // that this process may run on
   int threads_used = 0;
   std::uint64_t ram_bytes = 0;
+  std::uint64_t last_level_cache_bytes = 0;  // 0 when the OS does not say
   std::string os;                      // "Linux 6.1.0 x86_64"
   std::string compiler;
   std::vector<std::string> build_flags;  // what the predefined macros reveal
@@ -112,6 +114,24 @@ inline std::vector<std::string> build_flag_description() {
   return flags;
 }
 
+// The largest data or unified CPU cache Linux lists for cpu0 (sysfs sizes read "32768K",
+// "480M"); 0 when there is none to read.
+inline std::uint64_t last_level_cache_bytes() {
+  std::uint64_t best = 0;
+  for (int index = 0; index < 8; ++index) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/";
+    std::ifstream type_file(dir + "type"), size_file(dir + "size");
+    std::string type, size;
+    if (!(type_file >> type) || !(size_file >> size) || type == "Instruction") continue;
+    std::uint64_t bytes = std::strtoull(size.c_str(), nullptr, 10);
+    if (size.back() == 'K') bytes <<= 10;
+    if (size.back() == 'M') bytes <<= 20;
+    if (size.back() == 'G') bytes <<= 30;
+    best = std::max(best, bytes);
+  }
+  return best;
+}
+
 inline MachineInfo describe_machine(int threads_used) {
   MachineInfo m;
   m.cpu_model = proc_field("/proc/cpuinfo", "model name");
@@ -129,6 +149,7 @@ inline MachineInfo describe_machine(int threads_used) {
   m.physical_cores = cpu::physical_core_count();
   m.threads_used = threads_used;
   m.ram_bytes = std::strtoull(proc_field("/proc/meminfo", "MemTotal").c_str(), nullptr, 10) * 1024;
+  m.last_level_cache_bytes = last_level_cache_bytes();
   struct utsname u {};
   if (::uname(&u) == 0) m.os = std::string(u.sysname) + " " + u.release + " " + u.machine;
   m.compiler = compiler_description();

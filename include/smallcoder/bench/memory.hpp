@@ -1,17 +1,26 @@
 // Memory figures for the benchmark: the process's resident set now and at its peak (from
-// the OS, /proc/self/status), a per-variant peak, and how many bytes of weights one
-// decode step reads (what the memory-bandwidth limit divides by).
+// the OS, /proc/self/status), a per-variant peak, where the weights live (pages of the
+// mapped model file vs buffers of their own, from /proc/self/smaps), and how many bytes of
+// weights one decode step reads (what the memory-bandwidth limit divides by).
 #pragma once
 
+#include <algorithm>
+#include <cctype>
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <string>
+#include <vector>
+
+#include <stdlib.h>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
+#include "smallcoder/config.hpp"
 #include "smallcoder/model/weights.hpp"
 
 namespace smallcoder::bench {
@@ -47,6 +56,69 @@ inline bool reset_peak_rss() {
   clear << "5";
   clear.flush();
   return static_cast<bool>(clear);
+}
+
+// One mapping of a file in this process: its address range and its resident bytes.
+struct FileMapping {
+  std::uintptr_t begin = 0, end = 0;
+  std::uint64_t resident = 0;
+};
+
+// The mappings of the file at `path` listed in /proc/self/smaps (none where the file or
+// smaps does not exist).
+inline std::vector<FileMapping> file_mappings(const std::string& path) {
+  std::vector<FileMapping> out;
+  char real[PATH_MAX];
+  if (path.empty() || realpath(path.c_str(), real) == nullptr) return out;
+  const std::string target = real;
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    // A mapping's header line starts "begin-end perms ..."; its fields ("Rss:  12 kB") follow.
+    const std::size_t dash = line.find('-');
+    const bool header = dash != std::string::npos && dash > 0 && line.find(' ') > dash &&
+                        std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(dash),
+                                    [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+    if (header) {
+      inside = line.size() > target.size() && line.compare(line.size() - target.size(), target.size(), target) == 0;
+      if (inside) {
+        FileMapping m;
+        m.begin = std::strtoull(line.c_str(), nullptr, 16);
+        m.end = std::strtoull(line.c_str() + dash + 1, nullptr, 16);
+        out.push_back(m);
+      }
+    } else if (inside && line.rfind("Rss:", 0) == 0) {
+      out.back().resident += std::strtoull(line.c_str() + 4, nullptr, 10) * 1024;
+    }
+  }
+  return out;
+}
+
+// The memory the weights take: resident pages of the model file's mappings, plus the
+// bytes of weight tensors that live outside them (converted or quantized on load, random
+// weights), each buffer counted once.
+struct WeightResidency {
+  std::uint64_t mapped_resident = 0;
+  std::uint64_t anonymous = 0;
+};
+
+inline WeightResidency weight_residency(const ModelConfig& config, const ModelWeights& weights,
+                                        const std::string& model_file) {
+  const std::vector<FileMapping> mappings = file_mappings(model_file);
+  WeightResidency r;
+  for (const FileMapping& m : mappings) r.mapped_resident += m.resident;
+  const auto in_file = [&](const std::byte* p) {
+    const auto address = reinterpret_cast<std::uintptr_t>(p);
+    return std::any_of(mappings.begin(), mappings.end(),
+                       [&](const FileMapping& m) { return address >= m.begin && address < m.end; });
+  };
+  std::set<const std::byte*> seen;
+  ModelWeights views = weights;  // for_each_weight hands out mutable slots
+  for_each_weight(config, views, [&](const WeightSlot& s) {
+    if (!in_file(s.view->data) && seen.insert(s.view->data).second) r.anonymous += s.view->bytes();
+  });
+  return r;
 }
 
 // Bytes of weights one decode step reads: every matrix and norm once, the output head

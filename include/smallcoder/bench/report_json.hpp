@@ -45,6 +45,8 @@ inline void write_memory_stats(JsonWriter& j, const MemoryStats& m) {
   j.key("peak_is_per_variant").boolean(m.peak_is_per_variant);
   j.key("weights_mb").number(mib(m.weight_bytes));
   j.key("weight_bytes").unsigned_integer(m.weight_bytes);
+  j.key("weights_mapped_resident_mb").number(mib(m.weights_mapped_resident));
+  j.key("weights_anonymous_mb").number(mib(m.weights_anonymous));
   j.key("kv_cache_mb").number(mib(m.kv_cache_bytes));
   j.key("kv_cache_bytes").unsigned_integer(m.kv_cache_bytes);
   j.end_object();
@@ -103,6 +105,7 @@ inline void write_machine(JsonWriter& j, const MachineInfo& m, const BandwidthMe
   j.key("physical_cores").integer(m.physical_cores);
   j.key("threads_used").integer(m.threads_used);
   j.key("ram_mb").number(mib(m.ram_bytes));
+  j.key("last_level_cache_mb").number(mib(m.last_level_cache_bytes));
   j.key("os").text(m.os);
   j.key("compiler").text(m.compiler);
   j.key("build_flags").text_array(m.build_flags);

@@ -43,6 +43,7 @@ inline std::string environment_section(const BenchmarkReport& r) {
   out += "| Cores | " + std::to_string(m.physical_cores) + " physical, " + std::to_string(m.logical_cpus) +
          " logical; " + std::to_string(m.threads_used) + " threads used |\n";
   out += "| RAM | " + format_number("%.1f GiB", static_cast<double>(m.ram_bytes) / (kMiB * 1024)) + " |\n";
+  out += "| Last-level cache | " + format_number("%.0f MiB", static_cast<double>(m.last_level_cache_bytes) / kMiB) + " |\n";
   out += "| OS | " + m.os + " |\n";
   out += "| Compiler | " + m.compiler + " |\n";
   out += "| Build | " + join(m.build_flags, ", ") + " |\n";

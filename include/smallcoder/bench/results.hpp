@@ -58,6 +58,10 @@ struct DeviceMemory {
 struct MemoryStats {
   std::uint64_t weight_bytes = 0;    // all weight data held (a tied embedding once)
   std::uint64_t kv_cache_bytes = 0;  // the whole cache, sized to the context
+  // Where the weights live after generation (/proc/self/smaps): resident pages of the
+  // mapped model file, and weight buffers of their own (converted, quantized, random).
+  std::uint64_t weights_mapped_resident = 0;
+  std::uint64_t weights_anonymous = 0;
   std::uint64_t rss_after_load = 0;  // process resident set once weights and cache exist
   std::uint64_t peak_rss_after_load = 0;
   std::uint64_t rss_after_generation = 0;

@@ -51,6 +51,12 @@ struct ProgressEvent {
 };
 using ProgressCallback = std::function<void(const ProgressEvent&)>;
 
+// The file whose mapping holds a checkpoint's weights ("" for random weights).
+inline std::string mapped_model_file(const Checkpoint& c) {
+  if (c.format == "random") return "";
+  return smallcoder::detail::is_directory(c.source) ? c.source + "/model.safetensors" : c.source;
+}
+
 template <class Backend>
 PromptResult run_prompt(BasicModel<Backend>& model, const BenchPrompt& prompt, const RunOptions& options,
                         std::uint64_t seed) {
@@ -119,6 +125,9 @@ VariantResult benchmark_model(const std::string& name, const std::function<Check
                                    options.seed + static_cast<std::uint64_t>(i)));
     if (progress) progress(ProgressEvent{name, i, count, &v.prompts.back()});
   }
+  const WeightResidency residency = weight_residency(c.config, c.weights, mapped_model_file(c));
+  v.memory.weights_mapped_resident = residency.mapped_resident;
+  v.memory.weights_anonymous = residency.anonymous;
   v.memory.rss_after_generation = rss_now_bytes();
   v.memory.peak_rss = rss_peak_bytes();
   v.memory.device = device_memory(backend);
