@@ -104,18 +104,8 @@ int run(int argc, char** argv) {
   p.integer("--seed", &f.seed, 0, (1ll << 62), "random-weight seed (default 0)");
   p.text("--tokenizer", &f.tokenizer, "PATH", "tokenizer.model to use");
   if (!p.parse(argc, argv)) return 0;
-  if (f.model.empty() && smallcoder::find_variant(f.variant) == nullptr) {
-    throw cli::UsageError("unknown variant '" + f.variant + "' (see the README's variant table)");
-  }
-  std::optional<smallcoder::DType> dtype;
-  if (!f.dtype.empty()) {
-    try {
-      dtype = smallcoder::parse_dtype(f.dtype, "--dtype");
-      smallcoder::check_storable(*dtype, "--dtype");
-    } catch (const smallcoder::Error& e) {
-      throw cli::UsageError(e.what());
-    }
-  }
+  if (f.model.empty()) tools::check_variant_flag(f.variant);
+  const std::optional<smallcoder::DType> dtype = tools::parse_dtype_flag(f.dtype);
   const std::vector<int> pp = prompt_lengths(f.prompt_lengths);
   smallcoder::BackendOptions backend;
   backend.threads = f.threads > 0 ? static_cast<int>(f.threads) : smallcoder::cpu::default_thread_count();

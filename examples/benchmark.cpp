@@ -91,15 +91,6 @@ std::string config_mismatch(const smallcoder::ModelConfig& want, const smallcode
   return {};
 }
 
-std::optional<smallcoder::DType> parse_dtype_flag(const std::string& text) {
-  if (text.empty()) return std::nullopt;
-  try {
-    return smallcoder::parse_dtype(text, "--dtype");
-  } catch (const smallcoder::Error& e) {
-    throw cli::UsageError(e.what());
-  }
-}
-
 // Fails early (exit 2) when random initialisation cannot store weights in `dtype`, by
 // asking the library on a toy model instead of keeping a list that could go stale.
 void check_random_init_dtype(smallcoder::DType dtype) {
@@ -437,7 +428,7 @@ int run(int argc, char** argv) {
   if (tools::parse_kv_cache_flag(f.kv_cache) != smallcoder::DType::f32 && f.device != "cpu") {
     throw cli::UsageError("--kv-cache " + f.kv_cache + " needs --device cpu");
   }
-  const std::optional<smallcoder::DType> dtype = parse_dtype_flag(f.dtype);
+  const std::optional<smallcoder::DType> dtype = tools::parse_dtype_flag(f.dtype);
   std::vector<Entry> entries = plan_entries(f);
   bool any_random = false;
   for (const Entry& e : entries) any_random = any_random || e.path.empty();

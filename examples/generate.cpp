@@ -131,18 +131,8 @@ int run(int argc, char** argv) {
   if (kv_cache != smallcoder::DType::f32 && f.device != "cpu") {
     throw cli::UsageError("--kv-cache " + f.kv_cache + " needs --device cpu");
   }
-  if (f.model.empty() && smallcoder::find_variant(f.variant) == nullptr) {
-    throw cli::UsageError("unknown variant '" + f.variant + "' (see the README's variant table)");
-  }
-  std::optional<smallcoder::DType> dtype;
-  if (!f.dtype.empty()) {
-    try {
-      dtype = smallcoder::parse_dtype(f.dtype, "--dtype");
-      smallcoder::check_storable(*dtype, "--dtype");
-    } catch (const smallcoder::Error& e) {
-      throw cli::UsageError(e.what());
-    }
-  }
+  if (f.model.empty()) tools::check_variant_flag(f.variant);
+  const std::optional<smallcoder::DType> dtype = tools::parse_dtype_flag(f.dtype);
 
   smallcoder::GenerateOptions options;
   options.max_tokens = static_cast<int>(f.max_tokens);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <sys/stat.h>
 
@@ -41,6 +42,26 @@ inline smallcoder::DType parse_kv_cache_flag(const std::string& text) {
     if (text == smallcoder::dtype_name(type)) return type;
   }
   throw cli::UsageError("--kv-cache must be f32, f16 or bf16, got '" + text + "'");
+}
+
+// The value of --dtype (nullopt when the flag is absent: weights keep their stored type);
+// a name the library does not know, or cannot store weights in, is a usage error.
+inline std::optional<smallcoder::DType> parse_dtype_flag(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  try {
+    const smallcoder::DType type = smallcoder::parse_dtype(text, "--dtype");
+    smallcoder::check_storable(type, "--dtype");
+    return type;
+  } catch (const smallcoder::Error& e) {
+    throw cli::UsageError(e.what());
+  }
+}
+
+// --variant must name one of the six variants.
+inline void check_variant_flag(const std::string& variant) {
+  if (smallcoder::find_variant(variant) == nullptr) {
+    throw cli::UsageError("unknown variant '" + variant + "' (see the README's variant table)");
+  }
 }
 
 struct RandomModelSpec {

@@ -31,20 +31,12 @@ int run(int argc, char** argv) {
   p.integer("--threads", &f.threads, 0, 1024, "CPU threads for converting (default: physical cores)");
   if (!p.parse(argc, argv)) return 0;
   if (f.model.empty() == f.variant.empty()) throw cli::UsageError("give exactly one of --model and --variant");
-  if (!f.variant.empty() && smallcoder::find_variant(f.variant) == nullptr) {
-    throw cli::UsageError("unknown variant '" + f.variant + "' (see the README's variant table)");
-  }
+  if (!f.variant.empty()) tools::check_variant_flag(f.variant);
   if (f.dtype.empty()) throw cli::UsageError("--dtype is required (f32, f16, bf16, q8_0 or q4_0)");
   if (f.output.size() <= 5 || f.output.compare(f.output.size() - 5, 5, ".gguf") != 0) {
     throw cli::UsageError("--output must name a .gguf file");
   }
-  smallcoder::DType dtype;
-  try {
-    dtype = smallcoder::parse_dtype(f.dtype, "--dtype");
-    smallcoder::check_storable(dtype, "--dtype");
-  } catch (const smallcoder::Error& e) {
-    throw cli::UsageError(e.what());
-  }
+  const smallcoder::DType dtype = *tools::parse_dtype_flag(f.dtype);
 
   smallcoder::Checkpoint checkpoint;
   if (!f.model.empty()) {
