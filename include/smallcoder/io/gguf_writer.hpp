@@ -18,6 +18,7 @@
 #include "smallcoder/config.hpp"
 #include "smallcoder/cpu/float_kernels.hpp"
 #include "smallcoder/error.hpp"
+#include "smallcoder/io/file_writer.hpp"
 #include "smallcoder/io/gguf.hpp"
 #include "smallcoder/io/gguf_llama.hpp"
 #include "smallcoder/model/weights.hpp"
@@ -124,37 +125,24 @@ inline void write_gguf(const std::string& path, const std::vector<std::pair<std:
   }
   head.append(detail::gguf_padding(head.size(), alignment), '\0');
 
-  const std::string temp_path = path + ".partial";
-  std::FILE* out = std::fopen(temp_path.c_str(), "wb");
-  if (out == nullptr) fail(temp_path, "cannot create: " + std::generic_category().message(errno));
-  const std::string zeros(alignment, '\0');
-  bool ok = std::fwrite(head.data(), 1, head.size(), out) == head.size();
-  for (std::size_t i = 0; ok && i < tensors.size(); ++i) {
-    const GgufTensorToWrite& t = tensors[i];
-    if (t.row_order.empty()) {
-      ok = std::fwrite(t.data, 1, t.nbytes(), out) == t.nbytes();
-    } else {
-      const std::size_t row_bytes = t.row_bytes();
-      for (std::size_t r = 0; ok && r < t.row_order.size(); ++r) {
-        ok = std::fwrite(t.data + static_cast<std::size_t>(t.row_order[r]) * row_bytes, 1, row_bytes, out) == row_bytes;
+  write_file_atomically(path, [&](std::FILE* out) {
+    const std::string zeros(alignment, '\0');
+    bool ok = std::fwrite(head.data(), 1, head.size(), out) == head.size();
+    for (std::size_t i = 0; ok && i < tensors.size(); ++i) {
+      const GgufTensorToWrite& t = tensors[i];
+      if (t.row_order.empty()) {
+        ok = std::fwrite(t.data, 1, t.nbytes(), out) == t.nbytes();
+      } else {
+        const std::size_t row_bytes = t.row_bytes();
+        for (std::size_t r = 0; ok && r < t.row_order.size(); ++r) {
+          ok = std::fwrite(t.data + static_cast<std::size_t>(t.row_order[r]) * row_bytes, 1, row_bytes, out) == row_bytes;
+        }
       }
+      const std::size_t pad = detail::gguf_padding(t.nbytes(), alignment);
+      if (ok && pad > 0) ok = std::fwrite(zeros.data(), 1, pad, out) == pad;
     }
-    const std::size_t pad = detail::gguf_padding(t.nbytes(), alignment);
-    if (ok && pad > 0) ok = std::fwrite(zeros.data(), 1, pad, out) == pad;
-  }
-  int error = ok ? 0 : errno;
-  if (std::fclose(out) != 0 && ok) {
-    ok = false;
-    error = errno;
-  }
-  if (ok && std::rename(temp_path.c_str(), path.c_str()) != 0) {
-    ok = false;
-    error = errno;
-  }
-  if (!ok) {
-    std::remove(temp_path.c_str());
-    fail(path, "cannot write: " + std::generic_category().message(error));
-  }
+    return ok;
+  });
 }
 
 // Writes a model as llama.cpp's convert_hf_to_gguf.py writes a LLaMA checkpoint: its

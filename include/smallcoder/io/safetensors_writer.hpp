@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "smallcoder/error.hpp"
+#include "smallcoder/io/file_writer.hpp"
 #include "smallcoder/io/json.hpp"
 #include "smallcoder/io/safetensors.hpp"
 #include "smallcoder/tensor/dtype.hpp"
@@ -101,26 +102,13 @@ inline void write_safetensors(const std::string& path, const std::vector<TensorT
   char length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<char>((static_cast<std::uint64_t>(header.size()) >> (8 * i)) & 0xff);
 
-  const std::string temp_path = path + ".partial";
-  std::FILE* out = std::fopen(temp_path.c_str(), "wb");
-  if (out == nullptr) fail(temp_path, "cannot create: " + std::generic_category().message(errno));
-  bool ok = std::fwrite(length, 1, 8, out) == 8 && std::fwrite(header.data(), 1, header.size(), out) == header.size();
-  for (std::size_t i = 0; ok && i < layout.size(); ++i) {
-    if (layout[i]->nbytes > 0) ok = std::fwrite(layout[i]->data, 1, layout[i]->nbytes, out) == layout[i]->nbytes;
-  }
-  int error = ok ? 0 : errno;
-  if (std::fclose(out) != 0 && ok) {
-    ok = false;
-    error = errno;
-  }
-  if (ok && std::rename(temp_path.c_str(), path.c_str()) != 0) {
-    ok = false;
-    error = errno;
-  }
-  if (!ok) {
-    std::remove(temp_path.c_str());
-    fail(path, "cannot write: " + std::generic_category().message(error));
-  }
+  write_file_atomically(path, [&](std::FILE* out) {
+    bool ok = std::fwrite(length, 1, 8, out) == 8 && std::fwrite(header.data(), 1, header.size(), out) == header.size();
+    for (std::size_t i = 0; ok && i < layout.size(); ++i) {
+      if (layout[i]->nbytes > 0) ok = std::fwrite(layout[i]->data, 1, layout[i]->nbytes, out) == layout[i]->nbytes;
+    }
+    return ok;
+  });
 }
 
 }  // namespace smallcoder
