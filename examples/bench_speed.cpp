@@ -112,22 +112,8 @@ int run(int argc, char** argv) {
   backend.kv_cache = tools::parse_kv_cache_flag(f.kv_cache);
 
   const Clock::time_point load_start = Clock::now();
-  smallcoder::Checkpoint checkpoint;
-  if (!f.model.empty()) {
-    smallcoder::LoadOptions load;
-    load.tokenizer_path = f.tokenizer;
-    load.dtype = dtype;
-    load.threads = backend.threads;
-    checkpoint = smallcoder::load_checkpoint(f.model, load);
-  } else {
-    tools::RandomModelSpec spec;
-    spec.variant = f.variant;
-    spec.seed = static_cast<std::uint64_t>(f.seed);
-    spec.dtype = dtype.value_or(smallcoder::DType::bf16);
-    spec.tokenizer_flag = f.tokenizer;
-    spec.threads = backend.threads;
-    checkpoint = tools::random_model(spec);
-  }
+  smallcoder::Checkpoint checkpoint = tools::load_model_choice(
+      {f.model, f.variant, dtype, f.tokenizer, static_cast<std::uint64_t>(f.seed), backend.threads});
   smallcoder::Model model(std::move(checkpoint), backend);
   smallcoder::Transformer<smallcoder::CpuBackend>& t = model.transformer();
   const int context = t.context(), vocab = model.config().vocab_size;

@@ -148,21 +148,10 @@ int run(int argc, char** argv) {
   backend.activations = f.activations == "bf16" ? smallcoder::Activations::bf16 : smallcoder::Activations::f32;
   backend.kv_cache = kv_cache;
 
-  smallcoder::Checkpoint checkpoint;
-  if (!f.model.empty()) {
-    smallcoder::LoadOptions load;
-    load.tokenizer_path = f.tokenizer;
-    load.dtype = dtype;
-    checkpoint = smallcoder::load_checkpoint(f.model, load);
-  } else {
-    tools::RandomModelSpec spec;
-    spec.variant = f.variant;
-    spec.seed = static_cast<std::uint64_t>(f.seed);
-    spec.dtype = dtype.value_or(smallcoder::DType::bf16);
-    spec.tokenizer_flag = f.tokenizer;
-    spec.threads = backend.threads;
-    checkpoint = tools::random_model(spec);
-    std::fprintf(stderr, "[%s with random weights (seed %llu): its text is noise]\n", spec.variant.c_str(), f.seed);
+  smallcoder::Checkpoint checkpoint = tools::load_model_choice(
+      {f.model, f.variant, dtype, f.tokenizer, static_cast<std::uint64_t>(f.seed), backend.threads});
+  if (f.model.empty()) {
+    std::fprintf(stderr, "[%s with random weights (seed %llu): its text is noise]\n", f.variant.c_str(), f.seed);
   }
   if (backend.context > checkpoint.config.max_context) {
     throw cli::UsageError("--context " + std::to_string(backend.context) + " exceeds the model's context of " +

@@ -84,4 +84,33 @@ inline smallcoder::Checkpoint random_model(const RandomModelSpec& spec) {
                                        std::move(tokenizer), spec.threads);
 }
 
+// What --model / --variant / --dtype / --tokenizer / --seed ask a tool to run: the
+// checkpoint at `model` when given (converted to `dtype` when set), else the variant's
+// random weights (in `dtype`, bf16 by default).
+struct ModelChoice {
+  std::string model;
+  std::string variant;
+  std::optional<smallcoder::DType> dtype;
+  std::string tokenizer_flag;
+  std::uint64_t seed = 0;
+  int threads = 0;
+};
+
+inline smallcoder::Checkpoint load_model_choice(const ModelChoice& choice) {
+  if (!choice.model.empty()) {
+    smallcoder::LoadOptions load;
+    load.tokenizer_path = choice.tokenizer_flag;
+    load.dtype = choice.dtype;
+    load.threads = choice.threads;
+    return smallcoder::load_checkpoint(choice.model, load);
+  }
+  RandomModelSpec spec;
+  spec.variant = choice.variant;
+  spec.seed = choice.seed;
+  spec.dtype = choice.dtype.value_or(smallcoder::DType::bf16);
+  spec.tokenizer_flag = choice.tokenizer_flag;
+  spec.threads = choice.threads;
+  return random_model(spec);
+}
+
 }  // namespace tools

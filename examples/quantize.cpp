@@ -38,22 +38,8 @@ int run(int argc, char** argv) {
   }
   const smallcoder::DType dtype = *tools::parse_dtype_flag(f.dtype);
 
-  smallcoder::Checkpoint checkpoint;
-  if (!f.model.empty()) {
-    smallcoder::LoadOptions load;
-    load.tokenizer_path = f.tokenizer;
-    load.dtype = dtype;
-    load.threads = static_cast<int>(f.threads);
-    checkpoint = smallcoder::load_checkpoint(f.model, load);
-  } else {
-    tools::RandomModelSpec spec;
-    spec.variant = f.variant;
-    spec.seed = static_cast<std::uint64_t>(f.seed);
-    spec.dtype = dtype;
-    spec.tokenizer_flag = f.tokenizer;
-    spec.threads = static_cast<int>(f.threads);
-    checkpoint = tools::random_model(spec);
-  }
+  const smallcoder::Checkpoint checkpoint = tools::load_model_choice(
+      {f.model, f.variant, dtype, f.tokenizer, static_cast<std::uint64_t>(f.seed), static_cast<int>(f.threads)});
   smallcoder::write_gguf_model(f.output, checkpoint.config, checkpoint.weights, *checkpoint.tokenizer);
   std::fprintf(stderr, "quantize: wrote %s (%s, %.1f MB of weights) from %s\n", f.output.c_str(),
                smallcoder::dtype_name(dtype), checkpoint.weights.bytes() / 1e6, checkpoint.source.c_str());
