@@ -455,3 +455,24 @@ TEST_CASE("backend: quantized activations are reused only while the input buffer
     expect(w1, second, y3);
   }
 }
+
+TEST_CASE("exp_approx: within 4 ulp of e^x over the floats softmax and SiLU meet, saturating beyond") {
+  double worst = 0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.0137f) {
+    const double want = std::exp(static_cast<double>(x));
+    worst = std::max(worst, std::abs(cpu::exp_approx(x) - want) / want);
+  }
+  MESSAGE("exp_approx: worst relative error " << worst);
+  CHECK(worst < 4 * 5.96e-8);  // 4 ulp of a float near 1
+  CHECK(cpu::exp_approx(0.0f) == 1.0f);
+  CHECK(cpu::exp_approx(-1000.0f) == cpu::exp_approx(-87.0f));
+  CHECK(cpu::exp_approx(-87.0f) < 2e-38f);
+  CHECK(cpu::exp_approx(1000.0f) == cpu::exp_approx(88.0f));
+  std::vector<float> s = {3.0f, -1.0f, 0.5f, 3.0f, -200.0f};
+  cpu::softmax_inplace(s.data(), static_cast<int>(s.size()));
+  const double z = 2 * std::exp(3.0) + std::exp(-1.0) + std::exp(0.5);
+  CHECK(std::abs(s[0] - std::exp(3.0) / z) < 1e-7);
+  CHECK(std::abs(s[1] - std::exp(-1.0) / z) < 1e-7);
+  CHECK(s[0] == s[3]);
+  CHECK(s[4] < 1e-37f);
+}

@@ -90,52 +90,59 @@ TEST_CASE("kv rows: stores round as the dtype conversions do") {
   }
 }
 
-TEST_CASE("kv rows: every level's scores and weighted sums equal the scalar level's, within 1e-5 of double precision") {
+TEST_CASE("kv rows: every level's grouped scores and weighted sums equal the scalar level's, within 1e-5 of double precision") {
   std::mt19937 rng(11);
   for (DType type : kCacheTypes) {
-    for (int dim : {64, 128, 20, 6}) {      // whole vectors, and tails shorter than one
-      for (int len : {1, 7, 8, 19, 130}) {  // under, at and past the eight-row groups
-        CAPTURE(std::string(dtype_name(type)));
-        CAPTURE(dim);
-        CAPTURE(len);
-        const std::vector<float> q = random_floats(static_cast<std::size_t>(dim), rng);
-        const CacheRows keys = make_rows(type, len, dim, rng), values = make_rows(type, len, dim, rng);
-        std::vector<float> p = random_floats(static_cast<std::size_t>(len), rng);
-        for (float& x : p) x = std::abs(x);
-        const float scale = 0.125f;
-        std::vector<double> want_scores(static_cast<std::size_t>(len)), want_out(static_cast<std::size_t>(dim));
-        double score_norm = 0, out_norm = 0;
-        for (int t = 0; t < len; ++t) {
-          double dot = 0, magnitude = 0;
-          for (int d = 0; d < dim; ++d) {
-            const double k = keys.values[static_cast<std::size_t>(t) * dim + d];
-            dot += static_cast<double>(q[d]) * k;
-            magnitude += std::abs(q[d] * k);
-            want_out[d] += static_cast<double>(p[t]) * values.values[static_cast<std::size_t>(t) * dim + d];
+    for (int heads : {1, 3, 4, 6}) {          // query heads sharing the KV head: one pass, and two
+      for (int dim : {64, 72, 20, 6}) {       // whole vectors, and tails shorter than one
+        for (int len : {1, 7, 8, 19, 130}) {  // under, at and past the eight-row groups and a block
+          CAPTURE(std::string(dtype_name(type)));
+          CAPTURE(heads);
+          CAPTURE(dim);
+          CAPTURE(len);
+          const std::size_t ld = static_cast<std::size_t>(len) + 3;  // score rows are apart by more than len
+          const std::vector<float> q = random_floats(static_cast<std::size_t>(heads) * dim, rng);
+          const CacheRows keys = make_rows(type, len, dim, rng), values = make_rows(type, len, dim, rng);
+          std::vector<float> p = random_floats(heads * ld, rng);
+          for (float& x : p) x = std::abs(x);
+          const float scale = 0.125f;
+          std::vector<float> scalar_scores, scalar_out;
+          for (Isa isa : supported_levels()) {  // scalar first
+            CAPTURE(cpu::isa_name(isa));
+            const cpu::KvKernels k = cpu::kv_kernels_for(type, isa);
+            std::vector<float> scores(heads * ld, -7.0f), out(static_cast<std::size_t>(heads) * dim, -1.0f);
+            k.scores(q.data(), heads, keys.bytes.data(), keys.row_bytes, len, dim, scale, scores.data(), ld);
+            k.mix(p.data(), ld, heads, values.bytes.data(), values.row_bytes, len, dim, out.data());
+            for (int h = 0; h < heads; ++h) {
+              const float* qh = q.data() + static_cast<std::size_t>(h) * dim;
+              const float* ph = p.data() + h * ld;
+              for (int t = 0; t < len; ++t) {
+                double dot = 0, magnitude = 0;
+                for (int d = 0; d < dim; ++d) {
+                  const double key = keys.values[static_cast<std::size_t>(t) * dim + d];
+                  dot += static_cast<double>(qh[d]) * key;
+                  magnitude += std::abs(qh[d] * key);
+                }
+                CHECK(std::abs(scores[h * ld + t] - dot * scale) <= 1e-5 * magnitude * scale);
+              }
+              for (std::size_t t = static_cast<std::size_t>(len); t < ld; ++t) CHECK(scores[h * ld + t] == -7.0f);
+              for (int d = 0; d < dim; ++d) {
+                double want = 0, magnitude = 0;
+                for (int t = 0; t < len; ++t) {
+                  const double v = values.values[static_cast<std::size_t>(t) * dim + d];
+                  want += static_cast<double>(ph[t]) * v;
+                  magnitude += std::abs(ph[t] * v);
+                }
+                CHECK(std::abs(out[static_cast<std::size_t>(h) * dim + d] - want) <= 1e-5 * magnitude);
+              }
+            }
+            if (isa == Isa::scalar) {
+              scalar_scores = scores;
+              scalar_out = out;
+            }
+            CHECK(scores == scalar_scores);  // the same sums in the same order: the same bits
+            CHECK(out == scalar_out);
           }
-          want_scores[t] = dot * scale;
-          score_norm = std::max(score_norm, magnitude * scale);
-        }
-        for (int d = 0; d < dim; ++d) {
-          double magnitude = 0;
-          for (int t = 0; t < len; ++t) magnitude += std::abs(p[t] * values.values[static_cast<std::size_t>(t) * dim + d]);
-          out_norm = std::max(out_norm, magnitude);
-        }
-        std::vector<float> scalar_scores, scalar_out;
-        for (Isa isa : supported_levels()) {  // scalar first
-          CAPTURE(cpu::isa_name(isa));
-          const cpu::KvKernels k = cpu::kv_kernels_for(type, isa);
-          std::vector<float> scores(static_cast<std::size_t>(len)), out(static_cast<std::size_t>(dim), -1.0f);
-          k.scores(q.data(), keys.bytes.data(), keys.row_bytes, len, dim, scale, scores.data());
-          k.mix(p.data(), values.bytes.data(), values.row_bytes, len, dim, out.data());
-          for (int t = 0; t < len; ++t) CHECK(std::abs(scores[t] - want_scores[t]) <= 1e-5 * score_norm);
-          for (int d = 0; d < dim; ++d) CHECK(std::abs(out[d] - want_out[d]) <= 1e-5 * out_norm);
-          if (isa == Isa::scalar) {
-            scalar_scores = scores;
-            scalar_out = out;
-          }
-          CHECK(scores == scalar_scores);  // the same sums in the same order: the same bits
-          CHECK(out == scalar_out);
         }
       }
     }

@@ -6197,12 +6197,15 @@ namespace smallcoder::cpu {
 
 // Rounds n fp32 values into one cache row.
 using KvStoreFn = void (*)(const float* x, int n, std::byte* row);
-// scores[t] = scale * (q . K_t) for t < len, K_t being the dim-element row at keys + t * row_bytes.
-using KvScoresFn = void (*)(const float* q, const std::byte* keys, std::size_t row_bytes, int len, int dim,
-                            float scale, float* scores);
-// out[d] = sum over t < len of p[t] * V_t[d], for d < dim.
-using KvMixFn = void (*)(const float* p, const std::byte* values, std::size_t row_bytes, int len, int dim,
-                         float* out);
+// For the `heads` query heads sharing one KV head (q_h = q + h * dim, grouped-query
+// attention): scores[h * ld + t] = scale * (q_h . K_t) for t < len, K_t being the
+// dim-element row at keys + t * row_bytes. Each key row is read once for all the heads.
+using KvScoresFn = void (*)(const float* q, int heads, const std::byte* keys, std::size_t row_bytes, int len, int dim,
+                            float scale, float* scores, std::size_t ld);
+// out[h * dim + d] = sum over t < len of p[h * ld + t] * V_t[d], for h < heads and d < dim:
+// each value row is read once for all the heads.
+using KvMixFn = void (*)(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes,
+                         int len, int dim, float* out);
 
 struct KvKernels {
   KvStoreFn store = nullptr;
@@ -6262,22 +6265,30 @@ inline float unfused(float x) {
 namespace scalar {
 
 template <DType T>
-inline void scores(const float* q, const std::byte* keys, std::size_t row_bytes, int len, int dim, float scale,
-                   float* out) {
+inline void scores(const float* q, int heads, const std::byte* keys, std::size_t row_bytes, int len, int dim,
+                   float scale, float* out, std::size_t ld) {
   for (int t = 0; t < len; ++t) {
     const std::byte* row = keys + static_cast<std::size_t>(t) * row_bytes;
-    float dot = 0.0f;
-    for (int d = 0; d < dim; ++d) dot += unfused(q[d] * element<T>(row, d));
-    out[t] = dot * scale;
+    for (int h = 0; h < heads; ++h) {
+      const float* qh = q + static_cast<std::size_t>(h) * dim;
+      float dot = 0.0f;
+      for (int d = 0; d < dim; ++d) dot += unfused(qh[d] * element<T>(row, d));
+      out[h * ld + static_cast<std::size_t>(t)] = dot * scale;
+    }
   }
 }
 
 template <DType T>
-inline void mix(const float* p, const std::byte* values, std::size_t row_bytes, int len, int dim, float* out) {
-  for (int d = 0; d < dim; ++d) out[d] = 0.0f;
+inline void mix(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes, int len,
+                int dim, float* out) {
+  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
   for (int t = 0; t < len; ++t) {
     const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    for (int d = 0; d < dim; ++d) out[d] += unfused(p[t] * element<T>(row, d));
+    for (int h = 0; h < heads; ++h) {
+      const float ph = p[h * ld + static_cast<std::size_t>(t)];
+      float* oh = out + static_cast<std::size_t>(h) * dim;
+      for (int d = 0; d < dim; ++d) oh[d] += unfused(ph * element<T>(row, d));
+    }
   }
 }
 
@@ -6286,8 +6297,11 @@ inline void mix(const float* p, const std::byte* values, std::size_t row_bytes, 
 #ifdef SMALLCODER_X86
 // The AVX2 level, which the AVX-512 level runs too (8 lanes already keep the loads of a 64- to
 // 128-element head ahead of DRAM). Each lane sums what one scalar loop sums, in its order.
-// Rows is one of the AVX2 float-row loaders of kernels/avx2.hpp.
+// Rows is one of the AVX2 float-row loaders of kernels/avx2.hpp. Up to kHeads heads of a group
+// go through each pass over the rows; a larger group takes several passes.
 namespace simd {
+
+constexpr int kHeads = 4;
 
 // unfused() for 8 lanes.
 SMALLCODER_AVX2 inline __m256 unfused8(__m256 x) {
@@ -6316,58 +6330,132 @@ SMALLCODER_AVX2 inline void transpose8(__m256 (&v)[8]) {
   v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-// Eight rows at a time, one per lane: blocks of 8 x 8 elements are transposed in registers so
-// that each lane accumulates its row's products in element order, as the scalar loop does.
-template <DType T, class Rows>
-SMALLCODER_AVX2 inline void scores(const float* q, const std::byte* keys, std::size_t row_bytes, int len, int dim,
-                                   float scale, float* out) {
+// H heads against eight rows at a time, one row per lane: each 8 x 8 block of elements is
+// loaded and transposed in registers once for all H heads, and each lane accumulates its
+// row's products in element order, as the scalar loop does.
+template <DType T, class Rows, int H>
+SMALLCODER_AVX2 inline void scores_heads(const float* q, const std::byte* keys, std::size_t row_bytes, int len,
+                                         int dim, float scale, float* out, std::size_t ld) {
   const int vec = dim / 8 * 8;
   int t = 0;
   for (; t + 8 <= len; t += 8) {
     const std::byte* rows = keys + static_cast<std::size_t>(t) * row_bytes;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[H];
+    for (int h = 0; h < H; ++h) acc[h] = _mm256_setzero_ps();
     for (int d = 0; d < vec; d += 8) {
       __m256 v[8];
       for (int j = 0; j < 8; ++j) v[j] = Rows::load(rows + static_cast<std::size_t>(j) * row_bytes, d);
       transpose8(v);
-      for (int m = 0; m < 8; ++m) acc = _mm256_add_ps(acc, unfused8(_mm256_mul_ps(_mm256_set1_ps(q[d + m]), v[m])));
+      for (int h = 0; h < H; ++h) {
+        const float* qh = q + static_cast<std::size_t>(h) * dim + d;
+        for (int m = 0; m < 8; ++m) acc[h] = _mm256_add_ps(acc[h], unfused8(_mm256_mul_ps(_mm256_set1_ps(qh[m]), v[m])));
+      }
     }
-    alignas(32) float dots[8];
-    _mm256_store_ps(dots, acc);
-    for (int j = 0; j < 8; ++j) {
-      const std::byte* row = rows + static_cast<std::size_t>(j) * row_bytes;
-      for (int d = vec; d < dim; ++d) dots[j] += unfused(q[d] * element<T>(row, d));
-      out[t + j] = dots[j] * scale;
+    for (int h = 0; h < H; ++h) {
+      const float* qh = q + static_cast<std::size_t>(h) * dim;
+      alignas(32) float dots[8];
+      _mm256_store_ps(dots, acc[h]);
+      for (int j = 0; j < 8; ++j) {
+        const std::byte* row = rows + static_cast<std::size_t>(j) * row_bytes;
+        for (int d = vec; d < dim; ++d) dots[j] += unfused(qh[d] * element<T>(row, d));
+        out[h * ld + static_cast<std::size_t>(t + j)] = dots[j] * scale;
+      }
     }
   }
-  scalar::scores<T>(q, keys + static_cast<std::size_t>(t) * row_bytes, row_bytes, len - t, dim, scale, out + t);
-}
-
-// out[d0 .. d0 + 8R) held in R registers while every row goes past once.
-template <class Rows, int R>
-SMALLCODER_AVX2 inline void mix_span(const float* p, const std::byte* values, std::size_t row_bytes, int len, int d0,
-                                     float* out) {
-  __m256 acc[R];
-  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
-  for (int t = 0; t < len; ++t) {
-    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    const __m256 pv = _mm256_set1_ps(p[t]);
-    for (int i = 0; i < R; ++i) acc[i] = _mm256_add_ps(acc[i], unfused8(_mm256_mul_ps(pv, Rows::load(row, d0 + 8 * i))));
-  }
-  for (int i = 0; i < R; ++i) _mm256_storeu_ps(out + d0 + 8 * i, acc[i]);
+  scalar::scores<T>(q, H, keys + static_cast<std::size_t>(t) * row_bytes, row_bytes, len - t, dim, scale, out + t, ld);
 }
 
 template <DType T, class Rows>
-SMALLCODER_AVX2 inline void mix(const float* p, const std::byte* values, std::size_t row_bytes, int len, int dim,
-                                float* out) {
-  constexpr int kSpan = 8;  // registers of output per pass: a 64-element head in one pass
-  int d = 0;
-  for (; d + 8 * kSpan <= dim; d += 8 * kSpan) mix_span<Rows, kSpan>(p, values, row_bytes, len, d, out);
-  for (; d + 8 <= dim; d += 8) mix_span<Rows, 1>(p, values, row_bytes, len, d, out);
-  for (; d < dim; ++d) {
-    float sum = 0.0f;
-    for (int t = 0; t < len; ++t) sum += unfused(p[t] * element<T>(values + static_cast<std::size_t>(t) * row_bytes, d));
-    out[d] = sum;
+SMALLCODER_AVX2 inline void scores(const float* q, int heads, const std::byte* keys, std::size_t row_bytes, int len,
+                                   int dim, float scale, float* out, std::size_t ld) {
+  for (int h = 0; h < heads; h += kHeads) {
+    const float* qh = q + static_cast<std::size_t>(h) * dim;
+    float* oh = out + static_cast<std::size_t>(h) * ld;
+    switch (heads - h) {
+      case 1:
+        scores_heads<T, Rows, 1>(qh, keys, row_bytes, len, dim, scale, oh, ld);
+        break;
+      case 2:
+        scores_heads<T, Rows, 2>(qh, keys, row_bytes, len, dim, scale, oh, ld);
+        break;
+      case 3:
+        scores_heads<T, Rows, 3>(qh, keys, row_bytes, len, dim, scale, oh, ld);
+        break;
+      default:
+        scores_heads<T, Rows, kHeads>(qh, keys, row_bytes, len, dim, scale, oh, ld);
+        break;
+    }
+  }
+}
+
+// out[h * dim + d0 .. + 8R) for H heads, carried in H x R registers while rows [t0, t1) go
+// past once; they start from out (zeroed before the first rows).
+template <class Rows, int H, int R>
+SMALLCODER_AVX2 inline void mix_span(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
+                                     int t0, int t1, int dim, int d0, float* out) {
+  __m256 acc[H][R];
+  for (int h = 0; h < H; ++h) {
+    for (int i = 0; i < R; ++i) acc[h][i] = _mm256_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i);
+  }
+  for (int t = t0; t < t1; ++t) {
+    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+    __m256 v[R];
+    for (int i = 0; i < R; ++i) v[i] = Rows::load(row, d0 + 8 * i);
+    for (int h = 0; h < H; ++h) {
+      const __m256 pv = _mm256_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
+      for (int i = 0; i < R; ++i) acc[h][i] = _mm256_add_ps(acc[h][i], unfused8(_mm256_mul_ps(pv, v[i])));
+    }
+  }
+  for (int h = 0; h < H; ++h) {
+    for (int i = 0; i < R; ++i) _mm256_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i, acc[h][i]);
+  }
+}
+
+// H heads' weighted sums: rows go past in blocks small enough to stay in L1 while every span
+// of output registers takes its turn over them; each output element still sums its rows in
+// order.
+template <DType T, class Rows, int H>
+SMALLCODER_AVX2 inline void mix_heads(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
+                                      int len, int dim, float* out) {
+  constexpr int kSpan = 8 / H > 1 ? 8 / H : 2;  // output registers per head and pass
+  constexpr int kBlockRows = 96;                 // 96 rows of 128 fp32 elements: 48 KB
+  const int vec = dim / 8 * 8;
+  for (int i = 0; i < H * dim; ++i) out[i] = 0.0f;
+  for (int t0 = 0; t0 < len; t0 += kBlockRows) {
+    const int t1 = t0 + kBlockRows < len ? t0 + kBlockRows : len;
+    int d = 0;
+    for (; d + 8 * kSpan <= vec; d += 8 * kSpan) mix_span<Rows, H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+    for (; d < vec; d += 8) mix_span<Rows, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+    for (int t = t0; t < t1; ++t) {
+      const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+      for (int h = 0; h < H; ++h) {
+        const float ph = p[h * ld + static_cast<std::size_t>(t)];
+        for (int e = vec; e < dim; ++e) out[h * dim + e] += unfused(ph * element<T>(row, e));
+      }
+    }
+  }
+}
+
+template <DType T, class Rows>
+SMALLCODER_AVX2 inline void mix(const float* p, std::size_t ld, int heads, const std::byte* values,
+                                std::size_t row_bytes, int len, int dim, float* out) {
+  for (int h = 0; h < heads; h += kHeads) {
+    const float* ph = p + static_cast<std::size_t>(h) * ld;
+    float* oh = out + static_cast<std::size_t>(h) * dim;
+    switch (heads - h) {
+      case 1:
+        mix_heads<T, Rows, 1>(ph, ld, values, row_bytes, len, dim, oh);
+        break;
+      case 2:
+        mix_heads<T, Rows, 2>(ph, ld, values, row_bytes, len, dim, oh);
+        break;
+      case 3:
+        mix_heads<T, Rows, 3>(ph, ld, values, row_bytes, len, dim, oh);
+        break;
+      default:
+        mix_heads<T, Rows, kHeads>(ph, ld, values, row_bytes, len, dim, oh);
+        break;
+    }
   }
 }
 
@@ -6414,8 +6502,10 @@ inline KvKernels kv_kernels_for(DType t) { return kv_kernels_for(t, active_isa()
 // Small per-row operations of the forward pass (norm, RoPE, softmax, SwiGLU) in
 // plain fp32. They touch a few KB per token; matrix products dominate the time.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace smallcoder::cpu {
@@ -6467,22 +6557,53 @@ inline void rope_head(float* v, int head_dim, const float* cos, const float* sin
   }
 }
 
-// Softmax in place over n scores; returns nothing, the scores become probabilities.
+// e^x to within a few ulp, for every float x (beyond +-88 it saturates at e^+-88, which
+// softmax and SiLU cannot tell from the true value). Plain arithmetic and bit moves, so that
+// loops over it vectorize (std::exp is a library call per element, and attention at an 8K
+// context takes millions per token) and every kernel level computes the same bits.
+inline float exp_approx(float x) {
+  constexpr float kLog2e = 1.44269504f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  const float n = (x * kLog2e + kRound) - kRound;  // nearest integer to x / ln 2, |n| <= 127
+  const float r = (x - n * kLn2Hi) - n * kLn2Lo;   // |r| <= ln(2) / 2, with ln 2 split for precision
+  // e^r by its Taylor series to r^7 (truncation error below 2e-8 relative at |r| = 0.35).
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) * (1 << 23);  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// Softmax in place over n scores; returns nothing, the scores become probabilities. The max
+// and the (double) sum run over four interleaved partials: one chain per element would be
+// bound by the add latency.
 inline void softmax_inplace(float* s, int n) {
-  float max = s[0];
-  for (int i = 1; i < n; ++i) max = s[i] > max ? s[i] : max;
-  double sum = 0.0;
-  for (int i = 0; i < n; ++i) {
-    s[i] = std::exp(s[i] - max);
-    sum += s[i];
+  float max[4] = {s[0], s[0], s[0], s[0]};
+  for (int i = 0; i < n; ++i) max[i % 4] = s[i] > max[i % 4] ? s[i] : max[i % 4];
+  const float top = std::max(std::max(max[0], max[1]), std::max(max[2], max[3]));
+  for (int i = 0; i < n; ++i) s[i] = exp_approx(s[i] - top);
+  double sum[4] = {0.0, 0.0, 0.0, 0.0};
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int j = 0; j < 4; ++j) sum[j] += s[i + j];
   }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int i = 0; i < n; ++i) s[i] *= inv;
+  for (; i < n; ++i) sum[0] += s[i];
+  const float inv = static_cast<float>(1.0 / ((sum[0] + sum[1]) + (sum[2] + sum[3])));
+  for (int k = 0; k < n; ++k) s[k] *= inv;
 }
 
 // SwiGLU: out = silu(gate) * up, silu(g) = g / (1 + e^-g).
 inline void swiglu_row(const float* gate, const float* up, int n, float* out) {
-  for (int i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  for (int i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + exp_approx(-gate[i])) * up[i];
 }
 
 }  // namespace smallcoder::cpu
@@ -6538,7 +6659,8 @@ class CpuBackend {
     const int widest = std::max({config.hidden_size, config.q_dim(), config.intermediate_size});
     scratch_.resize(static_cast<std::size_t>(threads_));
     const std::size_t gemm_tile = cpu::kEigenGemmVectorized ? static_cast<std::size_t>(kBatchRows) * widest : 0;
-    const std::size_t per_thread = std::max({static_cast<std::size_t>(widest), static_cast<std::size_t>(context_), gemm_tile});
+    const std::size_t scores = static_cast<std::size_t>(config.kv_group()) * context_;  // one KV head's query heads
+    const std::size_t per_thread = std::max({static_cast<std::size_t>(widest), scores, gemm_tile});
     for (auto& s : scratch_) s.resize(per_thread);
     const std::size_t act_row =
         std::max(cpu::act_row_bytes(cpu::ActFormat::q8_0, widest), cpu::act_row_bytes(cpu::ActFormat::q8_k, widest));
@@ -6608,7 +6730,7 @@ class CpuBackend {
   // Appends the step's keys and values to the cache of `layer`, then lets every query
   // row attend causally to all cached positions up to its own.
   void attention(const Step& s, int layer, const Buffer& q, const Buffer& k, const Buffer& v, Buffer& out) {
-    const int hd = config_.head_dim, heads = config_.num_heads, kv_heads = config_.num_kv_heads;
+    const int hd = config_.head_dim, kv_heads = config_.num_kv_heads;
     const cpu::KvKernels kv = cpu::kv_kernels_for(kv_type_);
     cpu::parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / kv_heads);
@@ -6616,17 +6738,20 @@ class CpuBackend {
       kv.store(k.row(r) + g * hd, hd, cache_row(k_cache_, layer, g, s.pos0 + r));
       kv.store(v.row(r) + g * hd, hd, cache_row(v_cache_, layer, g, s.pos0 + r));
     });
+    // One work item per (row, KV head): the query heads sharing that KV head (grouped-query
+    // attention) score and mix together, so each cached row is read once per group.
+    const int group = config_.kv_group();
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * heads, [&](std::int64_t i) {
-      const int r = s.first_row + static_cast<int>(i / heads);
-      const int h = static_cast<int>(i % heads);
-      const int g = h / config_.kv_group();
+    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
+      const int r = s.first_row + static_cast<int>(i / kv_heads);
+      const int g = static_cast<int>(i % kv_heads);
       const int len = s.pos0 + r + 1;
-      const float* qh = q.row(r) + h * hd;
+      const std::size_t ld = static_cast<std::size_t>(len);
       float* scores = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
-      kv.scores(qh, cache_row(k_cache_, layer, g, 0), kv_row_bytes_, len, hd, scale, scores);
-      cpu::softmax_inplace(scores, len);
-      kv.mix(scores, cache_row(v_cache_, layer, g, 0), kv_row_bytes_, len, hd, out.row(r) + h * hd);
+      kv.scores(q.row(r) + g * group * hd, group, cache_row(k_cache_, layer, g, 0), kv_row_bytes_, len, hd, scale,
+                scores, ld);
+      for (int h = 0; h < group; ++h) cpu::softmax_inplace(scores + h * ld, len);
+      kv.mix(scores, ld, group, cache_row(v_cache_, layer, g, 0), kv_row_bytes_, len, hd, out.row(r) + g * group * hd);
     });
   }
 
@@ -6707,7 +6832,7 @@ class CpuBackend {
   cpu::RopeTable rope_;
   std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
-  std::vector<std::vector<float>> scratch_;  // per thread: attention scores, widened norms, Eigen GEMM tiles
+  std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms, Eigen GEMM tiles
   std::vector<std::byte> act_storage_;        // 8-bit activation rows, shared by the threads
   std::byte* acts_ = nullptr;                 // act_storage_ aligned to 64 bytes
   struct QuantizedRecord {

@@ -72,7 +72,8 @@ class CpuBackend {
     const int widest = std::max({config.hidden_size, config.q_dim(), config.intermediate_size});
     scratch_.resize(static_cast<std::size_t>(threads_));
     const std::size_t gemm_tile = cpu::kEigenGemmVectorized ? static_cast<std::size_t>(kBatchRows) * widest : 0;
-    const std::size_t per_thread = std::max({static_cast<std::size_t>(widest), static_cast<std::size_t>(context_), gemm_tile});
+    const std::size_t scores = static_cast<std::size_t>(config.kv_group()) * context_;  // one KV head's query heads
+    const std::size_t per_thread = std::max({static_cast<std::size_t>(widest), scores, gemm_tile});
     for (auto& s : scratch_) s.resize(per_thread);
     const std::size_t act_row =
         std::max(cpu::act_row_bytes(cpu::ActFormat::q8_0, widest), cpu::act_row_bytes(cpu::ActFormat::q8_k, widest));
@@ -142,7 +143,7 @@ class CpuBackend {
   // Appends the step's keys and values to the cache of `layer`, then lets every query
   // row attend causally to all cached positions up to its own.
   void attention(const Step& s, int layer, const Buffer& q, const Buffer& k, const Buffer& v, Buffer& out) {
-    const int hd = config_.head_dim, heads = config_.num_heads, kv_heads = config_.num_kv_heads;
+    const int hd = config_.head_dim, kv_heads = config_.num_kv_heads;
     const cpu::KvKernels kv = cpu::kv_kernels_for(kv_type_);
     cpu::parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / kv_heads);
@@ -150,17 +151,20 @@ class CpuBackend {
       kv.store(k.row(r) + g * hd, hd, cache_row(k_cache_, layer, g, s.pos0 + r));
       kv.store(v.row(r) + g * hd, hd, cache_row(v_cache_, layer, g, s.pos0 + r));
     });
+    // One work item per (row, KV head): the query heads sharing that KV head (grouped-query
+    // attention) score and mix together, so each cached row is read once per group.
+    const int group = config_.kv_group();
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * heads, [&](std::int64_t i) {
-      const int r = s.first_row + static_cast<int>(i / heads);
-      const int h = static_cast<int>(i % heads);
-      const int g = h / config_.kv_group();
+    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
+      const int r = s.first_row + static_cast<int>(i / kv_heads);
+      const int g = static_cast<int>(i % kv_heads);
       const int len = s.pos0 + r + 1;
-      const float* qh = q.row(r) + h * hd;
+      const std::size_t ld = static_cast<std::size_t>(len);
       float* scores = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
-      kv.scores(qh, cache_row(k_cache_, layer, g, 0), kv_row_bytes_, len, hd, scale, scores);
-      cpu::softmax_inplace(scores, len);
-      kv.mix(scores, cache_row(v_cache_, layer, g, 0), kv_row_bytes_, len, hd, out.row(r) + h * hd);
+      kv.scores(q.row(r) + g * group * hd, group, cache_row(k_cache_, layer, g, 0), kv_row_bytes_, len, hd, scale,
+                scores, ld);
+      for (int h = 0; h < group; ++h) cpu::softmax_inplace(scores + h * ld, len);
+      kv.mix(scores, ld, group, cache_row(v_cache_, layer, g, 0), kv_row_bytes_, len, hd, out.row(r) + g * group * hd);
     });
   }
 
@@ -241,7 +245,7 @@ class CpuBackend {
   cpu::RopeTable rope_;
   std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
-  std::vector<std::vector<float>> scratch_;  // per thread: attention scores, widened norms, Eigen GEMM tiles
+  std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms, Eigen GEMM tiles
   std::vector<std::byte> act_storage_;        // 8-bit activation rows, shared by the threads
   std::byte* acts_ = nullptr;                 // act_storage_ aligned to 64 bytes
   struct QuantizedRecord {

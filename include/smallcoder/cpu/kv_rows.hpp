@@ -19,12 +19,15 @@ namespace smallcoder::cpu {
 
 // Rounds n fp32 values into one cache row.
 using KvStoreFn = void (*)(const float* x, int n, std::byte* row);
-// scores[t] = scale * (q . K_t) for t < len, K_t being the dim-element row at keys + t * row_bytes.
-using KvScoresFn = void (*)(const float* q, const std::byte* keys, std::size_t row_bytes, int len, int dim,
-                            float scale, float* scores);
-// out[d] = sum over t < len of p[t] * V_t[d], for d < dim.
-using KvMixFn = void (*)(const float* p, const std::byte* values, std::size_t row_bytes, int len, int dim,
-                         float* out);
+// For the `heads` query heads sharing one KV head (q_h = q + h * dim, grouped-query
+// attention): scores[h * ld + t] = scale * (q_h . K_t) for t < len, K_t being the
+// dim-element row at keys + t * row_bytes. Each key row is read once for all the heads.
+using KvScoresFn = void (*)(const float* q, int heads, const std::byte* keys, std::size_t row_bytes, int len, int dim,
+                            float scale, float* scores, std::size_t ld);
+// out[h * dim + d] = sum over t < len of p[h * ld + t] * V_t[d], for h < heads and d < dim:
+// each value row is read once for all the heads.
+using KvMixFn = void (*)(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes,
+                         int len, int dim, float* out);
 
 struct KvKernels {
   KvStoreFn store = nullptr;
@@ -84,22 +87,30 @@ inline float unfused(float x) {
 namespace scalar {
 
 template <DType T>
-inline void scores(const float* q, const std::byte* keys, std::size_t row_bytes, int len, int dim, float scale,
-                   float* out) {
+inline void scores(const float* q, int heads, const std::byte* keys, std::size_t row_bytes, int len, int dim,
+                   float scale, float* out, std::size_t ld) {
   for (int t = 0; t < len; ++t) {
     const std::byte* row = keys + static_cast<std::size_t>(t) * row_bytes;
-    float dot = 0.0f;
-    for (int d = 0; d < dim; ++d) dot += unfused(q[d] * element<T>(row, d));
-    out[t] = dot * scale;
+    for (int h = 0; h < heads; ++h) {
+      const float* qh = q + static_cast<std::size_t>(h) * dim;
+      float dot = 0.0f;
+      for (int d = 0; d < dim; ++d) dot += unfused(qh[d] * element<T>(row, d));
+      out[h * ld + static_cast<std::size_t>(t)] = dot * scale;
+    }
   }
 }
 
 template <DType T>
-inline void mix(const float* p, const std::byte* values, std::size_t row_bytes, int len, int dim, float* out) {
-  for (int d = 0; d < dim; ++d) out[d] = 0.0f;
+inline void mix(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes, int len,
+                int dim, float* out) {
+  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
   for (int t = 0; t < len; ++t) {
     const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    for (int d = 0; d < dim; ++d) out[d] += unfused(p[t] * element<T>(row, d));
+    for (int h = 0; h < heads; ++h) {
+      const float ph = p[h * ld + static_cast<std::size_t>(t)];
+      float* oh = out + static_cast<std::size_t>(h) * dim;
+      for (int d = 0; d < dim; ++d) oh[d] += unfused(ph * element<T>(row, d));
+    }
   }
 }
 
@@ -108,8 +119,11 @@ inline void mix(const float* p, const std::byte* values, std::size_t row_bytes, 
 #ifdef SMALLCODER_X86
 // The AVX2 level, which the AVX-512 level runs too (8 lanes already keep the loads of a 64- to
 // 128-element head ahead of DRAM). Each lane sums what one scalar loop sums, in its order.
-// Rows is one of the AVX2 float-row loaders of kernels/avx2.hpp.
+// Rows is one of the AVX2 float-row loaders of kernels/avx2.hpp. Up to kHeads heads of a group
+// go through each pass over the rows; a larger group takes several passes.
 namespace simd {
+
+constexpr int kHeads = 4;
 
 // unfused() for 8 lanes.
 SMALLCODER_AVX2 inline __m256 unfused8(__m256 x) {
@@ -138,58 +152,132 @@ SMALLCODER_AVX2 inline void transpose8(__m256 (&v)[8]) {
   v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-// Eight rows at a time, one per lane: blocks of 8 x 8 elements are transposed in registers so
-// that each lane accumulates its row's products in element order, as the scalar loop does.
-template <DType T, class Rows>
-SMALLCODER_AVX2 inline void scores(const float* q, const std::byte* keys, std::size_t row_bytes, int len, int dim,
-                                   float scale, float* out) {
+// H heads against eight rows at a time, one row per lane: each 8 x 8 block of elements is
+// loaded and transposed in registers once for all H heads, and each lane accumulates its
+// row's products in element order, as the scalar loop does.
+template <DType T, class Rows, int H>
+SMALLCODER_AVX2 inline void scores_heads(const float* q, const std::byte* keys, std::size_t row_bytes, int len,
+                                         int dim, float scale, float* out, std::size_t ld) {
   const int vec = dim / 8 * 8;
   int t = 0;
   for (; t + 8 <= len; t += 8) {
     const std::byte* rows = keys + static_cast<std::size_t>(t) * row_bytes;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[H];
+    for (int h = 0; h < H; ++h) acc[h] = _mm256_setzero_ps();
     for (int d = 0; d < vec; d += 8) {
       __m256 v[8];
       for (int j = 0; j < 8; ++j) v[j] = Rows::load(rows + static_cast<std::size_t>(j) * row_bytes, d);
       transpose8(v);
-      for (int m = 0; m < 8; ++m) acc = _mm256_add_ps(acc, unfused8(_mm256_mul_ps(_mm256_set1_ps(q[d + m]), v[m])));
+      for (int h = 0; h < H; ++h) {
+        const float* qh = q + static_cast<std::size_t>(h) * dim + d;
+        for (int m = 0; m < 8; ++m) acc[h] = _mm256_add_ps(acc[h], unfused8(_mm256_mul_ps(_mm256_set1_ps(qh[m]), v[m])));
+      }
     }
-    alignas(32) float dots[8];
-    _mm256_store_ps(dots, acc);
-    for (int j = 0; j < 8; ++j) {
-      const std::byte* row = rows + static_cast<std::size_t>(j) * row_bytes;
-      for (int d = vec; d < dim; ++d) dots[j] += unfused(q[d] * element<T>(row, d));
-      out[t + j] = dots[j] * scale;
+    for (int h = 0; h < H; ++h) {
+      const float* qh = q + static_cast<std::size_t>(h) * dim;
+      alignas(32) float dots[8];
+      _mm256_store_ps(dots, acc[h]);
+      for (int j = 0; j < 8; ++j) {
+        const std::byte* row = rows + static_cast<std::size_t>(j) * row_bytes;
+        for (int d = vec; d < dim; ++d) dots[j] += unfused(qh[d] * element<T>(row, d));
+        out[h * ld + static_cast<std::size_t>(t + j)] = dots[j] * scale;
+      }
     }
   }
-  scalar::scores<T>(q, keys + static_cast<std::size_t>(t) * row_bytes, row_bytes, len - t, dim, scale, out + t);
-}
-
-// out[d0 .. d0 + 8R) held in R registers while every row goes past once.
-template <class Rows, int R>
-SMALLCODER_AVX2 inline void mix_span(const float* p, const std::byte* values, std::size_t row_bytes, int len, int d0,
-                                     float* out) {
-  __m256 acc[R];
-  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
-  for (int t = 0; t < len; ++t) {
-    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    const __m256 pv = _mm256_set1_ps(p[t]);
-    for (int i = 0; i < R; ++i) acc[i] = _mm256_add_ps(acc[i], unfused8(_mm256_mul_ps(pv, Rows::load(row, d0 + 8 * i))));
-  }
-  for (int i = 0; i < R; ++i) _mm256_storeu_ps(out + d0 + 8 * i, acc[i]);
+  scalar::scores<T>(q, H, keys + static_cast<std::size_t>(t) * row_bytes, row_bytes, len - t, dim, scale, out + t, ld);
 }
 
 template <DType T, class Rows>
-SMALLCODER_AVX2 inline void mix(const float* p, const std::byte* values, std::size_t row_bytes, int len, int dim,
-                                float* out) {
-  constexpr int kSpan = 8;  // registers of output per pass: a 64-element head in one pass
-  int d = 0;
-  for (; d + 8 * kSpan <= dim; d += 8 * kSpan) mix_span<Rows, kSpan>(p, values, row_bytes, len, d, out);
-  for (; d + 8 <= dim; d += 8) mix_span<Rows, 1>(p, values, row_bytes, len, d, out);
-  for (; d < dim; ++d) {
-    float sum = 0.0f;
-    for (int t = 0; t < len; ++t) sum += unfused(p[t] * element<T>(values + static_cast<std::size_t>(t) * row_bytes, d));
-    out[d] = sum;
+SMALLCODER_AVX2 inline void scores(const float* q, int heads, const std::byte* keys, std::size_t row_bytes, int len,
+                                   int dim, float scale, float* out, std::size_t ld) {
+  for (int h = 0; h < heads; h += kHeads) {
+    const float* qh = q + static_cast<std::size_t>(h) * dim;
+    float* oh = out + static_cast<std::size_t>(h) * ld;
+    switch (heads - h) {
+      case 1:
+        scores_heads<T, Rows, 1>(qh, keys, row_bytes, len, dim, scale, oh, ld);
+        break;
+      case 2:
+        scores_heads<T, Rows, 2>(qh, keys, row_bytes, len, dim, scale, oh, ld);
+        break;
+      case 3:
+        scores_heads<T, Rows, 3>(qh, keys, row_bytes, len, dim, scale, oh, ld);
+        break;
+      default:
+        scores_heads<T, Rows, kHeads>(qh, keys, row_bytes, len, dim, scale, oh, ld);
+        break;
+    }
+  }
+}
+
+// out[h * dim + d0 .. + 8R) for H heads, carried in H x R registers while rows [t0, t1) go
+// past once; they start from out (zeroed before the first rows).
+template <class Rows, int H, int R>
+SMALLCODER_AVX2 inline void mix_span(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
+                                     int t0, int t1, int dim, int d0, float* out) {
+  __m256 acc[H][R];
+  for (int h = 0; h < H; ++h) {
+    for (int i = 0; i < R; ++i) acc[h][i] = _mm256_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i);
+  }
+  for (int t = t0; t < t1; ++t) {
+    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+    __m256 v[R];
+    for (int i = 0; i < R; ++i) v[i] = Rows::load(row, d0 + 8 * i);
+    for (int h = 0; h < H; ++h) {
+      const __m256 pv = _mm256_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
+      for (int i = 0; i < R; ++i) acc[h][i] = _mm256_add_ps(acc[h][i], unfused8(_mm256_mul_ps(pv, v[i])));
+    }
+  }
+  for (int h = 0; h < H; ++h) {
+    for (int i = 0; i < R; ++i) _mm256_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i, acc[h][i]);
+  }
+}
+
+// H heads' weighted sums: rows go past in blocks small enough to stay in L1 while every span
+// of output registers takes its turn over them; each output element still sums its rows in
+// order.
+template <DType T, class Rows, int H>
+SMALLCODER_AVX2 inline void mix_heads(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
+                                      int len, int dim, float* out) {
+  constexpr int kSpan = 8 / H > 1 ? 8 / H : 2;  // output registers per head and pass
+  constexpr int kBlockRows = 96;                 // 96 rows of 128 fp32 elements: 48 KB
+  const int vec = dim / 8 * 8;
+  for (int i = 0; i < H * dim; ++i) out[i] = 0.0f;
+  for (int t0 = 0; t0 < len; t0 += kBlockRows) {
+    const int t1 = t0 + kBlockRows < len ? t0 + kBlockRows : len;
+    int d = 0;
+    for (; d + 8 * kSpan <= vec; d += 8 * kSpan) mix_span<Rows, H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+    for (; d < vec; d += 8) mix_span<Rows, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+    for (int t = t0; t < t1; ++t) {
+      const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+      for (int h = 0; h < H; ++h) {
+        const float ph = p[h * ld + static_cast<std::size_t>(t)];
+        for (int e = vec; e < dim; ++e) out[h * dim + e] += unfused(ph * element<T>(row, e));
+      }
+    }
+  }
+}
+
+template <DType T, class Rows>
+SMALLCODER_AVX2 inline void mix(const float* p, std::size_t ld, int heads, const std::byte* values,
+                                std::size_t row_bytes, int len, int dim, float* out) {
+  for (int h = 0; h < heads; h += kHeads) {
+    const float* ph = p + static_cast<std::size_t>(h) * ld;
+    float* oh = out + static_cast<std::size_t>(h) * dim;
+    switch (heads - h) {
+      case 1:
+        mix_heads<T, Rows, 1>(ph, ld, values, row_bytes, len, dim, oh);
+        break;
+      case 2:
+        mix_heads<T, Rows, 2>(ph, ld, values, row_bytes, len, dim, oh);
+        break;
+      case 3:
+        mix_heads<T, Rows, 3>(ph, ld, values, row_bytes, len, dim, oh);
+        break;
+      default:
+        mix_heads<T, Rows, kHeads>(ph, ld, values, row_bytes, len, dim, oh);
+        break;
+    }
   }
 }
 
