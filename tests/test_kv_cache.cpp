@@ -35,25 +35,33 @@ std::vector<float> random_floats(std::size_t n, std::mt19937& rng, float scale =
   return v;
 }
 
-// `len` rows of `dim` random values stored through the kernels' store, and those stored
-// values widened back (what every level must compute with).
+// `len` positions of `dim` random keys or values stored through the kernels' stores (keys in
+// whole tiles: the SIMD levels read a partial last tile whole), and the stored values
+// widened back (what every level must compute with).
 struct CacheRows {
-  std::vector<std::byte> bytes;
-  std::vector<float> values;
+  std::vector<std::byte> keys, values;
+  std::vector<float> key_values, value_values;
   std::size_t row_bytes = 0;
 };
 
 CacheRows make_rows(DType type, int len, int dim, std::mt19937& rng) {
   CacheRows c;
   c.row_bytes = dtype_bytes(type, dim);
-  c.bytes.resize(c.row_bytes * static_cast<std::size_t>(len));
-  c.values.resize(static_cast<std::size_t>(len) * dim);
-  const std::vector<float> x = random_floats(c.values.size(), rng, 2.0f);
-  const cpu::KvKernels k = cpu::kv_kernels_for(type, Isa::scalar);
+  c.keys.resize(cpu::key_cache_bytes(type, dim, len));
+  c.values.resize(c.row_bytes * static_cast<std::size_t>(len));
+  c.key_values.resize(static_cast<std::size_t>(len) * dim);
+  c.value_values.resize(c.key_values.size());
+  const std::vector<float> k = random_floats(c.key_values.size(), rng, 2.0f), v = random_floats(c.key_values.size(), rng, 2.0f);
+  const cpu::KvKernels kernels = cpu::kv_kernels_for(type, Isa::scalar);
+  std::vector<std::byte> row(c.row_bytes);
   for (int t = 0; t < len; ++t) {
-    std::byte* row = c.bytes.data() + t * c.row_bytes;
-    k.store(x.data() + static_cast<std::size_t>(t) * dim, dim, row);
-    cpu::float_row_to_f32(type, row, dim, c.values.data() + static_cast<std::size_t>(t) * dim);
+    const std::size_t at = static_cast<std::size_t>(t) * dim;
+    kernels.store_key(k.data() + at, dim, c.keys.data(), t);
+    kernels.store_value(k.data() + at, dim, row.data());  // the same rounding, read back as a row
+    cpu::float_row_to_f32(type, row.data(), dim, c.key_values.data() + at);
+    std::byte* value_row = c.values.data() + t * c.row_bytes;
+    kernels.store_value(v.data() + at, dim, value_row);
+    cpu::float_row_to_f32(type, value_row, dim, c.value_values.data() + at);
   }
   return c;
 }
@@ -78,7 +86,7 @@ TEST_CASE("kv rows: stores round as the dtype conversions do") {
   std::vector<std::byte> row(24 * 4);
   for (DType type : kCacheTypes) {
     CAPTURE(std::string(dtype_name(type)));
-    for (Isa isa : supported_levels()) cpu::kv_kernels_for(type, isa).store(x.data(), 24, row.data());
+    for (Isa isa : supported_levels()) cpu::kv_kernels_for(type, isa).store_value(x.data(), 24, row.data());
     std::vector<float> back(24);
     cpu::float_row_to_f32(type, row.data(), 24, back.data());
     for (int i = 0; i < 24; ++i) {
@@ -90,46 +98,56 @@ TEST_CASE("kv rows: stores round as the dtype conversions do") {
   }
 }
 
-TEST_CASE("kv rows: every level's grouped scores and weighted sums equal the scalar level's, within 1e-5 of double precision") {
+TEST_CASE("kv rows: every level's grouped scores, softmax and weighted sums equal the scalar level's, within 1e-5 of double precision") {
   std::mt19937 rng(11);
   for (DType type : kCacheTypes) {
-    for (int heads : {1, 3, 4, 6}) {          // query heads sharing the KV head: one pass, and two
-      for (int dim : {64, 72, 20, 6}) {       // whole vectors, and tails shorter than one
-        for (int len : {1, 7, 8, 19, 130}) {  // under, at and past the eight-row groups and a block
+    for (int heads : {1, 3, 4, 6}) {               // query heads sharing the KV head: one pass, and two
+      for (int dim : {64, 72, 20, 6}) {            // whole vectors, and tails shorter than one
+        for (int len : {1, 7, 16, 19, 130, 200}) {  // partial, whole and several tiles and blocks
           CAPTURE(std::string(dtype_name(type)));
           CAPTURE(heads);
           CAPTURE(dim);
           CAPTURE(len);
           const std::size_t ld = static_cast<std::size_t>(len) + 3;  // score rows are apart by more than len
           const std::vector<float> q = random_floats(static_cast<std::size_t>(heads) * dim, rng);
-          const CacheRows keys = make_rows(type, len, dim, rng), values = make_rows(type, len, dim, rng);
+          const CacheRows cache = make_rows(type, len, dim, rng);
           std::vector<float> p = random_floats(heads * ld, rng);
           for (float& x : p) x = std::abs(x);
           const float scale = 0.125f;
-          std::vector<float> scalar_scores, scalar_out;
+          std::vector<float> scalar_scores, scalar_probs, scalar_out;
           for (Isa isa : supported_levels()) {  // scalar first
             CAPTURE(cpu::isa_name(isa));
             const cpu::KvKernels k = cpu::kv_kernels_for(type, isa);
             std::vector<float> scores(heads * ld, -7.0f), out(static_cast<std::size_t>(heads) * dim, -1.0f);
-            k.scores(q.data(), heads, keys.bytes.data(), keys.row_bytes, len, dim, scale, scores.data(), ld);
-            k.mix(p.data(), ld, heads, values.bytes.data(), values.row_bytes, len, dim, out.data());
+            k.scores(q.data(), heads, cache.keys.data(), len, dim, scale, scores.data(), ld);
+            k.mix(p.data(), ld, heads, cache.values.data(), cache.row_bytes, len, dim, out.data());
+            std::vector<float> probs = scores;
+            k.softmax(probs.data(), heads, len, ld);
             for (int h = 0; h < heads; ++h) {
               const float* qh = q.data() + static_cast<std::size_t>(h) * dim;
               const float* ph = p.data() + h * ld;
+              std::vector<double> e(static_cast<std::size_t>(len));
+              double top = -1e300, sum = 0;
               for (int t = 0; t < len; ++t) {
                 double dot = 0, magnitude = 0;
                 for (int d = 0; d < dim; ++d) {
-                  const double key = keys.values[static_cast<std::size_t>(t) * dim + d];
+                  const double key = cache.key_values[static_cast<std::size_t>(t) * dim + d];
                   dot += static_cast<double>(qh[d]) * key;
                   magnitude += std::abs(qh[d] * key);
                 }
                 CHECK(std::abs(scores[h * ld + t] - dot * scale) <= 1e-5 * magnitude * scale);
+                top = std::max(top, static_cast<double>(scores[h * ld + t]));
               }
-              for (std::size_t t = static_cast<std::size_t>(len); t < ld; ++t) CHECK(scores[h * ld + t] == -7.0f);
+              for (int t = 0; t < len; ++t) sum += e[t] = std::exp(scores[h * ld + t] - top);
+              for (int t = 0; t < len; ++t) CHECK(std::abs(probs[h * ld + t] - e[t] / sum) <= 1e-6);
+              for (std::size_t t = static_cast<std::size_t>(len); t < ld; ++t) {
+                CHECK(scores[h * ld + t] == -7.0f);
+                CHECK(probs[h * ld + t] == -7.0f);
+              }
               for (int d = 0; d < dim; ++d) {
                 double want = 0, magnitude = 0;
                 for (int t = 0; t < len; ++t) {
-                  const double v = values.values[static_cast<std::size_t>(t) * dim + d];
+                  const double v = cache.value_values[static_cast<std::size_t>(t) * dim + d];
                   want += static_cast<double>(ph[t]) * v;
                   magnitude += std::abs(ph[t] * v);
                 }
@@ -138,9 +156,11 @@ TEST_CASE("kv rows: every level's grouped scores and weighted sums equal the sca
             }
             if (isa == Isa::scalar) {
               scalar_scores = scores;
+              scalar_probs = probs;
               scalar_out = out;
             }
-            CHECK(scores == scalar_scores);  // the same sums in the same order: the same bits
+            CHECK(scores == scalar_scores);  // the same chains in the same order: the same bits
+            CHECK(probs == scalar_probs);
             CHECK(out == scalar_out);
           }
         }

@@ -62,13 +62,14 @@ class CpuBackend {
         context_(options.context > 0 ? options.context : config.max_context),
         kv_type_(options.kv_cache),
         kv_row_bytes_(dtype_bytes(options.kv_cache, config.head_dim)),
+        key_area_bytes_(cpu::key_cache_bytes(options.kv_cache, config.head_dim, context_)),
         rope_(context_, config.head_dim, config.rope_theta),
         logits_(static_cast<std::size_t>(config.vocab_size)) {
     cpu::active_isa();  // settles the kernel level now: a bad SMALLCODER_ISA throws here, not mid-step
     cpu::check_kv_cache_type(kv_type_, "cpu backend: kv_cache");
-    const std::size_t cache = static_cast<std::size_t>(config.num_layers) * config.num_kv_heads * context_ * kv_row_bytes_;
-    k_cache_.assign(cache, std::byte{0});
-    v_cache_.assign(cache, std::byte{0});
+    const std::size_t heads = static_cast<std::size_t>(config.num_layers) * config.num_kv_heads;
+    k_cache_.assign(heads * key_area_bytes_, std::byte{0});
+    v_cache_.assign(heads * context_ * kv_row_bytes_, std::byte{0});
     const int widest = std::max({config.hidden_size, config.q_dim(), config.intermediate_size});
     scratch_.resize(static_cast<std::size_t>(threads_));
     const std::size_t gemm_tile = cpu::kEigenGemmVectorized ? static_cast<std::size_t>(kBatchRows) * widest : 0;
@@ -148,8 +149,8 @@ class CpuBackend {
     cpu::parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / kv_heads);
       const int g = static_cast<int>(i % kv_heads);
-      kv.store(k.row(r) + g * hd, hd, cache_row(k_cache_, layer, g, s.pos0 + r));
-      kv.store(v.row(r) + g * hd, hd, cache_row(v_cache_, layer, g, s.pos0 + r));
+      kv.store_key(k.row(r) + g * hd, hd, key_tiles(layer, g), s.pos0 + r);
+      kv.store_value(v.row(r) + g * hd, hd, value_row(layer, g, s.pos0 + r));
     });
     // One work item per (row, KV head): the query heads sharing that KV head (grouped-query
     // attention) score and mix together, so each cached row is read once per group.
@@ -161,10 +162,9 @@ class CpuBackend {
       const int len = s.pos0 + r + 1;
       const std::size_t ld = static_cast<std::size_t>(len);
       float* scores = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
-      kv.scores(q.row(r) + g * group * hd, group, cache_row(k_cache_, layer, g, 0), kv_row_bytes_, len, hd, scale,
-                scores, ld);
-      for (int h = 0; h < group; ++h) cpu::softmax_inplace(scores + h * ld, len);
-      kv.mix(scores, ld, group, cache_row(v_cache_, layer, g, 0), kv_row_bytes_, len, hd, out.row(r) + g * group * hd);
+      kv.scores(q.row(r) + g * group * hd, group, key_tiles(layer, g), len, hd, scale, scores, ld);
+      kv.softmax(scores, group, len, ld);
+      kv.mix(scores, ld, group, value_row(layer, g, 0), kv_row_bytes_, len, hd, out.row(r) + g * group * hd);
     });
   }
 
@@ -230,10 +230,16 @@ class CpuBackend {
     return acts_;
   }
 
-  // Rows of one (layer, kv head) are consecutive, kv_row_bytes_ apart, position 0 first.
-  std::byte* cache_row(std::vector<std::byte>& cache, int layer, int kv_head, int pos) {
+  // The key tiles of one (layer, kv head): key_area_bytes_ each (cpu/kv_rows.hpp's layout).
+  std::byte* key_tiles(int layer, int kv_head) {
+    const std::size_t head = static_cast<std::size_t>(layer) * config_.num_kv_heads + kv_head;
+    return k_cache_.data() + head * key_area_bytes_;
+  }
+
+  // Value rows of one (layer, kv head) are consecutive, kv_row_bytes_ apart, position 0 first.
+  std::byte* value_row(int layer, int kv_head, int pos) {
     const std::size_t row = (static_cast<std::size_t>(layer) * config_.num_kv_heads + kv_head) * context_ + pos;
-    return cache.data() + row * kv_row_bytes_;
+    return v_cache_.data() + row * kv_row_bytes_;
   }
 
   ModelConfig config_;
@@ -241,7 +247,8 @@ class CpuBackend {
   int max_batch_;
   int context_;
   DType kv_type_;             // of the cache's elements
-  std::size_t kv_row_bytes_;  // one head's keys (or values) at one position
+  std::size_t kv_row_bytes_;  // one head's values at one position
+  std::size_t key_area_bytes_;  // one head's key tiles for the whole context
   cpu::RopeTable rope_;
   std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;

@@ -1,7 +1,19 @@
-// Attention's two loops over the KV cache (query-key scores, the probability-weighted sum of
-// value rows) for cache rows stored as f32, f16 or bf16, at the SIMD level chosen at run time.
-// 16-bit rows halve the bytes decode reads from the cache; they are widened in registers and
-// every sum stays fp32, in the same order at every level (the same bits).
+// Attention over the KV cache for elements stored as f32, f16 or bf16, at the SIMD level
+// chosen at run time: storing a position's keys and values, the query-key scores, softmax,
+// and the probability-weighted sum of value rows. 16-bit elements halve the bytes decode
+// reads from the cache; they are widened in registers and every sum stays fp32.
+//
+// Layouts. Values are rows, one per position. Keys are stored transposed in tiles of
+// kKeyTile positions: a tile holds element d of its positions at d * kKeyTile + lane, so the
+// scores of 16 positions are 16 lanes of one multiply-add chain over the head's elements,
+// with no transposes or horizontal sums, and a tile is one contiguous stretch of memory.
+// The query heads that share a KV head (grouped-query attention) go through together, so
+// each cached element is read once per group, not once per head.
+//
+// Every score and every output element is one chain of products, each rounded and then added,
+// in a fixed order (elements, then positions, ascending) at every level: all levels give the
+// same bits, those of plain fp32 loops without FMA (cpu/ops.hpp's unfused() keeps the compiler
+// from fusing some of them and not others).
 #pragma once
 
 #include <cstddef>
@@ -12,26 +24,42 @@
 
 #include "smallcoder/cpu/isa.hpp"
 #include "smallcoder/cpu/kernels/avx2.hpp"
+#include "smallcoder/cpu/kernels/avx512.hpp"
+#include "smallcoder/cpu/ops.hpp"
 #include "smallcoder/error.hpp"
 #include "smallcoder/tensor/dtype.hpp"
 
 namespace smallcoder::cpu {
 
-// Rounds n fp32 values into one cache row.
-using KvStoreFn = void (*)(const float* x, int n, std::byte* row);
-// For the `heads` query heads sharing one KV head (q_h = q + h * dim, grouped-query
-// attention): scores[h * ld + t] = scale * (q_h . K_t) for t < len, K_t being the
-// dim-element row at keys + t * row_bytes. Each key row is read once for all the heads.
-using KvScoresFn = void (*)(const float* q, int heads, const std::byte* keys, std::size_t row_bytes, int len, int dim,
-                            float scale, float* scores, std::size_t ld);
-// out[h * dim + d] = sum over t < len of p[h * ld + t] * V_t[d], for h < heads and d < dim:
-// each value row is read once for all the heads.
+constexpr int kKeyTile = 16;  // positions per key tile: one AVX-512 vector of lanes
+
+// Bytes of the key tiles for `positions` positions (rounded up to whole tiles) of `dim`
+// elements of type t; the value rows of as many positions take no more.
+inline std::size_t key_cache_bytes(DType t, int dim, int positions) {
+  const std::size_t tiles = (static_cast<std::size_t>(positions) + kKeyTile - 1) / kKeyTile;
+  return tiles * kKeyTile * dtype_bytes(t, dim);
+}
+
+// Stores the dim keys of position `pos` into the key tiles starting at `keys`.
+using KvStoreKeyFn = void (*)(const float* x, int dim, std::byte* keys, int pos);
+// Rounds dim fp32 values into one value row.
+using KvStoreValueFn = void (*)(const float* x, int dim, std::byte* row);
+// For the `heads` query heads sharing one KV head (q_h = q + h * dim):
+// scores[h * ld + t] = scale * (q_h . K_t) for positions t < len of the key tiles at `keys`.
+using KvScoresFn = void (*)(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
+                            float* scores, std::size_t ld);
+// Softmax in place over each of `heads` rows of len scores, ld apart.
+using KvSoftmaxFn = void (*)(float* scores, int heads, int len, std::size_t ld);
+// out[h * dim + d] = sum over t < len of p[h * ld + t] * V_t[d] for h < heads, d < dim, V_t
+// being the value row at values + t * row_bytes.
 using KvMixFn = void (*)(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes,
                          int len, int dim, float* out);
 
 struct KvKernels {
-  KvStoreFn store = nullptr;
+  KvStoreKeyFn store_key = nullptr;
+  KvStoreValueFn store_value = nullptr;
   KvScoresFn scores = nullptr;
+  KvSoftmaxFn softmax = nullptr;
   KvMixFn mix = nullptr;
 };
 
@@ -45,14 +73,17 @@ inline void check_kv_cache_type(DType t, const std::string& where) {
 namespace kv {
 
 template <DType T>
-inline float element(const std::byte* row, int k) {
+constexpr std::size_t kElement = T == DType::f32 ? 4 : 2;
+
+template <DType T>
+inline float element(const std::byte* p, std::size_t index) {
   if constexpr (T == DType::f32) {
     float v;
-    std::memcpy(&v, row + 4 * static_cast<std::size_t>(k), sizeof v);
+    std::memcpy(&v, p + 4 * index, sizeof v);
     return v;
   } else {
     std::uint16_t h;
-    std::memcpy(&h, row + 2 * static_cast<std::size_t>(k), sizeof h);
+    std::memcpy(&h, p + 2 * index, sizeof h);
     return T == DType::bf16 ? bf16_to_f32(h) : f16_to_f32(h);
   }
 }
@@ -60,43 +91,72 @@ inline float element(const std::byte* row, int k) {
 // Every level stores with these scalar conversions (a few rows per step, nothing to gain from
 // SIMD), so the cached bits are the same whichever level wrote them.
 template <DType T>
-inline void store(const float* x, int n, std::byte* row) {
+inline void put(std::byte* p, std::size_t index, float x) {
   if constexpr (T == DType::f32) {
-    std::memcpy(row, x, sizeof(float) * static_cast<std::size_t>(n));
+    std::memcpy(p + 4 * index, &x, sizeof x);
   } else {
-    for (int i = 0; i < n; ++i) {
-      const std::uint16_t h = T == DType::bf16 ? f32_to_bf16(x[i]) : f32_to_f16(x[i]);
-      std::memcpy(row + 2 * static_cast<std::size_t>(i), &h, sizeof h);
-    }
+    const std::uint16_t h = T == DType::bf16 ? f32_to_bf16(x) : f32_to_f16(x);
+    std::memcpy(p + 2 * index, &h, sizeof h);
   }
 }
 
-// x, opaque to the optimiser. A product passed through it is rounded to fp32 before the sum
-// it joins: the compiler cannot fuse the two into an FMA (one rounding), which it otherwise
-// may do at some levels and not others. So every level rounds as the scalar loops read and
-// all levels give the same bits: with an f32 cache, those of plain fp32 loops without FMA.
-inline float unfused(float x) {
-#ifdef SMALLCODER_X86
-  __asm__("" : "+x"(x));
-#else
-  __asm__("" : "+m"(x));
-#endif
-  return x;
+template <DType T>
+inline std::size_t tile_bytes(int dim) {
+  return kKeyTile * kElement<T> * static_cast<std::size_t>(dim);
+}
+
+template <DType T>
+inline void store_key(const float* x, int dim, std::byte* keys, int pos) {
+  std::byte* tile = keys + static_cast<std::size_t>(pos / kKeyTile) * tile_bytes<T>(dim);
+  for (int d = 0; d < dim; ++d) put<T>(tile, static_cast<std::size_t>(d) * kKeyTile + pos % kKeyTile, x[d]);
+}
+
+template <DType T>
+inline void store_value(const float* x, int dim, std::byte* row) {
+  for (int d = 0; d < dim; ++d) put<T>(row, static_cast<std::size_t>(d), x[d]);
 }
 
 namespace scalar {
 
 template <DType T>
-inline void scores(const float* q, int heads, const std::byte* keys, std::size_t row_bytes, int len, int dim,
-                   float scale, float* out, std::size_t ld) {
+inline void scores(const float* q, int heads, const std::byte* keys, int len, int dim, float scale, float* out,
+                   std::size_t ld) {
   for (int t = 0; t < len; ++t) {
-    const std::byte* row = keys + static_cast<std::size_t>(t) * row_bytes;
+    const std::byte* tile = keys + static_cast<std::size_t>(t / kKeyTile) * tile_bytes<T>(dim);
     for (int h = 0; h < heads; ++h) {
       const float* qh = q + static_cast<std::size_t>(h) * dim;
       float dot = 0.0f;
-      for (int d = 0; d < dim; ++d) dot += unfused(qh[d] * element<T>(row, d));
+      for (int d = 0; d < dim; ++d) {
+        dot += unfused(qh[d] * element<T>(tile, static_cast<std::size_t>(d) * kKeyTile + t % kKeyTile));
+      }
       out[h * ld + static_cast<std::size_t>(t)] = dot * scale;
     }
+  }
+}
+
+// The steps of the scalar softmax; the SIMD levels take the same steps on vectors.
+// The (double) sum runs over four interleaved partials, which one vector of four doubles
+// holds at the SIMD levels.
+inline void softmax_from(float* s, int begin, int len, float top, double (&sum)[4]) {
+  for (int i = begin; i < len; ++i) {
+    s[i] = exp_approx(s[i] - top);
+    sum[i % 4] += s[i];
+  }
+}
+
+inline void softmax_normalize(float* s, int len, const double (&sum)[4]) {
+  const float inv = static_cast<float>(1.0 / ((sum[0] + sum[1]) + (sum[2] + sum[3])));
+  for (int i = 0; i < len; ++i) s[i] *= inv;
+}
+
+inline void softmax(float* scores, int heads, int len, std::size_t ld) {
+  for (int h = 0; h < heads; ++h) {
+    float* s = scores + h * ld;
+    float top = s[0];
+    for (int i = 1; i < len; ++i) top = s[i] > top ? s[i] : top;
+    double sum[4] = {0.0, 0.0, 0.0, 0.0};
+    softmax_from(s, 0, len, top, sum);
+    softmax_normalize(s, len, sum);
   }
 }
 
@@ -109,112 +169,126 @@ inline void mix(const float* p, std::size_t ld, int heads, const std::byte* valu
     for (int h = 0; h < heads; ++h) {
       const float ph = p[h * ld + static_cast<std::size_t>(t)];
       float* oh = out + static_cast<std::size_t>(h) * dim;
-      for (int d = 0; d < dim; ++d) oh[d] += unfused(ph * element<T>(row, d));
+      for (int d = 0; d < dim; ++d) oh[d] += unfused(ph * element<T>(row, static_cast<std::size_t>(d)));
     }
   }
 }
 
 }  // namespace scalar
 
+// Calls Fn::template run<H>(head offset, ...) for the heads in passes of at most four.
+template <class Fn, class... Args>
+inline void in_head_passes(int heads, Args&&... args) {
+  for (int h = 0; h < heads; h += 4) {
+    switch (heads - h) {
+      case 1:
+        Fn::template run<1>(h, args...);
+        break;
+      case 2:
+        Fn::template run<2>(h, args...);
+        break;
+      case 3:
+        Fn::template run<3>(h, args...);
+        break;
+      default:
+        Fn::template run<4>(h, args...);
+        break;
+    }
+  }
+}
+
 #ifdef SMALLCODER_X86
-// The AVX2 level, which the AVX-512 level runs too (8 lanes already keep the loads of a 64- to
-// 128-element head ahead of DRAM). Each lane sums what one scalar loop sums, in its order.
-// Rows is one of the AVX2 float-row loaders of kernels/avx2.hpp. Up to kHeads heads of a group
-// go through each pass over the rows; a larger group takes several passes.
 namespace simd {
 
-constexpr int kHeads = 4;
+// ---- e^x and softmax, the scalar steps on 8 lanes (the same operations: the same bits) ----
 
-// unfused() for 8 lanes.
+// unfused() for 8 lanes: GCC contracts intrinsic multiplies and adds into FMAs too.
 SMALLCODER_AVX2 inline __m256 unfused8(__m256 x) {
   __asm__("" : "+x"(x));
   return x;
 }
 
-// In: v[j] = elements d .. d+7 of row j. Out: v[m] = element d+m of rows 0 .. 7.
-SMALLCODER_AVX2 inline void transpose8(__m256 (&v)[8]) {
-  // Per 128-bit half: pairs of rows interleaved, then quads, then the halves swapped.
-  const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-  v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-  v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-  v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-  v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-  v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-  v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-  v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-  v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+SMALLCODER_AVX2 inline __m256 exp8(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+  const __m256 round = _mm256_set1_ps(12582912.0f);
+  const __m256 n =
+      _mm256_sub_ps(_mm256_add_ps(unfused8(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f))), round), round);
+  const __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, unfused8(_mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)))),
+                                 unfused8(_mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f))));
+  const float coefficients[] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
+  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+  for (float c : coefficients) p = _mm256_add_ps(unfused8(_mm256_mul_ps(p, r)), _mm256_set1_ps(c));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
 }
 
-// H heads against eight rows at a time, one row per lane: each 8 x 8 block of elements is
-// loaded and transposed in registers once for all H heads, and each lane accumulates its
-// row's products in element order, as the scalar loop does.
-template <DType T, class Rows, int H>
-SMALLCODER_AVX2 inline void scores_heads(const float* q, const std::byte* keys, std::size_t row_bytes, int len,
-                                         int dim, float scale, float* out, std::size_t ld) {
-  const int vec = dim / 8 * 8;
-  int t = 0;
-  for (; t + 8 <= len; t += 8) {
-    const std::byte* rows = keys + static_cast<std::size_t>(t) * row_bytes;
-    __m256 acc[H];
-    for (int h = 0; h < H; ++h) acc[h] = _mm256_setzero_ps();
-    for (int d = 0; d < vec; d += 8) {
-      __m256 v[8];
-      for (int j = 0; j < 8; ++j) v[j] = Rows::load(rows + static_cast<std::size_t>(j) * row_bytes, d);
-      transpose8(v);
+SMALLCODER_AVX2 inline void softmax(float* scores, int heads, int len, std::size_t ld) {
+  const int vec = len / 8 * 8;
+  for (int h = 0; h < heads; ++h) {
+    float* s = scores + h * ld;
+    __m256 top8 = _mm256_set1_ps(s[0]);
+    for (int i = 0; i < vec; i += 8) top8 = _mm256_max_ps(top8, _mm256_loadu_ps(s + i));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, top8);
+    float top = s[0];
+    for (float v : lanes) top = v > top ? v : top;
+    for (int i = vec; i < len; ++i) top = s[i] > top ? s[i] : top;
+    const __m256 top_v = _mm256_set1_ps(top);
+    __m256d sum4 = _mm256_setzero_pd();  // partial i % 4, as the scalar steps
+    for (int i = 0; i < vec; i += 8) {
+      const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), top_v));
+      _mm256_storeu_ps(s + i, e);
+      sum4 = _mm256_add_pd(sum4, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+      sum4 = _mm256_add_pd(sum4, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double sum[4];
+    _mm256_storeu_pd(sum, sum4);
+    scalar::softmax_from(s, vec, len, top, sum);
+    scalar::softmax_normalize(s, len, sum);
+  }
+}
+
+// ---- AVX2: scores over half tiles (8 lanes), weighted sums in 8-lane spans ----
+
+// Rows is one of the AVX2 float loaders of kernels/avx2.hpp: 8 elements from an index.
+template <class Rows>
+struct Scores8 {
+  // H heads x the 16 positions of one tile, as two halves of 8 lanes.
+  template <int H>
+  SMALLCODER_AVX2 static void run(int h0, const float* q, const std::byte* keys, std::size_t tile, int len, int dim,
+                                  float scale, float* out, std::size_t ld) {
+    q += static_cast<std::size_t>(h0) * dim;
+    out += h0 * ld;
+    for (int t = 0; t < len; t += kKeyTile) {
+      const std::byte* k = keys + static_cast<std::size_t>(t / kKeyTile) * tile;
+      __m256 acc[H][2];
+      for (int h = 0; h < H; ++h) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
+      for (int d = 0; d < dim; ++d) {
+        const __m256 lo = Rows::load(k, d * kKeyTile), hi = Rows::load(k, d * kKeyTile + 8);
+        for (int h = 0; h < H; ++h) {
+          const __m256 qv = _mm256_set1_ps(q[h * dim + d]);
+          acc[h][0] = _mm256_add_ps(acc[h][0], unfused8(_mm256_mul_ps(qv, lo)));
+          acc[h][1] = _mm256_add_ps(acc[h][1], unfused8(_mm256_mul_ps(qv, hi)));
+        }
+      }
+      const __m256 sv = _mm256_set1_ps(scale);
       for (int h = 0; h < H; ++h) {
-        const float* qh = q + static_cast<std::size_t>(h) * dim + d;
-        for (int m = 0; m < 8; ++m) acc[h] = _mm256_add_ps(acc[h], unfused8(_mm256_mul_ps(_mm256_set1_ps(qh[m]), v[m])));
-      }
-    }
-    for (int h = 0; h < H; ++h) {
-      const float* qh = q + static_cast<std::size_t>(h) * dim;
-      alignas(32) float dots[8];
-      _mm256_store_ps(dots, acc[h]);
-      for (int j = 0; j < 8; ++j) {
-        const std::byte* row = rows + static_cast<std::size_t>(j) * row_bytes;
-        for (int d = vec; d < dim; ++d) dots[j] += unfused(qh[d] * element<T>(row, d));
-        out[h * ld + static_cast<std::size_t>(t + j)] = dots[j] * scale;
+        alignas(32) float dots[kKeyTile];
+        _mm256_store_ps(dots, _mm256_mul_ps(acc[h][0], sv));
+        _mm256_store_ps(dots + 8, _mm256_mul_ps(acc[h][1], sv));
+        const int n = len - t < kKeyTile ? len - t : kKeyTile;  // a partial last tile
+        std::memcpy(out + h * ld + static_cast<std::size_t>(t), dots, sizeof(float) * static_cast<std::size_t>(n));
       }
     }
   }
-  scalar::scores<T>(q, H, keys + static_cast<std::size_t>(t) * row_bytes, row_bytes, len - t, dim, scale, out + t, ld);
-}
+};
 
-template <DType T, class Rows>
-SMALLCODER_AVX2 inline void scores(const float* q, int heads, const std::byte* keys, std::size_t row_bytes, int len,
-                                   int dim, float scale, float* out, std::size_t ld) {
-  for (int h = 0; h < heads; h += kHeads) {
-    const float* qh = q + static_cast<std::size_t>(h) * dim;
-    float* oh = out + static_cast<std::size_t>(h) * ld;
-    switch (heads - h) {
-      case 1:
-        scores_heads<T, Rows, 1>(qh, keys, row_bytes, len, dim, scale, oh, ld);
-        break;
-      case 2:
-        scores_heads<T, Rows, 2>(qh, keys, row_bytes, len, dim, scale, oh, ld);
-        break;
-      case 3:
-        scores_heads<T, Rows, 3>(qh, keys, row_bytes, len, dim, scale, oh, ld);
-        break;
-      default:
-        scores_heads<T, Rows, kHeads>(qh, keys, row_bytes, len, dim, scale, oh, ld);
-        break;
-    }
-  }
-}
-
-// out[h * dim + d0 .. + 8R) for H heads, carried in H x R registers while rows [t0, t1) go
-// past once; they start from out (zeroed before the first rows).
+// out[h * dim + d0 .. + 8R) for H heads in H x R registers while rows [t0, t1) go past;
+// they start from out.
 template <class Rows, int H, int R>
-SMALLCODER_AVX2 inline void mix_span(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
-                                     int t0, int t1, int dim, int d0, float* out) {
+SMALLCODER_AVX2 inline void mix_span8(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
+                                      int t0, int t1, int dim, int d0, float* out) {
   __m256 acc[H][R];
   for (int h = 0; h < H; ++h) {
     for (int i = 0; i < R; ++i) acc[h][i] = _mm256_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i);
@@ -233,52 +307,170 @@ SMALLCODER_AVX2 inline void mix_span(const float* p, std::size_t ld, const std::
   }
 }
 
-// H heads' weighted sums: rows go past in blocks small enough to stay in L1 while every span
-// of output registers takes its turn over them; each output element still sums its rows in
-// order.
-template <DType T, class Rows, int H>
-SMALLCODER_AVX2 inline void mix_heads(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
-                                      int len, int dim, float* out) {
-  constexpr int kSpan = 8 / H > 1 ? 8 / H : 2;  // output registers per head and pass
-  constexpr int kBlockRows = 96;                 // 96 rows of 128 fp32 elements: 48 KB
-  const int vec = dim / 8 * 8;
-  for (int i = 0; i < H * dim; ++i) out[i] = 0.0f;
-  for (int t0 = 0; t0 < len; t0 += kBlockRows) {
-    const int t1 = t0 + kBlockRows < len ? t0 + kBlockRows : len;
-    int d = 0;
-    for (; d + 8 * kSpan <= vec; d += 8 * kSpan) mix_span<Rows, H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-    for (; d < vec; d += 8) mix_span<Rows, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-    for (int t = t0; t < t1; ++t) {
-      const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-      for (int h = 0; h < H; ++h) {
-        const float ph = p[h * ld + static_cast<std::size_t>(t)];
-        for (int e = vec; e < dim; ++e) out[h * dim + e] += unfused(ph * element<T>(row, e));
+// The elements from `from` on that no vector covers, one chain each.
+template <DType T>
+inline void mix_tail(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes, int t0,
+                     int t1, int dim, int from, float* out) {
+  for (int t = t0; t < t1; ++t) {
+    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+    for (int h = 0; h < heads; ++h) {
+      const float ph = p[h * ld + static_cast<std::size_t>(t)];
+      for (int d = from; d < dim; ++d) {
+        out[h * dim + d] += unfused(ph * element<T>(row, static_cast<std::size_t>(d)));
       }
     }
   }
 }
 
+constexpr int kMixBlockRows = 64;  // rows per block: each block stays in L1 while the spans pass
+
 template <DType T, class Rows>
-SMALLCODER_AVX2 inline void mix(const float* p, std::size_t ld, int heads, const std::byte* values,
-                                std::size_t row_bytes, int len, int dim, float* out) {
-  for (int h = 0; h < heads; h += kHeads) {
-    const float* ph = p + static_cast<std::size_t>(h) * ld;
-    float* oh = out + static_cast<std::size_t>(h) * dim;
-    switch (heads - h) {
-      case 1:
-        mix_heads<T, Rows, 1>(ph, ld, values, row_bytes, len, dim, oh);
-        break;
-      case 2:
-        mix_heads<T, Rows, 2>(ph, ld, values, row_bytes, len, dim, oh);
-        break;
-      case 3:
-        mix_heads<T, Rows, 3>(ph, ld, values, row_bytes, len, dim, oh);
-        break;
-      default:
-        mix_heads<T, Rows, kHeads>(ph, ld, values, row_bytes, len, dim, oh);
-        break;
+struct Mix8 {
+  template <int H>
+  SMALLCODER_AVX2 static void run(int h0, const float* p, std::size_t ld, const std::byte* values,
+                                  std::size_t row_bytes, int len, int dim, float* out) {
+    constexpr int kSpan = 8 / H > 1 ? 8 / H : 2;  // output registers per head and pass
+    p += h0 * ld;
+    out += static_cast<std::size_t>(h0) * dim;
+    const int vec = dim / 8 * 8;
+    for (int t0 = 0; t0 < len; t0 += kMixBlockRows) {
+      const int t1 = t0 + kMixBlockRows < len ? t0 + kMixBlockRows : len;
+      int d = 0;
+      for (; d + 8 * kSpan <= vec; d += 8 * kSpan) mix_span8<Rows, H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      for (; d < vec; d += 8) mix_span8<Rows, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      mix_tail<T>(p, ld, H, values, row_bytes, t0, t1, dim, vec, out);
     }
   }
+};
+
+template <DType T, class Rows>
+SMALLCODER_AVX2 inline void scores8(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
+                                    float* out, std::size_t ld) {
+  in_head_passes<Scores8<Rows>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
+}
+
+template <DType T, class Rows>
+SMALLCODER_AVX2 inline void mix8(const float* p, std::size_t ld, int heads, const std::byte* values,
+                                 std::size_t row_bytes, int len, int dim, float* out) {
+  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
+  in_head_passes<Mix8<T, Rows>>(heads, p, ld, values, row_bytes, len, dim, out);
+}
+
+// ---- AVX-512: a whole tile per vector, B tiles at a time; weighted sums in 16-lane spans ----
+
+// unfused() for 16 lanes.
+SMALLCODER_AVX512 inline __m512 unfused16(__m512 x) {
+  __asm__("" : "+v"(x));
+  return x;
+}
+
+// Rows is one of the AVX-512 float loaders of kernels/avx512.hpp: 16 elements from an index.
+template <class Rows>
+struct Scores16 {
+  // H heads x B consecutive full tiles from position t.
+  template <int H, int B>
+  SMALLCODER_AVX512 static void tiles(const float* q, const std::byte* k, std::size_t tile, int dim, float scale,
+                                      float* out, std::size_t ld, int t) {
+    __m512 acc[H][B];
+    for (int h = 0; h < H; ++h) {
+      for (int b = 0; b < B; ++b) acc[h][b] = _mm512_setzero_ps();
+    }
+    for (int d = 0; d < dim; ++d) {
+      __m512 kv[B];
+      for (int b = 0; b < B; ++b) kv[b] = Rows::template load<false>(k + b * tile, d * kKeyTile, 0);
+      for (int h = 0; h < H; ++h) {
+        const __m512 qv = _mm512_set1_ps(q[h * dim + d]);
+        for (int b = 0; b < B; ++b) acc[h][b] = _mm512_add_ps(acc[h][b], unfused16(_mm512_mul_ps(qv, kv[b])));
+      }
+    }
+    const __m512 sv = _mm512_set1_ps(scale);
+    for (int h = 0; h < H; ++h) {
+      for (int b = 0; b < B; ++b) {
+        _mm512_storeu_ps(out + h * ld + static_cast<std::size_t>(t + b * kKeyTile), _mm512_mul_ps(acc[h][b], sv));
+      }
+    }
+  }
+
+  template <int H>
+  SMALLCODER_AVX512 static void run(int h0, const float* q, const std::byte* keys, std::size_t tile, int len, int dim,
+                                    float scale, float* out, std::size_t ld) {
+    constexpr int kTiles = H > 2 ? 4 : 8 / H;  // tiles per pass: H x kTiles accumulators
+    q += static_cast<std::size_t>(h0) * dim;
+    out += h0 * ld;
+    const int full = len / kKeyTile * kKeyTile;
+    int t = 0;
+    for (; t + kTiles * kKeyTile <= full; t += kTiles * kKeyTile) {
+      tiles<H, kTiles>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, out, ld, t);
+    }
+    for (; t < full; t += kKeyTile) {
+      tiles<H, 1>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, out, ld, t);
+    }
+    if (t < len) {  // a partial last tile: its lanes past len hold finite leftovers, not stored
+      alignas(64) float dots[4 * kKeyTile];
+      tiles<H, 1>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, dots, kKeyTile, 0);
+      for (int h = 0; h < H; ++h) {
+        std::memcpy(out + h * ld + static_cast<std::size_t>(t), dots + h * kKeyTile,
+                    sizeof(float) * static_cast<std::size_t>(len - t));
+      }
+    }
+  }
+};
+
+// out[h * dim + d0 .. + 16R) for H heads in H x R registers while rows [t0, t1) go past.
+template <class Rows, int H, int R>
+SMALLCODER_AVX512 inline void mix_span16(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
+                                         int t0, int t1, int dim, int d0, float* out) {
+  __m512 acc[H][R];
+  for (int h = 0; h < H; ++h) {
+    for (int i = 0; i < R; ++i) acc[h][i] = _mm512_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i);
+  }
+  for (int t = t0; t < t1; ++t) {
+    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+    __m512 v[R];
+    for (int i = 0; i < R; ++i) v[i] = Rows::template load<false>(row, d0 + 16 * i, 0);
+    for (int h = 0; h < H; ++h) {
+      const __m512 pv = _mm512_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
+      for (int i = 0; i < R; ++i) acc[h][i] = _mm512_add_ps(acc[h][i], unfused16(_mm512_mul_ps(pv, v[i])));
+    }
+  }
+  for (int h = 0; h < H; ++h) {
+    for (int i = 0; i < R; ++i) _mm512_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i, acc[h][i]);
+  }
+}
+
+template <DType T, class Rows, class Rows8>
+struct Mix16 {
+  template <int H>
+  SMALLCODER_AVX512 static void run(int h0, const float* p, std::size_t ld, const std::byte* values,
+                                    std::size_t row_bytes, int len, int dim, float* out) {
+    constexpr int kSpan = 16 / H < 8 ? 16 / H : 8;  // output registers per head and pass
+    p += h0 * ld;
+    out += static_cast<std::size_t>(h0) * dim;
+    const int wide = dim / 16 * 16, vec = dim / 8 * 8;
+    for (int t0 = 0; t0 < len; t0 += kMixBlockRows) {
+      const int t1 = t0 + kMixBlockRows < len ? t0 + kMixBlockRows : len;
+      int d = 0;
+      for (; d + 16 * kSpan <= wide; d += 16 * kSpan) {
+        mix_span16<Rows, H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      }
+      for (; d < wide; d += 16) mix_span16<Rows, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      if (d < vec) mix_span8<Rows8, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      mix_tail<T>(p, ld, H, values, row_bytes, t0, t1, dim, vec, out);
+    }
+  }
+};
+
+template <DType T, class Rows>
+SMALLCODER_AVX512 inline void scores16(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
+                                       float* out, std::size_t ld) {
+  in_head_passes<Scores16<Rows>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
+}
+
+template <DType T, class Rows, class Rows8>
+SMALLCODER_AVX512 inline void mix16(const float* p, std::size_t ld, int heads, const std::byte* values,
+                                    std::size_t row_bytes, int len, int dim, float* out) {
+  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
+  in_head_passes<Mix16<T, Rows, Rows8>>(heads, p, ld, values, row_bytes, len, dim, out);
 }
 
 }  // namespace simd
@@ -286,13 +478,19 @@ SMALLCODER_AVX2 inline void mix(const float* p, std::size_t ld, int heads, const
 
 template <DType T>
 inline KvKernels kernels(Isa isa) {
-  KvKernels k{store<T>, scalar::scores<T>, scalar::mix<T>};
+  KvKernels k{store_key<T>, store_value<T>, scalar::scores<T>, scalar::softmax, scalar::mix<T>};
 #ifdef SMALLCODER_X86
-  using Rows = std::conditional_t<T == DType::f32, avx2::F32Rows,
-                                  std::conditional_t<T == DType::bf16, avx2::Bf16Rows, avx2::F16Rows>>;
-  if (isa != Isa::scalar) {
-    k.scores = simd::scores<T, Rows>;
-    k.mix = simd::mix<T, Rows>;
+  using Rows8 = std::conditional_t<T == DType::f32, avx2::F32Rows,
+                                   std::conditional_t<T == DType::bf16, avx2::Bf16Rows, avx2::F16Rows>>;
+  using Rows16 = std::conditional_t<T == DType::f32, avx512::F32Rows,
+                                    std::conditional_t<T == DType::bf16, avx512::Bf16Rows, avx512::F16Rows>>;
+  if (isa != Isa::scalar) k.softmax = simd::softmax;
+  if (isa == Isa::avx2) {
+    k.scores = simd::scores8<T, Rows8>;
+    k.mix = simd::mix8<T, Rows8>;
+  } else if (isa != Isa::scalar) {
+    k.scores = simd::scores16<T, Rows16>;
+    k.mix = simd::mix16<T, Rows16, Rows8>;
   }
 #else
   (void)isa;

@@ -2,7 +2,6 @@
 // plain fp32. They touch a few KB per token; matrix products dominate the time.
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -57,53 +56,49 @@ inline void rope_head(float* v, int head_dim, const float* cos, const float* sin
   }
 }
 
+// x, opaque to the optimiser: a product passed through it is rounded before the sum it
+// joins, which the compiler could otherwise fuse into one FMA where the instruction set has
+// it (inlined into an AVX2 function, say; by default in C++ on aarch64) and not elsewhere,
+// changing the bits. x stays in a vector register ("x" on x86, "w" on aarch64); other
+// targets pass it through memory, a store and a load per product.
+inline float unfused(float x) {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__("" : "+x"(x));
+#elif defined(__aarch64__)
+  __asm__("" : "+w"(x));
+#else
+  __asm__("" : "+m"(x));
+#endif
+  return x;
+}
+
 // e^x to within a few ulp, for every float x (beyond +-88 it saturates at e^+-88, which
-// softmax and SiLU cannot tell from the true value). Plain arithmetic and bit moves, so that
-// loops over it vectorize (std::exp is a library call per element, and attention at an 8K
-// context takes millions per token) and every kernel level computes the same bits.
+// softmax cannot tell from the true value). Plain arithmetic and bit moves, so the
+// SIMD levels can take the same steps (std::exp is a library call per element, and attention
+// at an 8K context takes millions per token) and every kernel level computes the same bits
+// (cpu/kv_rows.hpp's softmax).
 inline float exp_approx(float x) {
   constexpr float kLog2e = 1.44269504f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   x = x < -87.0f ? -87.0f : x;
   x = x > 88.0f ? 88.0f : x;
-  const float n = (x * kLog2e + kRound) - kRound;  // nearest integer to x / ln 2, |n| <= 127
-  const float r = (x - n * kLn2Hi) - n * kLn2Lo;   // |r| <= ln(2) / 2, with ln 2 split for precision
+  const float n = (unfused(x * kLog2e) + kRound) - kRound;          // nearest integer to x / ln 2, |n| <= 127
+  const float r = (x - unfused(n * kLn2Hi)) - unfused(n * kLn2Lo);  // |r| <= ln(2) / 2, ln 2 split for precision
   // e^r by its Taylor series to r^7 (truncation error below 2e-8 relative at |r| = 0.35).
+  const float coefficients[] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
   float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  for (float c : coefficients) p = unfused(p * r) + c;
   const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) * (1 << 23);  // 2^n
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
 }
 
-// Softmax in place over n scores; returns nothing, the scores become probabilities. The max
-// and the (double) sum run over four interleaved partials: one chain per element would be
-// bound by the add latency.
-inline void softmax_inplace(float* s, int n) {
-  float max[4] = {s[0], s[0], s[0], s[0]};
-  for (int i = 0; i < n; ++i) max[i % 4] = s[i] > max[i % 4] ? s[i] : max[i % 4];
-  const float top = std::max(std::max(max[0], max[1]), std::max(max[2], max[3]));
-  for (int i = 0; i < n; ++i) s[i] = exp_approx(s[i] - top);
-  double sum[4] = {0.0, 0.0, 0.0, 0.0};
-  int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    for (int j = 0; j < 4; ++j) sum[j] += s[i + j];
-  }
-  for (; i < n; ++i) sum[0] += s[i];
-  const float inv = static_cast<float>(1.0 / ((sum[0] + sum[1]) + (sum[2] + sum[3])));
-  for (int k = 0; k < n; ++k) s[k] *= inv;
-}
-
-// SwiGLU: out = silu(gate) * up, silu(g) = g / (1 + e^-g).
+// SwiGLU: out = silu(gate) * up, silu(g) = g / (1 + e^-g). std::exp here, not exp_approx:
+// a few thousand per token, and the greedy texts of tests/test_gguf_models.cpp's near ties
+// follow llama.cpp's with it.
 inline void swiglu_row(const float* gate, const float* up, int n, float* out) {
-  for (int i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + exp_approx(-gate[i])) * up[i];
+  for (int i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 }  // namespace smallcoder::cpu
