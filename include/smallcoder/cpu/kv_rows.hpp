@@ -72,9 +72,13 @@ inline void store(const float* x, int n, std::byte* row) {
 // it joins: the compiler cannot fuse the two into an FMA (one rounding), which it otherwise
 // may do at some levels and not others. So every level rounds as the scalar loops read and
 // all levels give the same bits: with an f32 cache, those of plain fp32 loops without FMA.
+// x stays in a vector register ("x" on x86, "w" on aarch64, where GCC fuses by default in
+// C++); other targets pass it through memory, a store and a load per product.
 inline float unfused(float x) {
 #ifdef SMALLCODER_X86
   __asm__("" : "+x"(x));
+#elif defined(__aarch64__)
+  __asm__("" : "+w"(x));
 #else
   __asm__("" : "+m"(x));
 #endif
