@@ -3,8 +3,10 @@
 
 Starting at the umbrella header, every `#include "smallcoder/..."` is replaced by the
 file it names, the first time only (each header is `#pragma once`). System includes
-stay as they are. `--check` compares instead of writing and fails when the checked-in
-file is stale, which CI runs.
+stay as they are. A header first reached inside an #if block (the x86-only kernels, say)
+lands inside it, where a later plain include of it finds nothing on other builds: that
+fails. `--check` compares instead of writing and fails when the checked-in file is stale,
+which CI runs.
 """
 import argparse
 import pathlib
@@ -17,22 +19,31 @@ UMBRELLA = "smallcoder/smallcoder.hpp"
 OUTPUT = ROOT / "single_include" / "smallcoder" / "smallcoder.hpp"
 LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s+"(smallcoder/[^"]+)"\s*$')
 PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\s*$")
+IF_START = re.compile(r"^\s*#\s*if")
+IF_END = re.compile(r"^\s*#\s*endif")
 
 
-def inline(name, seen, out):
+def inline(name, seen, out, includer="", conditional=False):
+    # seen: every header inlined so far -> where it was first included if that was inside
+    # an #if block, else None.
     if name in seen:
+        if seen[name] is not None and not conditional:
+            sys.exit(f"amalgamate: {name} is first included inside an #if block ({seen[name]}) and again "
+                     f"unconditionally ({includer}): move the first include out of the #if block")
         return
-    seen.add(name)
+    seen[name] = includer if conditional else None
     path = INCLUDE / name
     if not path.is_file():
         sys.exit(f"amalgamate: {name} is included but {path} does not exist")
     out.append(f"// ---- begin {name} ----\n")
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+    depth = 0  # of #if blocks open in this file
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(keepends=True), 1):
         if PRAGMA_ONCE.match(line):
             continue
+        depth += 1 if IF_START.match(line) else -1 if IF_END.match(line) else 0
         match = LOCAL_INCLUDE.match(line)
         if match:
-            inline(match.group(1), seen, out)
+            inline(match.group(1), seen, out, f"{name}:{number}", conditional or depth > 0)
         else:
             out.append(line)
     out.append(f"// ---- end {name} ----\n")
@@ -44,7 +55,7 @@ def amalgamate():
         "// Do not edit: change include/smallcoder/ and run `python3 tools/amalgamate.py`.\n",
         "#pragma once\n",
     ]
-    inline(UMBRELLA, set(), out)
+    inline(UMBRELLA, {}, out)
     return "".join(out)
 
 

@@ -4844,15 +4844,6 @@ inline int quantize_act_value(float v) {
 // super-block at a time for the k-quants, and the SIMD activation quantizers (the AVX-512
 // level uses the latter two as they are).
 
-
-#ifdef SMALLCODER_X86
-
-#include <immintrin.h>
-
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-
 // ---- begin smallcoder/cpu/kernels/tiling.hpp ----
 // The loop nest shared by the SIMD levels: a weight-row range times a token count, walked
 // in register tiles of Tiles::kRows rows x up to Tiles::kTokens tokens (single rows for the
@@ -4944,6 +4935,14 @@ inline void gemm_rows(const TensorView& w, std::int64_t r0, std::int64_t r1, con
 
 }  // namespace smallcoder::cpu
 // ---- end smallcoder/cpu/kernels/tiling.hpp ----
+
+#ifdef SMALLCODER_X86
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 #define SMALLCODER_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -5322,7 +5321,6 @@ SMALLCODER_AVX2 inline void block_sums_q6_k(const std::byte* row, const std::byt
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-
 
 #define SMALLCODER_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define SMALLCODER_AVX512_INLINE \

@@ -5,6 +5,11 @@
 #pragma once
 
 #include "smallcoder/cpu/isa.hpp"
+#include "smallcoder/cpu/kernels/activations.hpp"
+#include "smallcoder/cpu/kernels/tiling.hpp"
+#include "smallcoder/tensor/dtype.hpp"
+#include "smallcoder/tensor/quant_blocks.hpp"
+#include "smallcoder/tensor/tensor_view.hpp"
 
 #ifdef SMALLCODER_X86
 
@@ -13,12 +18,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-
-#include "smallcoder/cpu/kernels/activations.hpp"
-#include "smallcoder/cpu/kernels/tiling.hpp"
-#include "smallcoder/tensor/dtype.hpp"
-#include "smallcoder/tensor/quant_blocks.hpp"
-#include "smallcoder/tensor/tensor_view.hpp"
 
 #define SMALLCODER_AVX2 __attribute__((target("avx2,fma,f16c")))
 

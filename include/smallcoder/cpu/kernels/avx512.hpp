@@ -7,6 +7,11 @@
 #pragma once
 
 #include "smallcoder/cpu/isa.hpp"
+#include "smallcoder/cpu/kernels/activations.hpp"
+#include "smallcoder/cpu/kernels/avx2.hpp"
+#include "smallcoder/cpu/kernels/tiling.hpp"
+#include "smallcoder/tensor/quant_blocks.hpp"
+#include "smallcoder/tensor/tensor_view.hpp"
 
 #ifdef SMALLCODER_X86
 
@@ -15,12 +20,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-
-#include "smallcoder/cpu/kernels/activations.hpp"
-#include "smallcoder/cpu/kernels/avx2.hpp"
-#include "smallcoder/cpu/kernels/tiling.hpp"
-#include "smallcoder/tensor/quant_blocks.hpp"
-#include "smallcoder/tensor/tensor_view.hpp"
 
 #define SMALLCODER_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define SMALLCODER_AVX512_INLINE \
