@@ -1,8 +1,9 @@
-// The CPU kernel table at every SIMD level the CPU has (scalar, avx2, avx512, each forced in
-// turn; levels the CPU lacks are skipped with a message): quantized activations and integer
+// The CPU kernel table at every SIMD level the CPU has (scalar, avx2, avx512, amx, each forced
+// in turn; levels the CPU lacks are skipped with a message): quantized activations and integer
 // block sums bit-equal to the scalar level, products within 1e-6 of it on awkward shapes,
-// float products within 1e-6 of a double-precision reference, and the backend's reuse of
-// quantized activations.
+// float products within 1e-6 of a double-precision reference, the batch products (amx's bf16
+// tiles) likewise on every remainder of rows, tokens and columns, and the backend's reuse of
+// prepared activations.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -21,7 +22,7 @@ using cpu::Isa;
 
 namespace {
 
-const Isa kLevels[] = {Isa::scalar, Isa::avx2, Isa::avx512};
+const Isa kLevels[] = {Isa::scalar, Isa::avx2, Isa::avx512, Isa::amx};
 const DType kQuantTypes[] = {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k};
 const DType kFloatTypes[] = {DType::f32, DType::bf16, DType::f16};
 const int kTokenCounts[] = {1, 2, 3, 5, 17};
@@ -29,7 +30,7 @@ const int kTokenCounts[] = {1, 2, 3, 5, 17};
 // The SIMD levels this CPU can run; a MESSAGE names the ones it cannot.
 std::vector<Isa> simd_levels() {
   std::vector<Isa> levels;
-  for (Isa isa : {Isa::avx2, Isa::avx512}) {
+  for (Isa isa : {Isa::avx2, Isa::avx512, Isa::amx}) {
     if (cpu::cpu_supports(isa)) {
       levels.push_back(isa);
     } else {
@@ -172,10 +173,10 @@ std::vector<std::int64_t> awkward_cols(DType t) {
 }  // namespace
 
 TEST_CASE("kernel levels: names, detection and forcing") {
-  CHECK(cpu::parse_isa("avx512", "x") == Isa::avx512);
-  CHECK_THROWS_WITH_AS(cpu::parse_isa("sse9", "SMALLCODER_ISA"),
-                       doctest::Contains("SMALLCODER_ISA: unknown kernel level 'sse9' (known: scalar, avx2, avx512)"),
-                       Error);
+  for (Isa isa : kLevels) CHECK(cpu::parse_isa(cpu::isa_name(isa), "x") == isa);
+  CHECK_THROWS_WITH_AS(
+      cpu::parse_isa("sse9", "SMALLCODER_ISA"),
+      doctest::Contains("SMALLCODER_ISA: unknown kernel level 'sse9' (known: scalar, avx2, avx512, amx)"), Error);
   CHECK(cpu::cpu_supports(Isa::scalar));
   CHECK(cpu::cpu_supports(cpu::best_isa()));
   CHECK(cpu::choose_isa(nullptr) == cpu::best_isa());
@@ -197,9 +198,24 @@ TEST_CASE("kernel levels: names, detection and forcing") {
   }
   cpu::force_isa(cpu::best_isa());
 #if defined(__x86_64__)
-  // This project's reference machines have AVX-512 with VNNI: a generic build must use it.
-  if (cpu::cpu_supports(Isa::avx512)) CHECK(cpu::best_isa() == Isa::avx512);
+  // This project's reference machines have AVX-512 with VNNI, some AMX too: a generic build must use them.
+  if (cpu::cpu_supports(Isa::amx)) CHECK(cpu::best_isa() == Isa::amx);
+  if (cpu::cpu_supports(Isa::avx512) && !cpu::cpu_supports(Isa::amx)) CHECK(cpu::best_isa() == Isa::avx512);
+  // amx is the avx512 level with more: a CPU with AMX but without the rest runs avx512 or lower.
+  if (cpu::cpu_supports(Isa::amx)) CHECK(cpu::cpu_supports(Isa::avx512));
 #endif
+  // Only the amx level has a batch product, and only for bf16 weights.
+  for (Isa isa : kLevels) {
+    for (DType t : {DType::f32, DType::bf16, DType::f16, DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
+      CAPTURE(std::string(cpu::isa_name(isa)));
+      CAPTURE(std::string(dtype_name(t)));
+#ifdef SMALLCODER_X86
+      CHECK((cpu::kernels_for(t, isa).batch.gemm != nullptr) == (isa == Isa::amx && t == DType::bf16));
+#else
+      CHECK(cpu::kernels_for(t, isa).batch.gemm == nullptr);
+#endif
+    }
+  }
 }
 
 TEST_CASE("activation quantizers: every level writes the scalar level's bytes") {
@@ -349,6 +365,100 @@ TEST_CASE("float weights: every level within 1e-6 of a double-precision product 
         }
       }
     }
+  }
+}
+
+namespace {
+
+// n fp32 activation rows (cols apart) packed for a batch product, group by group, into a
+// 64-byte aligned buffer (the vector's own buffer: moving the struct keeps it).
+struct PackedActs {
+  std::vector<std::byte> storage;
+  std::byte* data = nullptr;
+  std::size_t stride = 0;
+};
+
+PackedActs pack_batch(const cpu::BatchKernels& b, const std::vector<float>& x, int n, std::int64_t cols) {
+  PackedActs a;
+  a.stride = cpu::act_row_bytes(b.act, cols);
+  const int groups = (n + cpu::kSplitTokens - 1) / cpu::kSplitTokens;
+  a.storage.assign(a.stride * static_cast<std::size_t>(groups * cpu::kSplitTokens) + 64, std::byte{0xAB});
+  a.data = a.storage.data() + (64 - reinterpret_cast<std::uintptr_t>(a.storage.data()) % 64) % 64;
+  for (int t = 0; t < n; t += cpu::kSplitTokens) {
+    b.pack_acts(x.data() + static_cast<std::size_t>(t) * static_cast<std::size_t>(cols), static_cast<std::size_t>(cols),
+                std::min(cpu::kSplitTokens, n - t), cols, a.data + static_cast<std::size_t>(t) * a.stride);
+  }
+  return a;
+}
+
+// Levels with a batch product for weights of type t.
+std::vector<Isa> batch_levels(DType t) {
+  std::vector<Isa> levels;
+  for (Isa isa : simd_levels()) {
+    if (cpu::kernels_for(t, isa).batch.gemm != nullptr) levels.push_back(isa);
+  }
+  if (levels.empty()) MESSAGE("no kernel level of this CPU has a batch product for " << dtype_name(t));
+  return levels;
+}
+
+}  // namespace
+
+// The AMX tiles hold 16 weight rows x 16 tokens x 32 columns: every remainder of rows (mod
+// 16 and 32), tokens (mod 16 and 32, 1 to 40), and row ranges starting mid-matrix, with
+// accumulation on and off. The activations are split into bf16 parts, not rounded: the
+// products must stay as close to the double-precision product of the fp32 activations as
+// the avx512 level's fp32 products (1e-6 of the terms' magnitude).
+TEST_CASE("batch products: within 1e-6 of a double-precision product on every remainder") {
+  std::mt19937 rng(31);
+  for (Isa isa : batch_levels(DType::bf16)) {
+    const cpu::Kernels& k = cpu::kernels_for(DType::bf16, isa);
+    double worst = 0.0;
+    for (std::int64_t cols : {32, 96, 768}) {
+      for (std::int64_t rows : {5, 16, 33, 47, 64, 70}) {
+        const Matrix w = random_matrix(rng, DType::bf16, rows, cols);
+        const int max_tokens = cols == 768 ? 40 : 35;
+        std::vector<float> x = random_floats(rng, static_cast<std::size_t>(max_tokens * cols), 1.0f);
+        x[3] = 3.0e-39f;  // a denormal, x[4] a value whose bf16 parts run into the denormals
+        x[4] = 1.0e-36f;
+        x[5] = 5.0e4f;  // a large one, which the other terms' rounding must not drown
+        const Acts f32_acts = prepare(k, x, max_tokens, cols);
+        const Reference ref = reference(k, w.view, f32_acts, max_tokens);
+        for (int n = 1; n <= max_tokens; n += (cols == 768 ? 1 : 2)) {
+          CAPTURE(std::string(cpu::isa_name(isa)));
+          CAPTURE(cols);
+          CAPTURE(rows);
+          CAPTURE(n);
+          const cpu::BatchKernels* b = k.batch_for(cols, n);
+          REQUIRE((b != nullptr) == (n >= k.batch.min_tokens));
+          const PackedActs acts = pack_batch(k.batch, x, n, cols);
+          // Rows [r0, r1) into y with gaps (ldy > rows), over a background of 0.5.
+          const std::int64_t r0 = rows > 20 ? 3 : 0, r1 = rows;
+          const std::size_t ldy = static_cast<std::size_t>(rows) + 5;
+          for (bool accumulate : {false, true}) {
+            std::vector<float> y(static_cast<std::size_t>(n) * ldy, 0.5f);
+            k.batch.gemm(w.view, r0, r1, acts.data, acts.stride, n, y.data(), ldy, accumulate);
+            for (int t = 0; t < n; ++t) {
+              for (std::size_t r = 0; r < ldy; ++r) {
+                const float got = y[static_cast<std::size_t>(t) * ldy + r];
+                if (r < static_cast<std::size_t>(r0) || r >= static_cast<std::size_t>(r1)) {
+                  CHECK(got == 0.5f);
+                  continue;
+                }
+                const std::size_t i = static_cast<std::size_t>(t * rows) + r;
+                const double error = std::fabs(got - (accumulate ? 0.5 : 0.0) - ref.exact[i]) / ref.magnitude[i];
+                worst = std::max(worst, error);
+                CHECK(error <= 1e-6);
+              }
+            }
+          }
+        }
+      }
+    }
+    MESSAGE(std::string(cpu::isa_name(isa)) << " batch product of bf16 weights: worst error " << worst
+                               << " of the terms' magnitude");
+    // Columns that are not whole 32-column chunks go through the level's gemm.
+    CHECK(k.batch_for(40, 64) == nullptr);
+    CHECK(k.batch_for(688, 64) == nullptr);
   }
 }
 

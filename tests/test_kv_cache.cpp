@@ -22,7 +22,7 @@ constexpr DType kCacheTypes[] = {DType::f32, DType::f16, DType::bf16};
 
 std::vector<Isa> supported_levels() {
   std::vector<Isa> levels;
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+  for (Isa isa : cpu::kAllIsas) {
     if (cpu::cpu_supports(isa)) levels.push_back(isa);
   }
   return levels;

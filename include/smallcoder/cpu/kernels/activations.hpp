@@ -1,5 +1,6 @@
-// How the kernels hold activation rows: fp32 as they are for float weights, or quantized
-// to 8 bits once per row for the integer kernels of block-quantized weights.
+// How the kernels hold activation rows: fp32 as they are for float weights, quantized to 8
+// bits once per row for the integer kernels of block-quantized weights, or split into bf16
+// parts and packed in groups of tokens for the AMX tiles of batched bf16 products.
 #pragma once
 
 #include <cstddef>
@@ -11,8 +12,9 @@
 namespace smallcoder::cpu {
 
 // f32: the buffer's fp32 row. q8_0: for Q8_0 and Q4_0 weights, 32-element blocks (layout
-// below). q8_k: for Q4_K and Q6_K weights, ggml's BlockQ8K super-blocks.
-enum class ActFormat { f32, q8_0, q8_k };
+// below). q8_k: for Q4_K and Q6_K weights, ggml's BlockQ8K super-blocks. bf16_split: for
+// batches on bf16 weights at the amx level, whole groups of tokens (layout below).
+enum class ActFormat { f32, q8_0, q8_k, bf16_split };
 
 inline ActFormat act_format_for(DType weight) {
   switch (weight) {
@@ -43,12 +45,25 @@ inline Q8Acts q8_acts(const std::byte* row, std::int64_t n) {
           reinterpret_cast<const std::int32_t*>(row + n + 4 * blocks)};
 }
 
+// bf16_split: each fp32 value x is split into kSplitParts bf16 values, hi = bf16(x), then
+// bf16 of what is left, and so on; three parts hold all 24 bits of x's significand, so the
+// bf16 x bf16 products the AMX tiles sum in fp32 are those of x itself. The rows of a
+// group of kSplitTokens tokens (the last group padded with zero tokens) are stored per
+// 32-column chunk c and part p as one AMX tile of 16 rows x 64 bytes at
+// (c * kSplitParts + p) * kSplitTileBytes: row kk holds, for each token j, the part's
+// values of columns 32c + 2kk and 32c + 2kk + 1 (4 bytes at kk * 64 + 4 * j), the pair
+// layout in which tdpbf16ps takes its second operand. cols must be a multiple of 32.
+constexpr int kSplitParts = 3, kSplitTokens = 16, kSplitCols = 32;
+constexpr std::size_t kSplitTileBytes = 1024;
+
 // Bytes of one prepared activation row of `cols` elements, a multiple of 64 so rows stay
 // cache-line aligned in a 64-byte aligned buffer; 0 for f32 (the buffer row is used as is).
+// For bf16_split, one token's share of its group: a group is kSplitTokens times that.
 inline std::size_t act_row_bytes(ActFormat format, std::int64_t cols) {
   std::size_t bytes = 0;
   if (format == ActFormat::q8_0) bytes = static_cast<std::size_t>(cols + 8 * (cols / kQ0Block));
   if (format == ActFormat::q8_k) bytes = static_cast<std::size_t>(cols / kQKBlock) * sizeof(BlockQ8K);
+  if (format == ActFormat::bf16_split) bytes = static_cast<std::size_t>(cols) * kSplitParts * 2;
   return (bytes + 63) / 64 * 64;
 }
 
