@@ -404,7 +404,8 @@ std::vector<Isa> batch_levels(DType t) {
 }  // namespace
 
 // The AMX tiles hold 16 weight rows x 16 tokens x 32 columns: every remainder of rows (mod
-// 16 and 32), tokens (mod 16 and 32, 1 to 40), and row ranges starting mid-matrix, with
+// 16 and 32), tokens (mod 16 and 32, 1 to 40), row ranges starting mid-matrix, and 4096
+// columns, where a product takes several passes over the rows (32 tokens each), with
 // accumulation on and off. The activations are split into bf16 parts, not rounded: the
 // products must stay as close to the double-precision product of the fp32 activations as
 // the avx512 level's fp32 products (1e-6 of the terms' magnitude).
@@ -413,17 +414,19 @@ TEST_CASE("batch products: within 1e-6 of a double-precision product on every re
   for (Isa isa : batch_levels(DType::bf16)) {
     const cpu::Kernels& k = cpu::kernels_for(DType::bf16, isa);
     double worst = 0.0;
-    for (std::int64_t cols : {32, 96, 768}) {
-      for (std::int64_t rows : {5, 16, 33, 47, 64, 70}) {
+    for (std::int64_t cols : {32, 96, 768, 4096}) {
+      for (std::int64_t rows : {5, 16, 33, 35, 47, 64, 70}) {
         const Matrix w = random_matrix(rng, DType::bf16, rows, cols);
-        const int max_tokens = cols == 768 ? 40 : 35;
+        const int max_tokens = cols == 96 ? 35 : 40;
         std::vector<float> x = random_floats(rng, static_cast<std::size_t>(max_tokens * cols), 1.0f);
         x[3] = 3.0e-39f;  // a denormal, x[4] a value whose bf16 parts run into the denormals
         x[4] = 1.0e-36f;
-        x[5] = 5.0e4f;  // a large one, which the other terms' rounding must not drown
+        // A large value: its term is a good part of its products (fp32 sums over 4096 terms of
+        // which one is most of the magnitude lose more than 1e-6 of it at every level).
+        x[5] = 1.0e3f;
         const Acts f32_acts = prepare(k, x, max_tokens, cols);
         const Reference ref = reference(k, w.view, f32_acts, max_tokens);
-        for (int n = 1; n <= max_tokens; n += (cols == 768 ? 1 : 2)) {
+        for (int n = 1; n <= max_tokens; n += (cols == 768 ? 1 : cols == 4096 ? 3 : 2)) {
           CAPTURE(std::string(cpu::isa_name(isa)));
           CAPTURE(cols);
           CAPTURE(rows);

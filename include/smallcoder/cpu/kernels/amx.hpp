@@ -150,10 +150,13 @@ SMALLCODER_AMX inline void store_block(int rows, int tokens, float* y, std::size
 }
 
 // One RB x GB block over all columns: w = the first weight row's start (row_bytes apart),
-// acts = the first group's start (group_bytes apart).
+// acts = the first group's start (group_bytes apart). With `prefetch`, it asks for the
+// weights of the next 32 rows into L2 as it goes, so that DRAM streams them while the tiles
+// compute: a block reads 16 or 32 short row streams at once, too many for the hardware
+// prefetcher alone to keep enough requests in flight.
 template <int RB, int GB>
 SMALLCODER_AMX inline void block(const std::byte* w, std::size_t row_bytes, std::int64_t chunks, const std::byte* acts,
-                                 std::size_t group_bytes) {
+                                 std::size_t group_bytes, bool prefetch) {
   _tile_zero(0);
   if constexpr (GB == 2) _tile_zero(1);
   if constexpr (RB == 2) _tile_zero(2);
@@ -161,6 +164,11 @@ SMALLCODER_AMX inline void block(const std::byte* w, std::size_t row_bytes, std:
   const long w_stride = static_cast<long>(row_bytes);
   for (std::int64_t c = 0; c < chunks; ++c) {
     const std::byte* wc = w + c * kSplitCols * 2;
+    if (prefetch) {
+      for (int m = 32; m < 64; ++m) {
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(wc) + m * row_bytes), _MM_HINT_T1);
+      }
+    }
     _tile_loadd(4, wc, w_stride);
     if constexpr (RB == 2) _tile_loadd(5, wc + 16 * row_bytes, w_stride);
     const std::byte* ac = acts + static_cast<std::size_t>(c) * kSplitParts * kSplitTileBytes;
@@ -175,22 +183,33 @@ SMALLCODER_AMX inline void block(const std::byte* w, std::size_t row_bytes, std:
   }
 }
 
-// Weight rows [r, r + rows) (rows <= 16 * RB) against every token, two groups at a time.
+// Weight rows [r, r + rows) (rows <= 16 * RB) against tokens [t0, t1) (t0 a multiple of
+// 32), two groups at a time; the first pass over the rows prefetches the next ones.
 template <int RB>
 SMALLCODER_AMX inline void row_blocks(const TensorView& w, std::int64_t r, int rows, const std::byte* acts,
-                                      std::size_t group_bytes, int n, float* y, std::size_t ldy, bool accumulate) {
+                                      std::size_t group_bytes, int t0, int t1, float* y, std::size_t ldy,
+                                      bool accumulate) {
   const std::int64_t chunks = w.cols / kSplitCols;
-  for (int t = 0; t < n; t += 2 * kSplitTokens) {
+  for (int t = t0; t < t1; t += 2 * kSplitTokens) {
     const std::byte* a = acts + static_cast<std::size_t>(t / kSplitTokens) * group_bytes;
     float* yt = y + static_cast<std::size_t>(t) * ldy + static_cast<std::size_t>(r);
-    if (n - t > kSplitTokens) {
-      block<RB, 2>(w.row(r), w.row_bytes(), chunks, a, group_bytes);
-      store_block<RB, 2>(rows, n - t, yt, ldy, accumulate);
+    if (t1 - t > kSplitTokens) {
+      block<RB, 2>(w.row(r), w.row_bytes(), chunks, a, group_bytes, t == t0);
+      store_block<RB, 2>(rows, t1 - t, yt, ldy, accumulate);
     } else {
-      block<RB, 1>(w.row(r), w.row_bytes(), chunks, a, group_bytes);
-      store_block<RB, 1>(rows, n - t, yt, ldy, accumulate);
+      block<RB, 1>(w.row(r), w.row_bytes(), chunks, a, group_bytes, t == t0);
+      store_block<RB, 1>(rows, t1 - t, yt, ldy, accumulate);
     }
   }
+}
+
+// Tokens per pass over a range of weight rows: as many as keep their packed activations
+// (kSplitParts * 2 bytes per column) within about 768 KiB of L2 beside the rows' weights,
+// in pairs of groups.
+inline int tokens_per_pass(std::int64_t cols) {
+  constexpr std::int64_t kPassBytes = 768 * 1024, kPair = 2 * kSplitTokens;
+  const std::int64_t fit = kPassBytes / (cols * kSplitParts * 2) / kPair * kPair;
+  return static_cast<int>(std::max(kPair, fit));
 }
 
 // y[t * ldy + r] (+)= W[r] . x_t for r in [r0, r1), t < n, with acts the bf16_split groups
@@ -201,17 +220,22 @@ SMALLCODER_AMX inline void gemm_bf16(const TensorView& w, std::int64_t r0, std::
                                      std::size_t act_stride, int n, float* y, std::size_t ldy, bool accumulate) {
   const std::size_t group_bytes = act_stride * kSplitTokens;
   const TileConfig full(16);
-  _tile_loadconfig(&full);
-  std::int64_t r = r0;
-  for (; r + 32 <= r1; r += 32) row_blocks<2>(w, r, 32, acts, group_bytes, n, y, ldy, accumulate);
-  if (r + 16 <= r1) {
-    row_blocks<1>(w, r, 16, acts, group_bytes, n, y, ldy, accumulate);
-    r += 16;
-  }
-  if (r < r1) {
-    const TileConfig rest(static_cast<int>(r1 - r));
-    _tile_loadconfig(&rest);
-    row_blocks<1>(w, r, static_cast<int>(r1 - r), acts, group_bytes, n, y, ldy, accumulate);
+  const int rest = static_cast<int>((r1 - r0) % 16);
+  const TileConfig partial(rest);
+  const int span = tokens_per_pass(w.cols);
+  for (int t0 = 0; t0 < n; t0 += span) {
+    const int t1 = std::min(n, t0 + span);
+    _tile_loadconfig(&full);
+    std::int64_t r = r0;
+    for (; r + 32 <= r1; r += 32) row_blocks<2>(w, r, 32, acts, group_bytes, t0, t1, y, ldy, accumulate);
+    if (r + 16 <= r1) {
+      row_blocks<1>(w, r, 16, acts, group_bytes, t0, t1, y, ldy, accumulate);
+      r += 16;
+    }
+    if (rest != 0) {
+      _tile_loadconfig(&partial);
+      row_blocks<1>(w, r, rest, acts, group_bytes, t0, t1, y, ldy, accumulate);
+    }
   }
   _tile_release();
 }
