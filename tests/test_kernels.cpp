@@ -204,14 +204,14 @@ TEST_CASE("kernel levels: names, detection and forcing") {
   // amx is the avx512 level with more: a CPU with AMX but without the rest runs avx512 or lower.
   if (cpu::cpu_supports(Isa::amx)) CHECK(cpu::cpu_supports(Isa::avx512));
 #endif
-  // Only the amx level has a batch product, and only for bf16 weights.
+  // Only the amx level has a batch product, and only for bf16 and Q8_0 weights.
   for (Isa isa : kLevels) {
     for (DType t : {DType::f32, DType::bf16, DType::f16, DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
       CAPTURE(std::string(cpu::isa_name(isa)));
       CAPTURE(std::string(dtype_name(t)));
       const bool has_batch = cpu::kernels_for(t, isa).batch.gemm != nullptr;
 #ifdef SMALLCODER_X86
-      CHECK(has_batch == (isa == Isa::amx && t == DType::bf16));
+      CHECK(has_batch == (isa == Isa::amx && (t == DType::bf16 || t == DType::q8_0)));
 #else
       CHECK(!has_batch);
 #endif
@@ -382,12 +382,12 @@ struct PackedActs {
 PackedActs pack_batch(const cpu::BatchKernels& b, const std::vector<float>& x, int n, std::int64_t cols) {
   PackedActs a;
   a.stride = cpu::act_row_bytes(b.act, cols);
-  const int groups = (n + cpu::kSplitTokens - 1) / cpu::kSplitTokens;
-  a.storage.assign(a.stride * static_cast<std::size_t>(groups * cpu::kSplitTokens) + 64, std::byte{0xAB});
+  const int groups = (n + cpu::kGroupTokens - 1) / cpu::kGroupTokens;
+  a.storage.assign(a.stride * static_cast<std::size_t>(groups * cpu::kGroupTokens) + 64, std::byte{0xAB});
   a.data = a.storage.data() + (64 - reinterpret_cast<std::uintptr_t>(a.storage.data()) % 64) % 64;
-  for (int t = 0; t < n; t += cpu::kSplitTokens) {
+  for (int t = 0; t < n; t += cpu::kGroupTokens) {
     b.pack_acts(x.data() + static_cast<std::size_t>(t) * static_cast<std::size_t>(cols), static_cast<std::size_t>(cols),
-                std::min(cpu::kSplitTokens, n - t), cols, a.data + static_cast<std::size_t>(t) * a.stride);
+                std::min(cpu::kGroupTokens, n - t), cols, a.data + static_cast<std::size_t>(t) * a.stride);
   }
   return a;
 }
@@ -406,63 +406,81 @@ std::vector<Isa> batch_levels(DType t) {
 
 // The AMX tiles hold 16 weight rows x 16 tokens x 32 columns: every remainder of rows (mod
 // 16 and 32), tokens (mod 16 and 32, 1 to 40), row ranges starting mid-matrix, and 4096
-// columns, where a product takes several passes over the rows (32 tokens each), with
-// accumulation on and off. The activations are split into bf16 parts, not rounded: the
-// products must stay as close to the double-precision product of the fp32 activations as
-// the avx512 level's fp32 products (1e-6 of the terms' magnitude).
+// columns, where a bf16 product takes several passes over the rows (32 tokens each), with
+// accumulation on and off. bf16: the activations are split into bf16 parts, not rounded, so
+// the products must stay as close to the double-precision product of the fp32 activations
+// as the avx512 level's fp32 products (1e-6 of the terms' magnitude). Q8_0: the groups hold
+// the q8_0 rows every level quantizes to (the bytes the block sums take), and the products
+// are those of the scalar level's activations, within 1e-6 as every level's.
 TEST_CASE("batch products: within 1e-6 of a double-precision product on every remainder") {
   std::mt19937 rng(31);
-  for (Isa isa : batch_levels(DType::bf16)) {
-    const cpu::Kernels& k = cpu::kernels_for(DType::bf16, isa);
-    double worst = 0.0;
-    for (std::int64_t cols : {32, 96, 768, 4096}) {
-      for (std::int64_t rows : {5, 16, 33, 35, 47, 64, 70}) {
-        const Matrix w = random_matrix(rng, DType::bf16, rows, cols);
-        const int max_tokens = cols == 96 ? 35 : 40;
-        std::vector<float> x = random_floats(rng, static_cast<std::size_t>(max_tokens * cols), 1.0f);
-        x[3] = 3.0e-39f;  // a denormal, x[4] a value whose bf16 parts run into the denormals
-        x[4] = 1.0e-36f;
-        // A large value: its term is a good part of its products (fp32 sums over 4096 terms of
-        // which one is most of the magnitude lose more than 1e-6 of it at every level).
-        x[5] = 1.0e3f;
-        const Acts f32_acts = prepare(k, x, max_tokens, cols);
-        const Reference ref = reference(k, w.view, f32_acts, max_tokens);
-        for (int n = 1; n <= max_tokens; n += (cols == 768 ? 1 : cols == 4096 ? 3 : 2)) {
-          CAPTURE(std::string(cpu::isa_name(isa)));
-          CAPTURE(cols);
-          CAPTURE(rows);
-          CAPTURE(n);
-          const cpu::BatchKernels* b = k.batch_for(cols, n);
-          REQUIRE((b != nullptr) == (n >= k.batch.min_tokens));
-          const PackedActs acts = pack_batch(k.batch, x, n, cols);
-          // Rows [r0, r1) into y with gaps (ldy > rows), over a background of 0.5.
-          const std::int64_t r0 = rows > 20 ? 3 : 0, r1 = rows;
-          const std::size_t ldy = static_cast<std::size_t>(rows) + 5;
-          for (bool accumulate : {false, true}) {
-            std::vector<float> y(static_cast<std::size_t>(n) * ldy, 0.5f);
-            k.batch.gemm(w.view, r0, r1, acts.data, acts.stride, n, y.data(), ldy, accumulate);
-            for (int t = 0; t < n; ++t) {
-              for (std::size_t r = 0; r < ldy; ++r) {
-                const float got = y[static_cast<std::size_t>(t) * ldy + r];
-                if (r < static_cast<std::size_t>(r0) || r >= static_cast<std::size_t>(r1)) {
-                  CHECK(got == 0.5f);
-                  continue;
+  for (DType type : {DType::bf16, DType::q8_0}) {
+    for (Isa isa : batch_levels(type)) {
+      const cpu::Kernels& k = cpu::kernels_for(type, isa);
+      const cpu::Kernels& ref_kernels = cpu::kernels_for(type, Isa::scalar);
+      double worst = 0.0;
+      for (std::int64_t cols : {32, 96, 768, 4096}) {
+        for (std::int64_t rows : {5, 16, 33, 35, 47, 64, 70}) {
+          const Matrix w = random_matrix(rng, type, rows, cols);
+          const int max_tokens = cols == 96 ? 35 : 40;
+          std::vector<float> x = random_floats(rng, static_cast<std::size_t>(max_tokens * cols), 1.0f);
+          x[3] = 3.0e-39f;  // a denormal, x[4] a value whose bf16 parts run into the denormals
+          x[4] = 1.0e-36f;
+          // A large value: its term is a good part of its products (fp32 sums over 4096 terms of
+          // which one is most of the magnitude lose more than 1e-6 of it at every level).
+          x[5] = 1.0e3f;
+          const Acts ref_acts = prepare(ref_kernels, x, max_tokens, cols);
+          const Reference ref = reference(ref_kernels, w.view, ref_acts, max_tokens);
+          for (int n = 1; n <= max_tokens; n += (cols == 768 ? 1 : cols == 4096 ? 3 : 2)) {
+            CAPTURE(std::string(dtype_name(type)));
+            CAPTURE(std::string(cpu::isa_name(isa)));
+            CAPTURE(cols);
+            CAPTURE(rows);
+            CAPTURE(n);
+            const cpu::BatchKernels* b = k.batch_for(cols, n);
+            REQUIRE((b != nullptr) == (n >= k.batch.min_tokens));
+            const PackedActs acts = pack_batch(k.batch, x, n, cols);
+            if (k.batch.act == cpu::ActFormat::q8_0_tiles) {
+              const std::size_t row = cpu::act_row_bytes(cpu::ActFormat::q8_0, cols);
+              const std::size_t used = static_cast<std::size_t>(cols + 8 * (cols / kQ0Block));  // not the padding
+              for (int t = 0; t < n; ++t) {
+                const std::byte* group = acts.data + static_cast<std::size_t>(t / cpu::kGroupTokens) *
+                                                         cpu::kGroupTokens * acts.stride;
+                CHECK(std::memcmp(group + static_cast<std::size_t>(t % cpu::kGroupTokens) * row,
+                                  ref_acts.bytes.data() + static_cast<std::size_t>(t) * ref_acts.stride, used) == 0);
+              }
+            }
+            // Rows [r0, r1) into y with gaps (ldy > rows), over a background of 0.5.
+            const std::int64_t r0 = rows > 20 ? 3 : 0, r1 = rows;
+            const std::size_t ldy = static_cast<std::size_t>(rows) + 5;
+            for (bool accumulate : {false, true}) {
+              std::vector<float> y(static_cast<std::size_t>(n) * ldy, 0.5f);
+              k.batch.gemm(w.view, r0, r1, acts.data, acts.stride, n, y.data(), ldy, accumulate);
+              for (int t = 0; t < n; ++t) {
+                for (std::size_t r = 0; r < ldy; ++r) {
+                  const float got = y[static_cast<std::size_t>(t) * ldy + r];
+                  if (r < static_cast<std::size_t>(r0) || r >= static_cast<std::size_t>(r1)) {
+                    CHECK(got == 0.5f);
+                    continue;
+                  }
+                  const std::size_t i = static_cast<std::size_t>(t * rows) + r;
+                  const double error = std::fabs(got - (accumulate ? 0.5 : 0.0) - ref.exact[i]) / ref.magnitude[i];
+                  worst = std::max(worst, error);
+                  CHECK(error <= 1e-6);
                 }
-                const std::size_t i = static_cast<std::size_t>(t * rows) + r;
-                const double error = std::fabs(got - (accumulate ? 0.5 : 0.0) - ref.exact[i]) / ref.magnitude[i];
-                worst = std::max(worst, error);
-                CHECK(error <= 1e-6);
               }
             }
           }
         }
       }
+      MESSAGE(std::string(cpu::isa_name(isa)) << " batch product of " << std::string(dtype_name(type)) << " weights: worst error "
+                                              << worst << " of the terms' magnitude");
     }
-    MESSAGE(std::string(cpu::isa_name(isa)) << " batch product of bf16 weights: worst error " << worst
-                               << " of the terms' magnitude");
-    // Columns that are not whole 32-column chunks go through the level's gemm.
-    CHECK(k.batch_for(40, 64) == nullptr);
-    CHECK(k.batch_for(688, 64) == nullptr);
+  }
+  // bf16 columns that are not whole 32-column chunks go through the level's gemm.
+  for (Isa isa : batch_levels(DType::bf16)) {
+    CHECK(cpu::kernels_for(DType::bf16, isa).batch_for(40, 64) == nullptr);
+    CHECK(cpu::kernels_for(DType::bf16, isa).batch_for(688, 64) == nullptr);
   }
 }
 
@@ -532,40 +550,55 @@ ModelConfig tiny_config(int hidden) {
 
 }  // namespace
 
-TEST_CASE("backend: quantized activations are reused only while the input buffer is unchanged") {
+// 3 tokens take each level's gemm, 17 its batch product where it has one (amx: bf16, Q8_0).
+TEST_CASE("backend: prepared activations are reused only while the input buffer and their format are unchanged") {
   std::mt19937 rng(23);
   BackendOptions options;
   options.threads = 2;
-  options.max_batch = 4;
-  for (DType t : {DType::q8_0, DType::q4_k}) {
-    CAPTURE(std::string(dtype_name(t)));
-    const std::int64_t cols = t == DType::q4_k ? 256 : 64;
-    CpuBackend b(tiny_config(static_cast<int>(cols)), options);
-    const Matrix w1 = random_matrix(rng, t, 24, cols), w2 = random_matrix(rng, t, 40, cols);
-    auto x = b.make_buffer(static_cast<int>(cols));
-    auto y1 = b.make_buffer(24), y2 = b.make_buffer(40), y3 = b.make_buffer(24);
-    std::vector<float> first = random_floats(rng, static_cast<std::size_t>(3 * cols), 1.0f);
-    std::vector<float> second = random_floats(rng, static_cast<std::size_t>(3 * cols), 1.0f);
-    const std::int32_t tokens[3] = {0, 1, 2};
-    const Step step{tokens, 3, 0, 0};
-    for (int r = 0; r < 3; ++r) std::copy_n(first.data() + r * cols, cols, x.row(r));
-    b.run(step, [&] {
-      b.matmul(step, w1.view, x, y1);
-      b.matmul(step, w2.view, x, y2);  // reuses the quantized x
-    });
-    for (int r = 0; r < 3; ++r) std::copy_n(second.data() + r * cols, cols, x.row(r));  // x changes
-    b.run(step, [&] { b.matmul(step, w1.view, x, y3); });                               // must see the new x
-    const cpu::Kernels& k = cpu::kernels_for(t);
-    auto expect = [&](const Matrix& w, const std::vector<float>& in, auto& y) {
-      const std::vector<float> want = run_gemm(k, w.view, prepare(k, in, 3, cols), 3);
-      for (int r = 0; r < 3; ++r) {
-        for (std::int64_t i = 0; i < w.view.rows; ++i) {
-          CHECK(y.row(r)[i] == doctest::Approx(want[static_cast<std::size_t>(r * w.view.rows + i)]).epsilon(1e-6));
+  options.max_batch = 20;
+  for (int n : {3, 17}) {
+    for (DType t : {DType::q8_0, DType::q4_k, DType::bf16}) {
+      CAPTURE(n);
+      CAPTURE(std::string(dtype_name(t)));
+      const std::int64_t cols = t == DType::q4_k ? 256 : 64;
+      CpuBackend b(tiny_config(static_cast<int>(cols)), options);
+      // w3 has another type than w1 and w2, so x is prepared in another format in between.
+      const DType other = t == DType::q8_0 ? DType::bf16 : DType::q8_0;
+      const Matrix w1 = random_matrix(rng, t, 24, cols), w2 = random_matrix(rng, t, 40, cols),
+                   w3 = random_matrix(rng, other, 24, cols);
+      auto x = b.make_buffer(static_cast<int>(cols));
+      auto y1 = b.make_buffer(24), y2 = b.make_buffer(40), y3 = b.make_buffer(24), y4 = b.make_buffer(24),
+           y5 = b.make_buffer(24);
+      std::vector<float> first = random_floats(rng, static_cast<std::size_t>(n * cols), 1.0f);
+      std::vector<float> second = random_floats(rng, static_cast<std::size_t>(n * cols), 1.0f);
+      std::vector<std::int32_t> tokens(static_cast<std::size_t>(n), 0);
+      const Step step{tokens.data(), n, 0, 0};
+      for (int r = 0; r < n; ++r) std::copy_n(first.data() + r * cols, cols, x.row(r));
+      b.run(step, [&] {
+        b.matmul(step, w1.view, x, y1);
+        b.matmul(step, w2.view, x, y2);  // reuses the prepared x
+        b.matmul(step, w3.view, x, y4);  // prepares x in its own format
+        b.matmul(step, w1.view, x, y5);  // and back
+      });
+      for (int r = 0; r < n; ++r) std::copy_n(second.data() + r * cols, cols, x.row(r));  // x changes
+      b.run(step, [&] { b.matmul(step, w1.view, x, y3); });                               // must see the new x
+      // Within 1e-6 of the double-precision product with the scalar level's activations
+      // (every level's, for the quantized formats), as the kernel tests hold every path.
+      auto expect = [&](const Matrix& w, const std::vector<float>& in, auto& y) {
+        const cpu::Kernels& ref = cpu::kernels_for(w.view.dtype, Isa::scalar);
+        const Reference want = reference(ref, w.view, prepare(ref, in, n, cols), n);
+        for (int r = 0; r < n; ++r) {
+          for (std::int64_t i = 0; i < w.view.rows; ++i) {
+            const std::size_t at = static_cast<std::size_t>(r * w.view.rows + i);
+            CHECK(std::fabs(y.row(r)[i] - want.exact[at]) <= 1e-6 * want.magnitude[at]);
+          }
         }
-      }
-    };
-    expect(w1, first, y1);
-    expect(w2, first, y2);
-    expect(w1, second, y3);
+      };
+      expect(w1, first, y1);
+      expect(w2, first, y2);
+      expect(w3, first, y4);
+      expect(w1, first, y5);
+      expect(w1, second, y3);
+    }
   }
 }

@@ -4632,9 +4632,9 @@ namespace smallcoder::cpu {
 
 // scalar: portable C++, always compiled. avx2: AVX2 + FMA + F16C. avx512: AVX-512 F, BW,
 // VL, DQ and VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later; a CPU with AVX-512 but no
-// VNNI, like Skylake-X, runs the avx2 level). amx: the avx512 level plus AMX-TILE and
-// AMX-BF16 (Sapphire Rapids and later) with the OS granting tile state; it differs from
-// avx512 only in its batched products of bf16 weights.
+// VNNI, like Skylake-X, runs the avx2 level). amx: the avx512 level plus AMX-TILE, AMX-BF16
+// and AMX-INT8 (Sapphire Rapids and later) with the OS granting tile state; it differs
+// from avx512 only in its batched products of bf16 and Q8_0 weights.
 enum class Isa : int { scalar, avx2, avx512, amx };
 
 inline const char* isa_name(Isa isa) {
@@ -4657,7 +4657,7 @@ namespace detail {
 struct CpuFeatures {
   bool avx2 = false;    // with FMA and F16C, and the OS saving YMM state
   bool avx512 = false;  // F, BW, VL, DQ, VNNI, and the OS saving ZMM and mask state
-  bool amx = false;     // avx512, AMX-TILE and AMX-BF16, and the OS saving tile state for this process
+  bool amx = false;     // avx512, AMX-TILE, -BF16 and -INT8, and the OS saving tile state for this process
 };
 
 // Linux hands a process the 8 KiB of AMX tile state only when asked (arch_prctl
@@ -4685,11 +4685,11 @@ inline CpuFeatures read_cpu_features() {
   if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return f;
   const bool avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1,
              avx512vl = (b >> 31) & 1, avx512vnni = (c >> 11) & 1;
-  const bool amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1;
+  const bool amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1, amx_int8 = (d >> 25) & 1;
   const bool os_tiles = (xcr0_lo & 0x60000u) == 0x60000u;  // XTILECFG and XTILEDATA
   f.avx2 = os_ymm && avx2 && fma && f16c;
   f.avx512 = f.avx2 && os_zmm && avx512f && avx512dq && avx512bw && avx512vl && avx512vnni;
-  f.amx = f.avx512 && amx_tile && amx_bf16 && os_tiles && os_grants_tile_data();
+  f.amx = f.avx512 && amx_tile && amx_bf16 && amx_int8 && os_tiles && os_grants_tile_data();
   return f;
 }
 
@@ -4752,8 +4752,8 @@ inline void check_supported(Isa isa, const std::string& where) {
 #ifdef SMALLCODER_X86
   const char* need = isa == Isa::avx2     ? "AVX2, FMA and F16C"
                      : isa == Isa::avx512 ? "AVX-512 F, BW, VL, DQ and VNNI"
-                                          : "AVX-512 F, BW, VL, DQ and VNNI, AMX-TILE and AMX-BF16 with the OS "
-                                            "granting tile state";
+                                          : "AVX-512 F, BW, VL, DQ and VNNI, AMX-TILE, AMX-BF16 and AMX-INT8 "
+                                            "with the OS granting tile state";
   fail(where, std::string("kernel level ") + isa_name(isa) + " needs " + need +
                   ", which this CPU lacks (best: " + isa_name(best_isa()) + ")");
 #else
@@ -4814,9 +4814,12 @@ inline Isa active_isa() {
 namespace smallcoder::cpu {
 
 // f32: the buffer's fp32 row. q8_0: for Q8_0 and Q4_0 weights, 32-element blocks (layout
-// below). q8_k: for Q4_K and Q6_K weights, ggml's BlockQ8K super-blocks. bf16_split: for
-// batches on bf16 weights at the amx level, whole groups of tokens (layout below).
-enum class ActFormat { f32, q8_0, q8_k, bf16_split };
+// below). q8_k: for Q4_K and Q6_K weights, ggml's BlockQ8K super-blocks. bf16_split and
+// q8_0_tiles: for batches on bf16 and Q8_0 weights at the amx level, whole groups of
+// kGroupTokens tokens (layouts below; the last group is padded with zero tokens).
+enum class ActFormat { f32, q8_0, q8_k, bf16_split, q8_0_tiles };
+
+constexpr int kGroupTokens = 16;
 
 inline ActFormat act_format_for(DType weight) {
   switch (weight) {
@@ -4849,25 +4852,39 @@ inline Q8Acts q8_acts(const std::byte* row, std::int64_t n) {
 
 // bf16_split: each fp32 value x is split into kSplitParts bf16 values, hi = bf16(x), then
 // bf16 of what is left, and so on; three parts hold all 24 bits of x's significand, so the
-// bf16 x bf16 products the AMX tiles sum in fp32 are those of x itself. The rows of a
-// group of kSplitTokens tokens (the last group padded with zero tokens) are stored per
-// 32-column chunk c and part p as one AMX tile of 16 rows x 64 bytes at
+// bf16 x bf16 products the AMX tiles sum in fp32 are those of x itself. A group's rows are
+// stored per 32-column chunk c and part p as one AMX tile of 16 rows x 64 bytes at
 // (c * kSplitParts + p) * kSplitTileBytes: row kk holds, for each token j, the part's
 // values of columns 32c + 2kk and 32c + 2kk + 1 (4 bytes at kk * 64 + 4 * j), the pair
 // layout in which tdpbf16ps takes its second operand. cols must be a multiple of 32.
-constexpr int kSplitParts = 3, kSplitTokens = 16, kSplitCols = 32;
+constexpr int kSplitParts = 3, kSplitCols = 32;
 constexpr std::size_t kSplitTileBytes = 1024;
+
+// q8_0_tiles: a group's rows quantized as q8_0 rows (the bytes of ActFormat::q8_0, which
+// the block sums of every level take), kGroupTokens of them act_row_bytes(q8_0, cols)
+// apart, then per block b at q8_0_tiles_at(cols) + b * kQ8TileBytes: the block's quants as
+// one AMX tile of 8 rows x 64 bytes, row kq holding token j's quants 4kq .. 4kq + 3 at
+// kq * 64 + 4 * j (the quad layout in which tdpbssd takes its second operand), followed by
+// the kGroupTokens tokens' fp32 scales of the block.
+constexpr std::size_t kQ8QuadBytes = 512, kQ8TileBytes = kQ8QuadBytes + 4 * kGroupTokens;
 
 // Bytes of one prepared activation row of `cols` elements, a multiple of 64 so rows stay
 // cache-line aligned in a 64-byte aligned buffer; 0 for f32 (the buffer row is used as is).
-// For bf16_split, one token's share of its group: a group is kSplitTokens times that.
+// For the grouped formats, one token's share of its group: a group is kGroupTokens times that.
 inline std::size_t act_row_bytes(ActFormat format, std::int64_t cols) {
+  const std::size_t q8_0_row = static_cast<std::size_t>(cols + 8 * (cols / kQ0Block));
   std::size_t bytes = 0;
-  if (format == ActFormat::q8_0) bytes = static_cast<std::size_t>(cols + 8 * (cols / kQ0Block));
+  if (format == ActFormat::q8_0) bytes = q8_0_row;
   if (format == ActFormat::q8_k) bytes = static_cast<std::size_t>(cols / kQKBlock) * sizeof(BlockQ8K);
   if (format == ActFormat::bf16_split) bytes = static_cast<std::size_t>(cols) * kSplitParts * 2;
+  if (format == ActFormat::q8_0_tiles) {
+    bytes = (q8_0_row + 63) / 64 * 64 + static_cast<std::size_t>(cols / kQ0Block) * kQ8TileBytes / kGroupTokens;
+  }
   return (bytes + 63) / 64 * 64;
 }
+
+// Where a q8_0_tiles group's tiles start.
+inline std::size_t q8_0_tiles_at(std::int64_t cols) { return kGroupTokens * act_row_bytes(ActFormat::q8_0, cols); }
 
 // The rules of llama.cpp's x86 activation quantizers, so the 8-bit activations are the
 // bytes llama.cpp computes and near ties in a model's output resolve as they do there:
@@ -4897,10 +4914,11 @@ inline int quantize_act_value(float v) {
 }  // namespace smallcoder::cpu
 // ---- end smallcoder/cpu/kernels/activations.hpp ----
 // ---- begin smallcoder/cpu/kernels/amx.hpp ----
-// AMX (AMX-TILE, AMX-BF16) kernels, compiled into every x86 build through target attributes
-// and run only at the amx level: batched products of bf16 weights. The weight rows are
-// tdpbf16ps's first operand straight from the (memory-mapped) matrix; the activations are
-// split into bf16 parts and packed once per product (ActFormat::bf16_split).
+// AMX (AMX-TILE, AMX-BF16, AMX-INT8) kernels, compiled into every x86 build through target
+// attributes and run only at the amx level: batched products of bf16 and Q8_0 weights. The
+// weights are the tiles' first operand straight from the (memory-mapped) matrix; the
+// activations are packed once per product, split into bf16 parts (ActFormat::bf16_split)
+// or quantized to q8_0 and regrouped (ActFormat::q8_0_tiles).
 
 
 #ifdef SMALLCODER_X86
@@ -4908,22 +4926,6 @@ inline int quantize_act_value(float v) {
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstddef>
-#include <cstdint>
-
-// ---- begin smallcoder/cpu/kernels/avx512.hpp ----
-// AVX-512 (F, BW, VL, DQ, VNNI) kernels, compiled into every x86 build through target
-// attributes and run only where cpuid reports all of them: 16-lane register tiles for the
-// float weights, groups of four Q4_0 blocks multiplied with vpdpbusd, and Q8_0 with the AVX2
-// level's arithmetic, two rows per vector for batches, a leaner kernel for one token. The
-// tiles prefetch the rows of the tile after them. The k-quants and the activation
-// quantizers of this level are the AVX2 ones.
-
-
-#ifdef SMALLCODER_X86
-
-#include <immintrin.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -5396,6 +5398,23 @@ SMALLCODER_AVX2 inline void block_sums_q6_k(const std::byte* row, const std::byt
 
 #endif  // SMALLCODER_X86
 // ---- end smallcoder/cpu/kernels/avx2.hpp ----
+// ---- begin smallcoder/cpu/kernels/avx512.hpp ----
+// AVX-512 (F, BW, VL, DQ, VNNI) kernels, compiled into every x86 build through target
+// attributes and run only where cpuid reports all of them: 16-lane register tiles for the
+// float weights, groups of four Q4_0 blocks multiplied with vpdpbusd, and Q8_0 with the AVX2
+// level's arithmetic, two rows per vector for batches, a leaner kernel for one token. The
+// tiles prefetch the rows of the tile after them. The k-quants and the activation
+// quantizers of this level are the AVX2 ones.
+
+
+#ifdef SMALLCODER_X86
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
 
 #define SMALLCODER_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define SMALLCODER_AVX512_INLINE \
@@ -5863,7 +5882,7 @@ SMALLCODER_AVX512 inline void block_sums_q8_0(const std::byte* row, const std::b
 // ---- end smallcoder/cpu/kernels/avx512.hpp ----
 
 #define SMALLCODER_AMX \
-  __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+  __attribute__((target("amx-tile,amx-bf16,amx-int8,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
 // See avx512.hpp: GCC 12's AVX-512 intrinsics trip its uninitialized-use warnings.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -5918,12 +5937,12 @@ SMALLCODER_AVX512_INLINE inline __m512i bf16_words(__m512 low, __m512 high) {
                                    _mm512_castps_si512(high));
 }
 
-// Packs n <= kSplitTokens fp32 rows of `cols` (a multiple of 32) values, ldx floats apart,
+// Packs n <= kGroupTokens fp32 rows of `cols` (a multiple of 32) values, ldx floats apart,
 // into one group of the bf16_split layout at out (64-byte aligned).
 SMALLCODER_AVX512 inline void pack_group(const float* x, std::size_t ldx, int n, std::int64_t cols, std::byte* out) {
   for (std::int64_t c = 0; c < cols / kSplitCols; ++c) {
-    __m512i parts[kSplitParts][kSplitTokens];  // per part, per token: 16 column pairs
-    for (int j = 0; j < kSplitTokens; ++j) {
+    __m512i parts[kSplitParts][kGroupTokens];  // per part, per token: 16 column pairs
+    for (int j = 0; j < kGroupTokens; ++j) {
       if (j >= n) {
         for (auto& part : parts) part[j] = _mm512_setzero_si512();
         continue;
@@ -5945,14 +5964,17 @@ SMALLCODER_AVX512 inline void pack_group(const float* x, std::size_t ldx, int n,
   }
 }
 
-// ---- bf16 weights x bf16_split activations ----
+// ---- the loop nest shared by the products ----
 //
-// Tiles 0-3 accumulate C = W . X^T for up to 2 x 2 blocks of 16 weight rows x 16 tokens
-// (tile 2i + j: row block i, token group j), tiles 4-5 hold the two row blocks' weights
-// (16 rows x 32 columns), tiles 6-7 the two groups' activations of one part.
+// A product walks its rows in blocks of 32 (then 16, then the rest) and, for each, its
+// tokens in pairs of groups: Tiles::block<RB, GB> computes RB x GB tiles of 16 weight rows
+// x 16 tokens into fp32 c[i * GB + j] (row block i, group j), in tiles 0-3 (tile 2i + j),
+// with tiles 4-5 for the row blocks' weights and 6-7 for the groups' activations; the
+// tiles are then written, transposed, to y. Tokens go in passes of a size that keeps
+// their activations in L2 beside the rows' weights.
 
-// The palette-1 tile configuration: `rows` weight rows (<= 16) in tiles 0-5, 16 pair rows
-// of activations in tiles 6-7, every tile row 64 bytes.
+// A palette-1 tile configuration: `rows` weight rows (<= 16) in tiles 0-5, 16 rows in
+// tiles 6-7, every tile row 64 bytes; the products adjust it.
 struct alignas(64) TileConfig {
   std::uint8_t palette = 1, start_row = 0;
   std::uint8_t reserved[14] = {};
@@ -5967,15 +5989,31 @@ struct alignas(64) TileConfig {
   }
 };
 
-// Writes the C tiles of a RB x GB block, transposed, to y[t * ldy + r] for the `rows` weight
-// rows from r and the `tokens` tokens from the block's first.
 template <int RB, int GB>
-SMALLCODER_AMX inline void store_block(int rows, int tokens, float* y, std::size_t ldy, bool accumulate) {
-  alignas(64) float c[RB * GB][16][16];
+using BlockSums = float[RB * GB][16][16];
+
+// Stores tiles 0-3 of a RB x GB block into c.
+template <int RB, int GB>
+SMALLCODER_AMX inline void store_tiles(BlockSums<RB, GB>& c) {
   _tile_stored(0, c[0], 64);
   if constexpr (GB == 2) _tile_stored(1, c[1], 64);
   if constexpr (RB == 2) _tile_stored(2, c[GB], 64);
   if constexpr (RB == 2 && GB == 2) _tile_stored(3, c[3], 64);
+}
+
+template <int RB, int GB>
+SMALLCODER_AMX inline void zero_tiles() {
+  _tile_zero(0);
+  if constexpr (GB == 2) _tile_zero(1);
+  if constexpr (RB == 2) _tile_zero(2);
+  if constexpr (RB == 2 && GB == 2) _tile_zero(3);
+}
+
+// Writes c transposed to y[t * ldy + r] for the `rows` weight rows from r and the `tokens`
+// tokens from the block's first (y points at the first's).
+template <int RB, int GB>
+SMALLCODER_AMX inline void write_block(const BlockSums<RB, GB>& c, int rows, int tokens, float* y, std::size_t ldy,
+                                       bool accumulate) {
   for (int i = 0; i < RB; ++i) {
     const int block_rows = std::min(16, rows - 16 * i);
     const __mmask16 valid = static_cast<__mmask16>((1u << block_rows) - 1u);
@@ -5993,95 +6031,210 @@ SMALLCODER_AMX inline void store_block(int rows, int tokens, float* y, std::size
   }
 }
 
-// One RB x GB block over all columns: w = the first weight row's start (row_bytes apart),
-// acts = the first group's start (group_bytes apart). With `prefetch`, it asks for the
-// weights of the next 32 rows into L2 as it goes, so that DRAM streams them while the tiles
-// compute: a block reads 16 or 32 short row streams at once, too many for the hardware
-// prefetcher alone to keep enough requests in flight.
-template <int RB, int GB>
-SMALLCODER_AMX inline void block(const std::byte* w, std::size_t row_bytes, std::int64_t chunks, const std::byte* acts,
-                                 std::size_t group_bytes, bool prefetch) {
-  _tile_zero(0);
-  if constexpr (GB == 2) _tile_zero(1);
-  if constexpr (RB == 2) _tile_zero(2);
-  if constexpr (RB == 2 && GB == 2) _tile_zero(3);
-  const long w_stride = static_cast<long>(row_bytes);
-  for (std::int64_t c = 0; c < chunks; ++c) {
-    const std::byte* wc = w + c * kSplitCols * 2;
-    if (prefetch) {
-      for (int m = 32; m < 64; ++m) {
-        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(wc) + m * row_bytes), _MM_HINT_T1);
-      }
-    }
-    _tile_loadd(4, wc, w_stride);
-    if constexpr (RB == 2) _tile_loadd(5, wc + 16 * row_bytes, w_stride);
-    const std::byte* ac = acts + static_cast<std::size_t>(c) * kSplitParts * kSplitTileBytes;
-    for (int p = 0; p < kSplitParts; ++p) {
-      _tile_loadd(6, ac + p * kSplitTileBytes, 64);
-      if constexpr (GB == 2) _tile_loadd(7, ac + p * kSplitTileBytes + group_bytes, 64);
-      _tile_dpbf16ps(0, 4, 6);
-      if constexpr (GB == 2) _tile_dpbf16ps(1, 4, 7);
-      if constexpr (RB == 2) _tile_dpbf16ps(2, 5, 6);
-      if constexpr (RB == 2 && GB == 2) _tile_dpbf16ps(3, 5, 7);
-    }
-  }
+// Asks for the 32 rows from `first` at byte `offset` into L2, so that DRAM streams the next
+// row block's weights while this one computes: a block reads 16 or 32 short row streams at
+// once, too many for the hardware prefetcher alone to keep enough requests in flight.
+SMALLCODER_AMX inline void prefetch_rows(const std::byte* first, std::size_t row_bytes, std::size_t offset) {
+  const std::uintptr_t p = reinterpret_cast<std::uintptr_t>(first) + offset;  // past the matrix: ignored
+  for (std::size_t m = 0; m < 32; ++m) _mm_prefetch(reinterpret_cast<const char*>(p + m * row_bytes), _MM_HINT_T1);
 }
 
-// Weight rows [r, r + rows) (rows <= 16 * RB) against tokens [t0, t1) (t0 a multiple of
-// 32), two groups at a time; the first pass over the rows prefetches the next ones.
-template <int RB>
+// Weight rows [r, r + rows) (rows <= 16 * RB) against tokens [t0, t1) (t0 a multiple of 32),
+// two groups at a time; the first pass over the rows prefetches the next 32.
+template <class Tiles, int RB>
 SMALLCODER_AMX inline void row_blocks(const TensorView& w, std::int64_t r, int rows, const std::byte* acts,
                                       std::size_t group_bytes, int t0, int t1, float* y, std::size_t ldy,
                                       bool accumulate) {
-  const std::int64_t chunks = w.cols / kSplitCols;
-  for (int t = t0; t < t1; t += 2 * kSplitTokens) {
-    const std::byte* a = acts + static_cast<std::size_t>(t / kSplitTokens) * group_bytes;
+  for (int t = t0; t < t1; t += 2 * kGroupTokens) {
+    const std::byte* a = acts + static_cast<std::size_t>(t / kGroupTokens) * group_bytes;
     float* yt = y + static_cast<std::size_t>(t) * ldy + static_cast<std::size_t>(r);
-    if (t1 - t > kSplitTokens) {
-      block<RB, 2>(w.row(r), w.row_bytes(), chunks, a, group_bytes, t == t0);
-      store_block<RB, 2>(rows, t1 - t, yt, ldy, accumulate);
+    if (t1 - t > kGroupTokens) {
+      alignas(64) BlockSums<RB, 2> c;
+      Tiles::template block<RB, 2>(w, r, rows, a, group_bytes, t == t0, c);
+      write_block<RB, 2>(c, rows, t1 - t, yt, ldy, accumulate);
     } else {
-      block<RB, 1>(w.row(r), w.row_bytes(), chunks, a, group_bytes, t == t0);
-      store_block<RB, 1>(rows, t1 - t, yt, ldy, accumulate);
+      alignas(64) BlockSums<RB, 1> c;
+      Tiles::template block<RB, 1>(w, r, rows, a, group_bytes, t == t0, c);
+      write_block<RB, 1>(c, rows, t1 - t, yt, ldy, accumulate);
     }
   }
 }
 
-// Tokens per pass over a range of weight rows: as many as keep their packed activations
-// (kSplitParts * 2 bytes per column) within about 768 KiB of L2 beside the rows' weights,
-// in pairs of groups.
-inline int tokens_per_pass(std::int64_t cols) {
-  constexpr std::int64_t kPassBytes = 768 * 1024, kPair = 2 * kSplitTokens;
-  const std::int64_t fit = kPassBytes / (cols * kSplitParts * 2) / kPair * kPair;
-  return static_cast<int>(std::max(kPair, fit));
+// Tokens per pass over a range of weight rows: as many as keep their activations
+// (act_stride bytes each) within about 768 KiB of L2 beside the rows' weights, in pairs
+// of groups.
+inline int tokens_per_pass(std::size_t act_stride) {
+  constexpr std::size_t kPassBytes = 768 * 1024, kPair = 2 * kGroupTokens;
+  return static_cast<int>(std::max(kPair, kPassBytes / act_stride / kPair * kPair));
 }
 
-// y[t * ldy + r] (+)= W[r] . x_t for r in [r0, r1), t < n, with acts the bf16_split groups
-// of x (act_stride = act_row_bytes(bf16_split, cols): one token's share) and W.cols a
-// multiple of 32. Loads its tile configuration and releases the tiles before returning, so
-// it may run on any thread and leaves no tile state behind.
-SMALLCODER_AMX inline void gemm_bf16(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
-                                     std::size_t act_stride, int n, float* y, std::size_t ldy, bool accumulate) {
-  const std::size_t group_bytes = act_stride * kSplitTokens;
-  const TileConfig full(16);
+// y[t * ldy + r] (+)= W[r] . x_t for r in [r0, r1), t < n, with acts the groups of x in
+// Tiles' format (act_stride = act_row_bytes(format, cols): one token's share). Loads its
+// tile configuration and releases the tiles before returning, so it may run on any
+// thread and leaves no tile state behind.
+template <class Tiles>
+SMALLCODER_AMX inline void gemm(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
+                                std::size_t act_stride, int n, float* y, std::size_t ldy, bool accumulate) {
+  const std::size_t group_bytes = act_stride * kGroupTokens;
   const int rest = static_cast<int>((r1 - r0) % 16);
-  const TileConfig partial(rest);
-  const int span = tokens_per_pass(w.cols);
+  const typename Tiles::Config full(16), partial(rest);
+  const int span = tokens_per_pass(act_stride);
   for (int t0 = 0; t0 < n; t0 += span) {
     const int t1 = std::min(n, t0 + span);
     _tile_loadconfig(&full);
     std::int64_t r = r0;
-    for (; r + 32 <= r1; r += 32) row_blocks<2>(w, r, 32, acts, group_bytes, t0, t1, y, ldy, accumulate);
+    for (; r + 32 <= r1; r += 32) row_blocks<Tiles, 2>(w, r, 32, acts, group_bytes, t0, t1, y, ldy, accumulate);
     if (r + 16 <= r1) {
-      row_blocks<1>(w, r, 16, acts, group_bytes, t0, t1, y, ldy, accumulate);
+      row_blocks<Tiles, 1>(w, r, 16, acts, group_bytes, t0, t1, y, ldy, accumulate);
       r += 16;
     }
     if (rest != 0) {
       _tile_loadconfig(&partial);
-      row_blocks<1>(w, r, rest, acts, group_bytes, t0, t1, y, ldy, accumulate);
+      row_blocks<Tiles, 1>(w, r, rest, acts, group_bytes, t0, t1, y, ldy, accumulate);
     }
   }
   _tile_release();
+}
+
+// ---- bf16 weights x bf16_split activations: tdpbf16ps ----
+//
+// Each 32-column chunk: the row blocks' weights (16 rows x 64 bytes at the rows' stride),
+// then per part the groups' tiles, accumulated in tiles 0-3 over all columns.
+struct Bf16Tiles {
+  using Config = TileConfig;
+
+  template <int RB, int GB>
+  SMALLCODER_AMX static void block(const TensorView& w, std::int64_t r, int, const std::byte* acts,
+                                   std::size_t group_bytes, bool prefetch, BlockSums<RB, GB>& c) {
+    const std::size_t row_bytes = w.row_bytes();
+    const long w_stride = static_cast<long>(row_bytes);
+    const std::byte* first = w.row(r);
+    zero_tiles<RB, GB>();
+    for (std::int64_t k = 0; k < w.cols / kSplitCols; ++k) {
+      const std::byte* wk = first + k * kSplitCols * 2;
+      if (prefetch) prefetch_rows(wk, row_bytes, 32 * row_bytes);
+      _tile_loadd(4, wk, w_stride);
+      if constexpr (RB == 2) _tile_loadd(5, wk + 16 * row_bytes, w_stride);
+      const std::byte* ak = acts + static_cast<std::size_t>(k) * kSplitParts * kSplitTileBytes;
+      for (int p = 0; p < kSplitParts; ++p) {
+        _tile_loadd(6, ak + p * kSplitTileBytes, 64);
+        if constexpr (GB == 2) _tile_loadd(7, ak + p * kSplitTileBytes + group_bytes, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        if constexpr (GB == 2) _tile_dpbf16ps(1, 4, 7);
+        if constexpr (RB == 2) _tile_dpbf16ps(2, 5, 6);
+        if constexpr (RB == 2 && GB == 2) _tile_dpbf16ps(3, 5, 7);
+      }
+    }
+    store_tiles<RB, GB>(c);
+  }
+};
+
+// ---- Q8_0 weights x q8_0_tiles activations: tdpbssd per block, scaled in AVX-512 ----
+//
+// Per 32-element block b: tdpbssd on signed bytes, the weights' quants straight from the
+// blocks (32 bytes at 2 + 34 b in each row), gives each (row, token) the block's exact
+// int32 sum (the scalar level's block sum); AVX-512 adds it times the row's and the
+// token's scales into fp32 sums, block after block as the scalar level does.
+struct Q8_0Tiles {
+  // The weight tiles are one block (32 bytes) wide, the activation tiles 8 rows of quads.
+  struct Config : TileConfig {
+    explicit Config(int weight_rows) : TileConfig(weight_rows) {
+      bytes_per_row[4] = bytes_per_row[5] = kQ0Block;
+      rows[6] = rows[7] = kQ0Block / 4;
+    }
+  };
+
+  // The scales of block b of `rows` (<= 16) rows from `first`, as fp32.
+  SMALLCODER_AMX static __m512 row_scales(const std::byte* first, std::size_t row_bytes, int rows, std::int64_t b) {
+    const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32(static_cast<int>(row_bytes)));
+    const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1u);
+    // 4 bytes from each block's start: its f16 scale and two quants, all inside the row.
+    const __m512i words = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, offsets,
+                                                      first + b * static_cast<std::int64_t>(sizeof(BlockQ8_0)), 1);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+  }
+
+  template <int RB, int GB>
+  SMALLCODER_AMX static void block(const TensorView& w, std::int64_t r, int rows, const std::byte* acts,
+                                   std::size_t group_bytes, bool prefetch, BlockSums<RB, GB>& c) {
+    const std::size_t row_bytes = w.row_bytes();
+    const long w_stride = static_cast<long>(row_bytes);
+    const std::byte* first = w.row(r);
+    const std::byte* tiles = acts + q8_0_tiles_at(w.cols);
+    for (auto& tile : c) {
+      for (auto& row : tile) _mm512_store_ps(row, _mm512_setzero_ps());
+    }
+    alignas(64) std::int32_t sums[RB * GB][16][16];
+    alignas(64) float scales[RB][16];
+    for (std::int64_t b = 0; b < w.cols / kQ0Block; ++b) {
+      const std::size_t at = static_cast<std::size_t>(b) * sizeof(BlockQ8_0);
+      if (prefetch) prefetch_rows(first + at, row_bytes, 32 * row_bytes);
+      const std::byte* ab = tiles + static_cast<std::size_t>(b) * kQ8TileBytes;
+      zero_tiles<RB, GB>();
+      _tile_loadd(4, first + at + 2, w_stride);
+      if constexpr (RB == 2) _tile_loadd(5, first + 16 * row_bytes + at + 2, w_stride);
+      _tile_loadd(6, ab, 64);
+      if constexpr (GB == 2) _tile_loadd(7, ab + group_bytes, 64);
+      _tile_dpbssd(0, 4, 6);
+      if constexpr (GB == 2) _tile_dpbssd(1, 4, 7);
+      if constexpr (RB == 2) _tile_dpbssd(2, 5, 6);
+      if constexpr (RB == 2 && GB == 2) _tile_dpbssd(3, 5, 7);
+      _tile_stored(0, sums[0], 64);
+      if constexpr (GB == 2) _tile_stored(1, sums[1], 64);
+      if constexpr (RB == 2) _tile_stored(2, sums[GB], 64);
+      if constexpr (RB == 2 && GB == 2) _tile_stored(3, sums[3], 64);
+      for (int i = 0; i < RB; ++i) {
+        _mm512_store_ps(scales[i], row_scales(first + 16 * i * row_bytes, row_bytes, std::min(16, rows - 16 * i), b));
+      }
+      for (int j = 0; j < GB; ++j) {
+        const __m512 token_scales =
+            _mm512_loadu_ps(reinterpret_cast<const float*>(ab + static_cast<std::size_t>(j) * group_bytes + kQ8QuadBytes));
+        for (int i = 0; i < RB; ++i) {
+          for (int m = 0; m < 16; ++m) {
+            const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(scales[i][m]), token_scales);
+            const __m512 products = _mm512_cvtepi32_ps(_mm512_load_si512(sums[i * GB + j][m]));
+            _mm512_store_ps(c[i * GB + j][m], _mm512_fmadd_ps(scale, products, _mm512_load_ps(c[i * GB + j][m])));
+          }
+        }
+      }
+    }
+  }
+};
+
+// Quantizes n <= kGroupTokens fp32 rows of `cols` (a multiple of 32) values, ldx floats
+// apart, into one group of the q8_0_tiles layout at out (64-byte aligned): the q8_0 rows
+// first, then their quants regrouped two blocks at a time (16 tokens x 16 quads, transposed).
+SMALLCODER_AVX512 inline void pack_q8_0_group(const float* x, std::size_t ldx, int n, std::int64_t cols,
+                                              std::byte* out) {
+  const std::size_t row = act_row_bytes(ActFormat::q8_0, cols);
+  for (int j = 0; j < kGroupTokens; ++j) {
+    std::byte* q = out + static_cast<std::size_t>(j) * row;
+    if (j < n) {
+      avx2::quantize_acts_q8_0(x + static_cast<std::size_t>(j) * ldx, cols, q);
+    } else {
+      std::memset(q, 0, row);
+    }
+  }
+  std::byte* tiles = out + q8_0_tiles_at(cols);
+  const std::int64_t blocks = cols / kQ0Block;
+  const __m512i token_offsets = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(static_cast<int>(row)));
+  for (std::int64_t b = 0; b < blocks; b += 2) {
+    const bool pair = b + 1 < blocks;
+    __m512i v[16];
+    for (int j = 0; j < kGroupTokens; ++j) {
+      const std::byte* q = out + static_cast<std::size_t>(j) * row + b * kQ0Block;
+      v[j] = pair ? _mm512_loadu_si512(q) : _mm512_maskz_loadu_epi32(0x00FF, q);
+    }
+    transpose16(v);  // v[kq]: quad kq of block b for every token; v[8 + kq]: of block b + 1
+    for (int half = 0; half < (pair ? 2 : 1); ++half) {
+      std::byte* tile = tiles + static_cast<std::size_t>(b + half) * kQ8TileBytes;
+      for (int kq = 0; kq < 8; ++kq) _mm512_storeu_si512(tile + 64 * kq, v[8 * half + kq]);
+      const __m512 d = _mm512_i32gather_ps(token_offsets, out + cols + 4 * (b + half), 1);
+      _mm512_storeu_ps(tile + kQ8QuadBytes, d);
+    }
+  }
 }
 
 }  // namespace smallcoder::cpu::amx
@@ -6339,13 +6492,13 @@ using QuantizeActsFn = void (*)(const float* x, std::int64_t cols, std::byte* ou
 // scalar::Q4KSums). Every level must give the scalar level's values: the tests compare them.
 using BlockSumsFn = void (*)(const std::byte* w_row, const std::byte* act_row, std::int64_t cols, std::int32_t* out);
 
-// Packs n <= kSplitTokens fp32 rows of `cols` values (ldx floats apart) into one group of
+// Packs n <= kGroupTokens fp32 rows of `cols` values (ldx floats apart) into one group of
 // a grouped activation format (ActFormat::bf16_split) at out, 64-byte aligned.
 using PackActsFn = void (*)(const float* x, std::size_t ldx, int n, std::int64_t cols, std::byte* out);
 
 // A level's second product, for batches: from min_tokens tokens, on matrices whose cols are
 // a multiple of cols_multiple, it beats Kernels::gemm. Its activations, in format `act`, are
-// packed a group of kSplitTokens tokens at a time; gemm then takes act_stride =
+// packed a group of kGroupTokens tokens at a time; gemm then takes act_stride =
 // act_row_bytes(act, cols), one token's share of a group.
 struct BatchKernels {
   ActFormat act = ActFormat::f32;
@@ -6452,12 +6605,16 @@ inline Kernels simd_kernels(DType t, Isa isa) {
   return k;
 }
 
-// The amx level: the AVX-512 kernels, and AMX tiles for batches of bf16 weights. From 6
-// tokens up the tiles are faster (measured: 1.3-1.6x at 6, 0.75-0.95x at 4), though most of
-// a 16-token group is then zero padding.
+// The amx level: the AVX-512 kernels, and AMX tiles for batches of bf16 and Q8_0 weights,
+// faster from 6 and 4 tokens up, though most of a 16-token group is then zero padding
+// (measured against the avx512 level: bf16 1.3-1.6x at 6 tokens, 0.75-0.95x at 4; Q8_0
+// 1.15-1.25x at 4, 0.9-1.05x at 3).
 inline Kernels amx_kernels(DType t) {
   Kernels k = simd_kernels(t, Isa::amx);
-  if (t == DType::bf16) k.batch = {ActFormat::bf16_split, amx::pack_group, amx::gemm_bf16, 6, kSplitCols};
+  if (t == DType::bf16) k.batch = {ActFormat::bf16_split, amx::pack_group, amx::gemm<amx::Bf16Tiles>, 6, kSplitCols};
+  if (t == DType::q8_0) {
+    k.batch = {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::Q8_0Tiles>, 4, kQ0Block};
+  }
   return k;
 }
 #endif
@@ -6883,9 +7040,10 @@ class CpuBackend {
     for (auto& s : scratch_) s.resize(per_thread);
     const std::size_t act_row = std::max({cpu::act_row_bytes(cpu::ActFormat::q8_0, widest),
                                           cpu::act_row_bytes(cpu::ActFormat::q8_k, widest),
-                                          cpu::act_row_bytes(cpu::ActFormat::bf16_split, widest)});
-    const std::size_t act_rows = (static_cast<std::size_t>(max_batch_) + cpu::kSplitTokens - 1) / cpu::kSplitTokens *
-                                 cpu::kSplitTokens;  // whole groups for bf16_split
+                                          cpu::act_row_bytes(cpu::ActFormat::bf16_split, widest),
+                                          cpu::act_row_bytes(cpu::ActFormat::q8_0_tiles, widest)});
+    const std::size_t act_rows = (static_cast<std::size_t>(max_batch_) + cpu::kGroupTokens - 1) / cpu::kGroupTokens *
+                                 cpu::kGroupTokens;  // whole groups for the grouped formats
     act_storage_.resize(act_rows * act_row + 64);
     acts_ = act_storage_.data() + (64 - reinterpret_cast<std::uintptr_t>(act_storage_.data()) % 64) % 64;
   }
@@ -7001,11 +7159,11 @@ class CpuBackend {
     const cpu::Kernels& k = cpu::kernels_for(w.dtype);
     if (const cpu::BatchKernels* batch = k.batch_for(w.cols, rows)) {
       const std::size_t stride = cpu::act_row_bytes(batch->act, x.cols());
-      const std::byte* acts = prepared(batch->act, x, first, rows, (rows + cpu::kSplitTokens - 1) / cpu::kSplitTokens,
+      const std::byte* acts = prepared(batch->act, x, first, rows, (rows + cpu::kGroupTokens - 1) / cpu::kGroupTokens,
                                        [&](std::int64_t g) {
-                                         const int t = static_cast<int>(g) * cpu::kSplitTokens;
+                                         const int t = static_cast<int>(g) * cpu::kGroupTokens;
                                          batch->pack_acts(x.row(first + t), static_cast<std::size_t>(x.cols()),
-                                                          std::min(cpu::kSplitTokens, rows - t), x.cols(),
+                                                          std::min(cpu::kGroupTokens, rows - t), x.cols(),
                                                           acts_ + static_cast<std::size_t>(t) * stride);
                                        });
       split_rows(batch->gemm, w, batch_share(w.rows), acts, stride, rows, y, ldy, accumulate);

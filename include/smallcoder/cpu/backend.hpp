@@ -76,9 +76,10 @@ class CpuBackend {
     for (auto& s : scratch_) s.resize(per_thread);
     const std::size_t act_row = std::max({cpu::act_row_bytes(cpu::ActFormat::q8_0, widest),
                                           cpu::act_row_bytes(cpu::ActFormat::q8_k, widest),
-                                          cpu::act_row_bytes(cpu::ActFormat::bf16_split, widest)});
-    const std::size_t act_rows = (static_cast<std::size_t>(max_batch_) + cpu::kSplitTokens - 1) / cpu::kSplitTokens *
-                                 cpu::kSplitTokens;  // whole groups for bf16_split
+                                          cpu::act_row_bytes(cpu::ActFormat::bf16_split, widest),
+                                          cpu::act_row_bytes(cpu::ActFormat::q8_0_tiles, widest)});
+    const std::size_t act_rows = (static_cast<std::size_t>(max_batch_) + cpu::kGroupTokens - 1) / cpu::kGroupTokens *
+                                 cpu::kGroupTokens;  // whole groups for the grouped formats
     act_storage_.resize(act_rows * act_row + 64);
     acts_ = act_storage_.data() + (64 - reinterpret_cast<std::uintptr_t>(act_storage_.data()) % 64) % 64;
   }
@@ -194,11 +195,11 @@ class CpuBackend {
     const cpu::Kernels& k = cpu::kernels_for(w.dtype);
     if (const cpu::BatchKernels* batch = k.batch_for(w.cols, rows)) {
       const std::size_t stride = cpu::act_row_bytes(batch->act, x.cols());
-      const std::byte* acts = prepared(batch->act, x, first, rows, (rows + cpu::kSplitTokens - 1) / cpu::kSplitTokens,
+      const std::byte* acts = prepared(batch->act, x, first, rows, (rows + cpu::kGroupTokens - 1) / cpu::kGroupTokens,
                                        [&](std::int64_t g) {
-                                         const int t = static_cast<int>(g) * cpu::kSplitTokens;
+                                         const int t = static_cast<int>(g) * cpu::kGroupTokens;
                                          batch->pack_acts(x.row(first + t), static_cast<std::size_t>(x.cols()),
-                                                          std::min(cpu::kSplitTokens, rows - t), x.cols(),
+                                                          std::min(cpu::kGroupTokens, rows - t), x.cols(),
                                                           acts_ + static_cast<std::size_t>(t) * stride);
                                        });
       split_rows(batch->gemm, w, batch_share(w.rows), acts, stride, rows, y, ldy, accumulate);

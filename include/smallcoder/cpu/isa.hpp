@@ -26,9 +26,9 @@ namespace smallcoder::cpu {
 
 // scalar: portable C++, always compiled. avx2: AVX2 + FMA + F16C. avx512: AVX-512 F, BW,
 // VL, DQ and VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later; a CPU with AVX-512 but no
-// VNNI, like Skylake-X, runs the avx2 level). amx: the avx512 level plus AMX-TILE and
-// AMX-BF16 (Sapphire Rapids and later) with the OS granting tile state; it differs from
-// avx512 only in its batched products of bf16 weights.
+// VNNI, like Skylake-X, runs the avx2 level). amx: the avx512 level plus AMX-TILE, AMX-BF16
+// and AMX-INT8 (Sapphire Rapids and later) with the OS granting tile state; it differs
+// from avx512 only in its batched products of bf16 and Q8_0 weights.
 enum class Isa : int { scalar, avx2, avx512, amx };
 
 inline const char* isa_name(Isa isa) {
@@ -51,7 +51,7 @@ namespace detail {
 struct CpuFeatures {
   bool avx2 = false;    // with FMA and F16C, and the OS saving YMM state
   bool avx512 = false;  // F, BW, VL, DQ, VNNI, and the OS saving ZMM and mask state
-  bool amx = false;     // avx512, AMX-TILE and AMX-BF16, and the OS saving tile state for this process
+  bool amx = false;     // avx512, AMX-TILE, -BF16 and -INT8, and the OS saving tile state for this process
 };
 
 // Linux hands a process the 8 KiB of AMX tile state only when asked (arch_prctl
@@ -79,11 +79,11 @@ inline CpuFeatures read_cpu_features() {
   if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0) return f;
   const bool avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1,
              avx512vl = (b >> 31) & 1, avx512vnni = (c >> 11) & 1;
-  const bool amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1;
+  const bool amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1, amx_int8 = (d >> 25) & 1;
   const bool os_tiles = (xcr0_lo & 0x60000u) == 0x60000u;  // XTILECFG and XTILEDATA
   f.avx2 = os_ymm && avx2 && fma && f16c;
   f.avx512 = f.avx2 && os_zmm && avx512f && avx512dq && avx512bw && avx512vl && avx512vnni;
-  f.amx = f.avx512 && amx_tile && amx_bf16 && os_tiles && os_grants_tile_data();
+  f.amx = f.avx512 && amx_tile && amx_bf16 && amx_int8 && os_tiles && os_grants_tile_data();
   return f;
 }
 
@@ -146,8 +146,8 @@ inline void check_supported(Isa isa, const std::string& where) {
 #ifdef SMALLCODER_X86
   const char* need = isa == Isa::avx2     ? "AVX2, FMA and F16C"
                      : isa == Isa::avx512 ? "AVX-512 F, BW, VL, DQ and VNNI"
-                                          : "AVX-512 F, BW, VL, DQ and VNNI, AMX-TILE and AMX-BF16 with the OS "
-                                            "granting tile state";
+                                          : "AVX-512 F, BW, VL, DQ and VNNI, AMX-TILE, AMX-BF16 and AMX-INT8 "
+                                            "with the OS granting tile state";
   fail(where, std::string("kernel level ") + isa_name(isa) + " needs " + need +
                   ", which this CPU lacks (best: " + isa_name(best_isa()) + ")");
 #else
