@@ -204,14 +204,14 @@ TEST_CASE("kernel levels: names, detection and forcing") {
   // amx is the avx512 level with more: a CPU with AMX but without the rest runs avx512 or lower.
   if (cpu::cpu_supports(Isa::amx)) CHECK(cpu::cpu_supports(Isa::avx512));
 #endif
-  // Only the amx level has a batch product, and only for bf16 and Q8_0 weights.
+  // Only the amx level has a batch product, and only for bf16, Q8_0 and Q4_0 weights.
   for (Isa isa : kLevels) {
     for (DType t : {DType::f32, DType::bf16, DType::f16, DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
       CAPTURE(std::string(cpu::isa_name(isa)));
       CAPTURE(std::string(dtype_name(t)));
       const bool has_batch = cpu::kernels_for(t, isa).batch.gemm != nullptr;
 #ifdef SMALLCODER_X86
-      CHECK(has_batch == (isa == Isa::amx && (t == DType::bf16 || t == DType::q8_0)));
+      CHECK(has_batch == (isa == Isa::amx && (t == DType::bf16 || t == DType::q8_0 || t == DType::q4_0)));
 #else
       CHECK(!has_batch);
 #endif
@@ -409,12 +409,12 @@ std::vector<Isa> batch_levels(DType t) {
 // columns, where a bf16 product takes several passes over the rows (32 tokens each), with
 // accumulation on and off. bf16: the activations are split into bf16 parts, not rounded, so
 // the products must stay as close to the double-precision product of the fp32 activations
-// as the avx512 level's fp32 products (1e-6 of the terms' magnitude). Q8_0: the groups hold
-// the q8_0 rows every level quantizes to (the bytes the block sums take), and the products
-// are those of the scalar level's activations, within 1e-6 as every level's.
+// as the avx512 level's fp32 products (1e-6 of the terms' magnitude). Q8_0 and Q4_0: the
+// groups hold the q8_0 rows every level quantizes to (the bytes the block sums take), and
+// the products are those of the scalar level's activations, within 1e-6 as every level's.
 TEST_CASE("batch products: within 1e-6 of a double-precision product on every remainder") {
   std::mt19937 rng(31);
-  for (DType type : {DType::bf16, DType::q8_0}) {
+  for (DType type : {DType::bf16, DType::q8_0, DType::q4_0}) {
     for (Isa isa : batch_levels(type)) {
       const cpu::Kernels& k = cpu::kernels_for(type, isa);
       const cpu::Kernels& ref_kernels = cpu::kernels_for(type, Isa::scalar);
@@ -464,9 +464,9 @@ TEST_CASE("batch products: within 1e-6 of a double-precision product on every re
                     continue;
                   }
                   const std::size_t i = static_cast<std::size_t>(t * rows) + r;
-                  const double error = std::fabs(got - (accumulate ? 0.5 : 0.0) - ref.exact[i]) / ref.magnitude[i];
-                  worst = std::max(worst, error);
-                  CHECK(error <= 1e-6);
+                  const double error = std::fabs(got - (accumulate ? 0.5 : 0.0) - ref.exact[i]);
+                  if (ref.magnitude[i] > 0) worst = std::max(worst, error / ref.magnitude[i]);
+                  CHECK(error <= 1e-6 * ref.magnitude[i]);
                 }
               }
             }
@@ -550,14 +550,15 @@ ModelConfig tiny_config(int hidden) {
 
 }  // namespace
 
-// 3 tokens take each level's gemm, 17 its batch product where it has one (amx: bf16, Q8_0).
+// 3 tokens take each level's gemm, 17 its batch product where it has one (amx: bf16, Q8_0,
+// Q4_0).
 TEST_CASE("backend: prepared activations are reused only while the input buffer and their format are unchanged") {
   std::mt19937 rng(23);
   BackendOptions options;
   options.threads = 2;
   options.max_batch = 20;
   for (int n : {3, 17}) {
-    for (DType t : {DType::q8_0, DType::q4_k, DType::bf16}) {
+    for (DType t : {DType::q8_0, DType::q4_0, DType::q4_k, DType::bf16}) {
       CAPTURE(n);
       CAPTURE(std::string(dtype_name(t)));
       const std::int64_t cols = t == DType::q4_k ? 256 : 64;

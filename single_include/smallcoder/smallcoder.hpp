@@ -4634,7 +4634,7 @@ namespace smallcoder::cpu {
 // VL, DQ and VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later; a CPU with AVX-512 but no
 // VNNI, like Skylake-X, runs the avx2 level). amx: the avx512 level plus AMX-TILE, AMX-BF16
 // and AMX-INT8 (Sapphire Rapids and later) with the OS granting tile state; it differs
-// from avx512 only in its batched products of bf16 and Q8_0 weights.
+// from avx512 only in its batched products of bf16, Q8_0 and Q4_0 weights.
 enum class Isa : int { scalar, avx2, avx512, amx };
 
 inline const char* isa_name(Isa isa) {
@@ -4915,10 +4915,11 @@ inline int quantize_act_value(float v) {
 // ---- end smallcoder/cpu/kernels/activations.hpp ----
 // ---- begin smallcoder/cpu/kernels/amx.hpp ----
 // AMX (AMX-TILE, AMX-BF16, AMX-INT8) kernels, compiled into every x86 build through target
-// attributes and run only at the amx level: batched products of bf16 and Q8_0 weights. The
-// weights are the tiles' first operand straight from the (memory-mapped) matrix; the
-// activations are packed once per product, split into bf16 parts (ActFormat::bf16_split)
-// or quantized to q8_0 and regrouped (ActFormat::q8_0_tiles).
+// attributes and run only at the amx level: batched products of bf16, Q8_0 and Q4_0
+// weights. The weights are the tiles' first operand straight from the (memory-mapped)
+// matrix (Q4_0's nibbles unpacked per block on the way); the activations are packed once
+// per product, split into bf16 parts (ActFormat::bf16_split) or quantized to q8_0 and
+// regrouped (ActFormat::q8_0_tiles).
 
 
 #ifdef SMALLCODER_X86
@@ -6129,13 +6130,63 @@ struct Bf16Tiles {
   }
 };
 
-// ---- Q8_0 weights x q8_0_tiles activations: tdpbssd per block, scaled in AVX-512 ----
+// ---- Q8_0 and Q4_0 weights x q8_0_tiles activations: tdpbssd per block, scaled in AVX-512 ----
 //
-// Per 32-element block b: tdpbssd on signed bytes, the weights' quants straight from the
-// blocks (32 bytes at 2 + 34 b in each row), gives each (row, token) the block's exact
-// int32 sum (the scalar level's block sum); AVX-512 adds it times the row's and the
-// token's scales into fp32 sums, block after block as the scalar level does.
-struct Q8_0Tiles {
+// Per 32-element block b: tdpbssd on signed bytes gives each (row, token) the block's exact
+// int32 sum (the scalar level's block sum); AVX-512 adds it times the row's and the token's
+// scales into fp32 sums, block after block as the scalar level does. Blocks::tile gives
+// where a tile load finds block b of 16 rows (fewer in a partial tile) as 32 signed bytes
+// each. (GCC's tile intrinsics paste the tile number into their assembly text, so it must
+// be a literal at the call, never a template parameter.)
+
+struct TileSource {
+  const void* data;
+  long stride;
+};
+
+// Q8_0: the quants straight from the blocks, 32 bytes at 2 + 34 b in each row.
+struct Q8_0Blocks {
+  static constexpr std::size_t kBytes = sizeof(BlockQ8_0);
+  struct Scratch {};
+
+  SMALLCODER_AMX static TileSource tile(const std::byte* first, std::size_t row_bytes, int, std::int64_t b, Scratch&) {
+    return {first + static_cast<std::size_t>(b) * kBytes + 2, static_cast<long>(row_bytes)};
+  }
+};
+
+// Q4_0: the 16 bytes of nibbles of each row unpacked to q - 8 in element order (low nibbles
+// are elements 0-15, high ones 16-31) into a scratch tile, four rows per 512-bit vector.
+struct Q4_0Blocks {
+  static constexpr std::size_t kBytes = sizeof(BlockQ4_0);
+  struct Scratch {
+    alignas(64) std::int8_t q[16][kQ0Block];
+  };
+
+  SMALLCODER_AMX static TileSource tile(const std::byte* first, std::size_t row_bytes, int rows, std::int64_t b,
+                                       Scratch& s) {
+    const std::byte* p = first + static_cast<std::size_t>(b) * kBytes + 2;
+    const __m512i low = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+    const __m512i first_pair = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), second_pair = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    for (int m = 0; m < rows; m += 4) {  // rows of a partial tile past `rows` stay unread
+      auto row = [&](int i) {
+        return m + i < rows ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + (m + i) * row_bytes))
+                            : _mm_setzero_si128();
+      };
+      __m512i q = _mm512_castsi128_si512(row(0));
+      q = _mm512_inserti32x4(q, row(1), 1);
+      q = _mm512_inserti32x4(q, row(2), 2);
+      q = _mm512_inserti32x4(q, row(3), 3);
+      const __m512i lo = _mm512_sub_epi8(_mm512_and_si512(q, low), eight);
+      const __m512i hi = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(q, 4), low), eight);
+      _mm512_store_si512(s.q[m], _mm512_permutex2var_epi64(lo, first_pair, hi));  // rows m, m + 1
+      _mm512_store_si512(s.q[m + 2], _mm512_permutex2var_epi64(lo, second_pair, hi));
+    }
+    return {s.q, kQ0Block};
+  }
+};
+
+template <class Blocks>
+struct QuantTiles {
   // The weight tiles are one block (32 bytes) wide, the activation tiles 8 rows of quads.
   struct Config : TileConfig {
     explicit Config(int weight_rows) : TileConfig(weight_rows) {
@@ -6144,14 +6195,14 @@ struct Q8_0Tiles {
     }
   };
 
-  // The scales of block b of `rows` (<= 16) rows from `first`, as fp32.
+  // The f16 scales of block b of `rows` (<= 16) rows from `first`, as fp32.
   SMALLCODER_AMX static __m512 row_scales(const std::byte* first, std::size_t row_bytes, int rows, std::int64_t b) {
     const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                                _mm512_set1_epi32(static_cast<int>(row_bytes)));
     const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1u);
-    // 4 bytes from each block's start: its f16 scale and two quants, all inside the row.
+    // 4 bytes from each block's start: its scale and two quant bytes, all inside the row.
     const __m512i words = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, offsets,
-                                                      first + b * static_cast<std::int64_t>(sizeof(BlockQ8_0)), 1);
+                                                      first + static_cast<std::size_t>(b) * Blocks::kBytes, 1);
     return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
   }
 
@@ -6159,7 +6210,6 @@ struct Q8_0Tiles {
   SMALLCODER_AMX static void block(const TensorView& w, std::int64_t r, int rows, const std::byte* acts,
                                    std::size_t group_bytes, bool prefetch, BlockSums<RB, GB>& c) {
     const std::size_t row_bytes = w.row_bytes();
-    const long w_stride = static_cast<long>(row_bytes);
     const std::byte* first = w.row(r);
     const std::byte* tiles = acts + q8_0_tiles_at(w.cols);
     for (auto& tile : c) {
@@ -6167,13 +6217,17 @@ struct Q8_0Tiles {
     }
     alignas(64) std::int32_t sums[RB * GB][16][16];
     alignas(64) float scales[RB][16];
+    typename Blocks::Scratch scratch[RB];
     for (std::int64_t b = 0; b < w.cols / kQ0Block; ++b) {
-      const std::size_t at = static_cast<std::size_t>(b) * sizeof(BlockQ8_0);
-      if (prefetch) prefetch_rows(first + at, row_bytes, 32 * row_bytes);
+      if (prefetch) prefetch_rows(first + static_cast<std::size_t>(b) * Blocks::kBytes, row_bytes, 32 * row_bytes);
       const std::byte* ab = tiles + static_cast<std::size_t>(b) * kQ8TileBytes;
       zero_tiles<RB, GB>();
-      _tile_loadd(4, first + at + 2, w_stride);
-      if constexpr (RB == 2) _tile_loadd(5, first + 16 * row_bytes + at + 2, w_stride);
+      const TileSource a0 = Blocks::tile(first, row_bytes, std::min(16, rows), b, scratch[0]);
+      _tile_loadd(4, a0.data, a0.stride);
+      if constexpr (RB == 2) {
+        const TileSource a1 = Blocks::tile(first + 16 * row_bytes, row_bytes, rows - 16, b, scratch[RB - 1]);
+        _tile_loadd(5, a1.data, a1.stride);
+      }
       _tile_loadd(6, ab, 64);
       if constexpr (GB == 2) _tile_loadd(7, ab + group_bytes, 64);
       _tile_dpbssd(0, 4, 6);
@@ -6605,15 +6659,18 @@ inline Kernels simd_kernels(DType t, Isa isa) {
   return k;
 }
 
-// The amx level: the AVX-512 kernels, and AMX tiles for batches of bf16 and Q8_0 weights,
-// faster from 6 and 4 tokens up, though most of a 16-token group is then zero padding
-// (measured against the avx512 level: bf16 1.3-1.6x at 6 tokens, 0.75-0.95x at 4; Q8_0
-// 1.15-1.25x at 4, 0.9-1.05x at 3).
+// The amx level: the AVX-512 kernels, and AMX tiles for batches of bf16, Q8_0 and Q4_0
+// weights, faster from 6, 4 and 8 tokens up, though most of a 16-token group is then zero
+// padding (measured against the avx512 level: bf16 1.3-1.6x at 6 tokens, 0.75-0.95x at 4;
+// Q8_0 1.15-1.25x at 4, 0.9-1.05x at 3; Q4_0 1.25-1.5x at 8, 0.95-1.15x at 6).
 inline Kernels amx_kernels(DType t) {
   Kernels k = simd_kernels(t, Isa::amx);
   if (t == DType::bf16) k.batch = {ActFormat::bf16_split, amx::pack_group, amx::gemm<amx::Bf16Tiles>, 6, kSplitCols};
   if (t == DType::q8_0) {
-    k.batch = {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::Q8_0Tiles>, 4, kQ0Block};
+    k.batch = {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q8_0Blocks>>, 4, kQ0Block};
+  }
+  if (t == DType::q4_0) {
+    k.batch = {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q4_0Blocks>>, 8, kQ0Block};
   }
   return k;
 }

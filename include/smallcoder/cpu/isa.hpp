@@ -28,7 +28,7 @@ namespace smallcoder::cpu {
 // VL, DQ and VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later; a CPU with AVX-512 but no
 // VNNI, like Skylake-X, runs the avx2 level). amx: the avx512 level plus AMX-TILE, AMX-BF16
 // and AMX-INT8 (Sapphire Rapids and later) with the OS granting tile state; it differs
-// from avx512 only in its batched products of bf16 and Q8_0 weights.
+// from avx512 only in its batched products of bf16, Q8_0 and Q4_0 weights.
 enum class Isa : int { scalar, avx2, avx512, amx };
 
 inline const char* isa_name(Isa isa) {

@@ -149,15 +149,18 @@ inline Kernels simd_kernels(DType t, Isa isa) {
   return k;
 }
 
-// The amx level: the AVX-512 kernels, and AMX tiles for batches of bf16 and Q8_0 weights,
-// faster from 6 and 4 tokens up, though most of a 16-token group is then zero padding
-// (measured against the avx512 level: bf16 1.3-1.6x at 6 tokens, 0.75-0.95x at 4; Q8_0
-// 1.15-1.25x at 4, 0.9-1.05x at 3).
+// The amx level: the AVX-512 kernels, and AMX tiles for batches of bf16, Q8_0 and Q4_0
+// weights, faster from 6, 4 and 8 tokens up, though most of a 16-token group is then zero
+// padding (measured against the avx512 level: bf16 1.3-1.6x at 6 tokens, 0.75-0.95x at 4;
+// Q8_0 1.15-1.25x at 4, 0.9-1.05x at 3; Q4_0 1.25-1.5x at 8, 0.95-1.15x at 6).
 inline Kernels amx_kernels(DType t) {
   Kernels k = simd_kernels(t, Isa::amx);
   if (t == DType::bf16) k.batch = {ActFormat::bf16_split, amx::pack_group, amx::gemm<amx::Bf16Tiles>, 6, kSplitCols};
   if (t == DType::q8_0) {
-    k.batch = {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::Q8_0Tiles>, 4, kQ0Block};
+    k.batch = {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q8_0Blocks>>, 4, kQ0Block};
+  }
+  if (t == DType::q4_0) {
+    k.batch = {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q4_0Blocks>>, 8, kQ0Block};
   }
   return k;
 }
