@@ -398,7 +398,7 @@ std::vector<Isa> batch_levels(DType t) {
   for (Isa isa : simd_levels()) {
     if (cpu::kernels_for(t, isa).batch.gemm != nullptr) levels.push_back(isa);
   }
-  if (levels.empty()) MESSAGE("no kernel level of this CPU has a batch product for " << dtype_name(t));
+  if (levels.empty()) MESSAGE("no kernel level of this CPU has a batch product for " << std::string(dtype_name(t)));
   return levels;
 }
 

@@ -74,19 +74,20 @@ int main(int argc, char** argv) {
         const cpu::BatchKernels* batch = k.batch_for(cols, tokens);
         const cpu::ActFormat format = batch != nullptr ? batch->act : k.act;
         const std::size_t stride = format == cpu::ActFormat::f32 ? sizeof(float) * cols : cpu::act_row_bytes(format, cols);
-        const int groups = (tokens + cpu::kSplitTokens - 1) / cpu::kSplitTokens;
-        std::vector<std::byte> act_storage(stride * static_cast<std::size_t>(groups * cpu::kSplitTokens) + 64);
+        const int groups = (tokens + cpu::kGroupTokens - 1) / cpu::kGroupTokens;
+        std::vector<std::byte> act_storage(stride * static_cast<std::size_t>(groups * cpu::kGroupTokens) + 64);
         std::byte* acts = act_storage.data() + (64 - reinterpret_cast<std::uintptr_t>(act_storage.data()) % 64) % 64;
-        const std::int64_t chunk = tokens == 1 ? 16 : 64;  // the backend's work items
+        // The backend's work items.
+        const std::int64_t chunk = tokens == 1 ? 16 : batch != nullptr ? cpu::batch_item_rows(rows, threads) : 64;
         // One product on copy `copy`, called by every thread of the enclosing region as the
         // backend does: the activations prepared once, then the rows split across threads.
         auto product = [&](int copy) {
           const TensorView w{t, rows, cols, weights.data() + matrix * static_cast<std::size_t>(copy)};
           if (batch != nullptr) {
             cpu::parallel_for(groups, [&](std::int64_t g) {
-              const int first = static_cast<int>(g) * cpu::kSplitTokens;
+              const int first = static_cast<int>(g) * cpu::kGroupTokens;
               batch->pack_acts(x.data() + static_cast<std::size_t>(first) * cols, static_cast<std::size_t>(cols),
-                               std::min(cpu::kSplitTokens, tokens - first), cols,
+                               std::min(cpu::kGroupTokens, tokens - first), cols,
                                acts + static_cast<std::size_t>(first) * stride);
             });
           } else if (k.quantize_acts != nullptr) {
