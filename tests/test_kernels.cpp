@@ -444,8 +444,8 @@ TEST_CASE("batch products: within 1e-6 of a double-precision product on every re
               const std::size_t row = cpu::act_row_bytes(cpu::ActFormat::q8_0, cols);
               const std::size_t used = static_cast<std::size_t>(cols + 8 * (cols / kQ0Block));  // not the padding
               for (int t = 0; t < n; ++t) {
-                const std::byte* group = acts.data + static_cast<std::size_t>(t / cpu::kGroupTokens) *
-                                                         cpu::kGroupTokens * acts.stride;
+                const std::byte* group =
+                    acts.data + static_cast<std::size_t>(t / cpu::kGroupTokens) * cpu::kGroupTokens * acts.stride;
                 CHECK(std::memcmp(group + static_cast<std::size_t>(t % cpu::kGroupTokens) * row,
                                   ref_acts.bytes.data() + static_cast<std::size_t>(t) * ref_acts.stride, used) == 0);
               }
@@ -473,8 +473,8 @@ TEST_CASE("batch products: within 1e-6 of a double-precision product on every re
           }
         }
       }
-      MESSAGE(std::string(cpu::isa_name(isa)) << " batch product of " << std::string(dtype_name(type)) << " weights: worst error "
-                                              << worst << " of the terms' magnitude");
+      MESSAGE(std::string(cpu::isa_name(isa)) << " batch product of " << std::string(dtype_name(type))
+                                              << " weights: worst error " << worst << " of the terms' magnitude");
     }
   }
   // bf16 columns that are not whole 32-column chunks go through the level's gemm.

@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
         // The backend's choice: the level's batch product where it applies, else its gemm.
         const cpu::BatchKernels* batch = k.batch_for(cols, tokens);
         const cpu::ActFormat format = batch != nullptr ? batch->act : k.act;
-        const std::size_t stride = format == cpu::ActFormat::f32 ? sizeof(float) * cols : cpu::act_row_bytes(format, cols);
+        const std::size_t stride =
+            format == cpu::ActFormat::f32 ? sizeof(float) * cols : cpu::act_row_bytes(format, cols);
         const int groups = (tokens + cpu::kGroupTokens - 1) / cpu::kGroupTokens;
         std::vector<std::byte> act_storage(stride * static_cast<std::size_t>(groups * cpu::kGroupTokens) + 64);
         std::byte* acts = act_storage.data() + (64 - reinterpret_cast<std::uintptr_t>(act_storage.data()) % 64) % 64;

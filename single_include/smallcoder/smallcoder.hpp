@@ -5908,7 +5908,8 @@ SMALLCODER_AVX512_INLINE inline void transpose16(__m512i (&v)[16]) {
     v[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
   }
   for (int j = 0; j < 4; ++j) {  // gather lane L of v[j], v[4 + j], v[8 + j], v[12 + j] into row 4L + j
-    const __m512i even_low = _mm512_shuffle_i32x4(v[j], v[4 + j], 0x88), odd_low = _mm512_shuffle_i32x4(v[j], v[4 + j], 0xDD);
+    const __m512i even_low = _mm512_shuffle_i32x4(v[j], v[4 + j], 0x88),
+                  odd_low = _mm512_shuffle_i32x4(v[j], v[4 + j], 0xDD);
     const __m512i even_high = _mm512_shuffle_i32x4(v[8 + j], v[12 + j], 0x88),
                   odd_high = _mm512_shuffle_i32x4(v[8 + j], v[12 + j], 0xDD);
     t[j] = _mm512_shuffle_i32x4(even_low, even_high, 0x88);
@@ -5932,8 +5933,8 @@ SMALLCODER_AVX512_INLINE inline __m512 round_to_bf16(__m512 x) {
 // The bf16 words of two vectors of bf16-valued floats (their upper halves), in order.
 SMALLCODER_AVX512_INLINE inline __m512i bf16_words(__m512 low, __m512 high) {
   alignas(64) static constexpr std::int16_t kUpperHalves[32] = {1,  3,  5,  7,  9,  11, 13, 15, 17, 19, 21,
-                                                              23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43,
-                                                              45, 47, 49, 51, 53, 55, 57, 59, 61, 63};
+                                                                23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43,
+                                                                45, 47, 49, 51, 53, 55, 57, 59, 61, 63};
   return _mm512_permutex2var_epi16(_mm512_castps_si512(low), _mm512_load_si512(kUpperHalves),
                                    _mm512_castps_si512(high));
 }
@@ -6163,10 +6164,11 @@ struct Q4_0Blocks {
   };
 
   SMALLCODER_AMX static TileSource tile(const std::byte* first, std::size_t row_bytes, int rows, std::int64_t b,
-                                       Scratch& s) {
+                                        Scratch& s) {
     const std::byte* p = first + static_cast<std::size_t>(b) * kBytes + 2;
     const __m512i low = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
-    const __m512i first_pair = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), second_pair = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    const __m512i first_pair = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11),
+                  second_pair = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
     for (int m = 0; m < rows; m += 4) {  // rows of a partial tile past `rows` stay unread
       auto row = [&](int i) {
         return m + i < rows ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + (m + i) * row_bytes))
@@ -6242,8 +6244,8 @@ struct QuantTiles {
         _mm512_store_ps(scales[i], row_scales(first + 16 * i * row_bytes, row_bytes, std::min(16, rows - 16 * i), b));
       }
       for (int j = 0; j < GB; ++j) {
-        const __m512 token_scales =
-            _mm512_loadu_ps(reinterpret_cast<const float*>(ab + static_cast<std::size_t>(j) * group_bytes + kQ8QuadBytes));
+        const __m512 token_scales = _mm512_loadu_ps(
+            reinterpret_cast<const float*>(ab + static_cast<std::size_t>(j) * group_bytes + kQ8QuadBytes));
         for (int i = 0; i < RB; ++i) {
           for (int m = 0; m < 16; ++m) {
             const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(scales[i][m]), token_scales);
@@ -6272,8 +6274,9 @@ SMALLCODER_AVX512 inline void pack_q8_0_group(const float* x, std::size_t ldx, i
   }
   std::byte* tiles = out + q8_0_tiles_at(cols);
   const std::int64_t blocks = cols / kQ0Block;
-  const __m512i token_offsets = _mm512_mullo_epi32(
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(static_cast<int>(row)));
+  const __m512i token_offsets =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(static_cast<int>(row)));
   for (std::int64_t b = 0; b < blocks; b += 2) {
     const bool pair = b + 1 < blocks;
     __m512i v[16];
@@ -6702,7 +6705,9 @@ struct KernelTable {
 #ifdef SMALLCODER_X86
         const DType type = static_cast<DType>(t);
         const Isa isa = static_cast<Isa>(i);
-        entries[i][t] = isa == Isa::scalar ? scalar_kernels(type) : isa == Isa::amx ? amx_kernels(type) : simd_kernels(type, isa);
+        entries[i][t] = isa == Isa::scalar ? scalar_kernels(type)
+                        : isa == Isa::amx  ? amx_kernels(type)
+                                           : simd_kernels(type, isa);
 #else
         entries[i][t] = scalar_kernels(static_cast<DType>(t));  // never chosen: cpu_supports() says no
 #endif
@@ -7107,10 +7112,10 @@ class CpuBackend {
     const std::size_t gemm_tile = cpu::kEigenGemmVectorized ? static_cast<std::size_t>(kBatchRows) * widest : 0;
     const std::size_t per_thread = std::max({static_cast<std::size_t>(widest), static_cast<std::size_t>(context_), gemm_tile});
     for (auto& s : scratch_) s.resize(per_thread);
-    const std::size_t act_row = std::max({cpu::act_row_bytes(cpu::ActFormat::q8_0, widest),
-                                          cpu::act_row_bytes(cpu::ActFormat::q8_k, widest),
-                                          cpu::act_row_bytes(cpu::ActFormat::bf16_split, widest),
-                                          cpu::act_row_bytes(cpu::ActFormat::q8_0_tiles, widest)});
+    const std::size_t act_row =
+        std::max({cpu::act_row_bytes(cpu::ActFormat::q8_0, widest), cpu::act_row_bytes(cpu::ActFormat::q8_k, widest),
+                  cpu::act_row_bytes(cpu::ActFormat::bf16_split, widest),
+                  cpu::act_row_bytes(cpu::ActFormat::q8_0_tiles, widest)});
     const std::size_t act_rows = (static_cast<std::size_t>(max_batch_) + cpu::kGroupTokens - 1) / cpu::kGroupTokens *
                                  cpu::kGroupTokens;  // whole groups for the grouped formats
     act_storage_.resize(act_rows * act_row + 64);
@@ -7227,13 +7232,12 @@ class CpuBackend {
     const cpu::Kernels& k = cpu::kernels_for(w.dtype);
     if (const cpu::BatchKernels* batch = k.batch_for(w.cols, rows)) {
       const std::size_t stride = cpu::act_row_bytes(batch->act, x.cols());
-      const std::byte* acts = prepared(batch->act, x, first, rows, (rows + cpu::kGroupTokens - 1) / cpu::kGroupTokens,
-                                       [&](std::int64_t g) {
-                                         const int t = static_cast<int>(g) * cpu::kGroupTokens;
-                                         batch->pack_acts(x.row(first + t), static_cast<std::size_t>(x.cols()),
-                                                          std::min(cpu::kGroupTokens, rows - t), x.cols(),
-                                                          acts_ + static_cast<std::size_t>(t) * stride);
-                                       });
+      const std::int64_t groups = (rows + cpu::kGroupTokens - 1) / cpu::kGroupTokens;
+      const std::byte* acts = prepared(batch->act, x, first, rows, groups, [&](std::int64_t g) {
+        const int t = static_cast<int>(g) * cpu::kGroupTokens;
+        batch->pack_acts(x.row(first + t), static_cast<std::size_t>(x.cols()), std::min(cpu::kGroupTokens, rows - t),
+                         x.cols(), acts_ + static_cast<std::size_t>(t) * stride);
+      });
       split_rows(batch->gemm, w, cpu::batch_item_rows(w.rows, threads_), acts, stride, rows, y, ldy, accumulate);
       return;
     }

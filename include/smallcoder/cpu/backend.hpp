@@ -74,10 +74,10 @@ class CpuBackend {
     const std::size_t gemm_tile = cpu::kEigenGemmVectorized ? static_cast<std::size_t>(kBatchRows) * widest : 0;
     const std::size_t per_thread = std::max({static_cast<std::size_t>(widest), static_cast<std::size_t>(context_), gemm_tile});
     for (auto& s : scratch_) s.resize(per_thread);
-    const std::size_t act_row = std::max({cpu::act_row_bytes(cpu::ActFormat::q8_0, widest),
-                                          cpu::act_row_bytes(cpu::ActFormat::q8_k, widest),
-                                          cpu::act_row_bytes(cpu::ActFormat::bf16_split, widest),
-                                          cpu::act_row_bytes(cpu::ActFormat::q8_0_tiles, widest)});
+    const std::size_t act_row =
+        std::max({cpu::act_row_bytes(cpu::ActFormat::q8_0, widest), cpu::act_row_bytes(cpu::ActFormat::q8_k, widest),
+                  cpu::act_row_bytes(cpu::ActFormat::bf16_split, widest),
+                  cpu::act_row_bytes(cpu::ActFormat::q8_0_tiles, widest)});
     const std::size_t act_rows = (static_cast<std::size_t>(max_batch_) + cpu::kGroupTokens - 1) / cpu::kGroupTokens *
                                  cpu::kGroupTokens;  // whole groups for the grouped formats
     act_storage_.resize(act_rows * act_row + 64);
@@ -194,13 +194,12 @@ class CpuBackend {
     const cpu::Kernels& k = cpu::kernels_for(w.dtype);
     if (const cpu::BatchKernels* batch = k.batch_for(w.cols, rows)) {
       const std::size_t stride = cpu::act_row_bytes(batch->act, x.cols());
-      const std::byte* acts = prepared(batch->act, x, first, rows, (rows + cpu::kGroupTokens - 1) / cpu::kGroupTokens,
-                                       [&](std::int64_t g) {
-                                         const int t = static_cast<int>(g) * cpu::kGroupTokens;
-                                         batch->pack_acts(x.row(first + t), static_cast<std::size_t>(x.cols()),
-                                                          std::min(cpu::kGroupTokens, rows - t), x.cols(),
-                                                          acts_ + static_cast<std::size_t>(t) * stride);
-                                       });
+      const std::int64_t groups = (rows + cpu::kGroupTokens - 1) / cpu::kGroupTokens;
+      const std::byte* acts = prepared(batch->act, x, first, rows, groups, [&](std::int64_t g) {
+        const int t = static_cast<int>(g) * cpu::kGroupTokens;
+        batch->pack_acts(x.row(first + t), static_cast<std::size_t>(x.cols()), std::min(cpu::kGroupTokens, rows - t),
+                         x.cols(), acts_ + static_cast<std::size_t>(t) * stride);
+      });
       split_rows(batch->gemm, w, cpu::batch_item_rows(w.rows, threads_), acts, stride, rows, y, ldy, accumulate);
       return;
     }

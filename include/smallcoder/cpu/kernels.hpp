@@ -192,7 +192,9 @@ struct KernelTable {
 #ifdef SMALLCODER_X86
         const DType type = static_cast<DType>(t);
         const Isa isa = static_cast<Isa>(i);
-        entries[i][t] = isa == Isa::scalar ? scalar_kernels(type) : isa == Isa::amx ? amx_kernels(type) : simd_kernels(type, isa);
+        entries[i][t] = isa == Isa::scalar ? scalar_kernels(type)
+                        : isa == Isa::amx  ? amx_kernels(type)
+                                           : simd_kernels(type, isa);
 #else
         entries[i][t] = scalar_kernels(static_cast<DType>(t));  // never chosen: cpu_supports() says no
 #endif
