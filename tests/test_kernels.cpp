@@ -1,8 +1,9 @@
-// The CPU kernel table at every SIMD level the CPU has (scalar, avx2, avx512, each forced in
-// turn; levels the CPU lacks are skipped with a message): quantized activations and integer
+// The CPU kernel table at every SIMD level the CPU has (scalar, avx2, avx512, amx, each forced
+// in turn; levels the CPU lacks are skipped with a message): quantized activations and integer
 // block sums bit-equal to the scalar level, products within 1e-6 of it on awkward shapes,
-// float products within 1e-6 of a double-precision reference, and the backend's reuse of
-// quantized activations.
+// float products within 1e-6 of a double-precision reference, the batch products (amx's bf16
+// tiles) likewise on every remainder of rows, tokens and columns, and the backend's reuse of
+// prepared activations.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -21,7 +22,7 @@ using cpu::Isa;
 
 namespace {
 
-const Isa kLevels[] = {Isa::scalar, Isa::avx2, Isa::avx512};
+const Isa kLevels[] = {Isa::scalar, Isa::avx2, Isa::avx512, Isa::amx};
 const DType kQuantTypes[] = {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k};
 const DType kFloatTypes[] = {DType::f32, DType::bf16, DType::f16};
 const int kTokenCounts[] = {1, 2, 3, 5, 17};
@@ -29,7 +30,7 @@ const int kTokenCounts[] = {1, 2, 3, 5, 17};
 // The SIMD levels this CPU can run; a MESSAGE names the ones it cannot.
 std::vector<Isa> simd_levels() {
   std::vector<Isa> levels;
-  for (Isa isa : {Isa::avx2, Isa::avx512}) {
+  for (Isa isa : {Isa::avx2, Isa::avx512, Isa::amx}) {
     if (cpu::cpu_supports(isa)) {
       levels.push_back(isa);
     } else {
@@ -172,10 +173,10 @@ std::vector<std::int64_t> awkward_cols(DType t) {
 }  // namespace
 
 TEST_CASE("kernel levels: names, detection and forcing") {
-  CHECK(cpu::parse_isa("avx512", "x") == Isa::avx512);
-  CHECK_THROWS_WITH_AS(cpu::parse_isa("sse9", "SMALLCODER_ISA"),
-                       doctest::Contains("SMALLCODER_ISA: unknown kernel level 'sse9' (known: scalar, avx2, avx512)"),
-                       Error);
+  for (Isa isa : kLevels) CHECK(cpu::parse_isa(cpu::isa_name(isa), "x") == isa);
+  CHECK_THROWS_WITH_AS(
+      cpu::parse_isa("sse9", "SMALLCODER_ISA"),
+      doctest::Contains("SMALLCODER_ISA: unknown kernel level 'sse9' (known: scalar, avx2, avx512, amx)"), Error);
   CHECK(cpu::cpu_supports(Isa::scalar));
   CHECK(cpu::cpu_supports(cpu::best_isa()));
   CHECK(cpu::choose_isa(nullptr) == cpu::best_isa());
@@ -197,9 +198,25 @@ TEST_CASE("kernel levels: names, detection and forcing") {
   }
   cpu::force_isa(cpu::best_isa());
 #if defined(__x86_64__)
-  // This project's reference machines have AVX-512 with VNNI: a generic build must use it.
-  if (cpu::cpu_supports(Isa::avx512)) CHECK(cpu::best_isa() == Isa::avx512);
+  // This project's reference machines have AVX-512 with VNNI, some AMX too: a generic build must use them.
+  if (cpu::cpu_supports(Isa::amx)) CHECK(cpu::best_isa() == Isa::amx);
+  if (cpu::cpu_supports(Isa::avx512) && !cpu::cpu_supports(Isa::amx)) CHECK(cpu::best_isa() == Isa::avx512);
+  // amx is the avx512 level with more: a CPU with AMX but without the rest runs avx512 or lower.
+  if (cpu::cpu_supports(Isa::amx)) CHECK(cpu::cpu_supports(Isa::avx512));
 #endif
+  // Only the amx level has a batch product, and only for bf16, Q8_0 and Q4_0 weights.
+  for (Isa isa : kLevels) {
+    for (DType t : {DType::f32, DType::bf16, DType::f16, DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
+      CAPTURE(std::string(cpu::isa_name(isa)));
+      CAPTURE(std::string(dtype_name(t)));
+      const bool has_batch = cpu::kernels_for(t, isa).batch.gemm != nullptr;
+#ifdef SMALLCODER_X86
+      CHECK(has_batch == (isa == Isa::amx && (t == DType::bf16 || t == DType::q8_0 || t == DType::q4_0)));
+#else
+      CHECK(!has_batch);
+#endif
+    }
+  }
 }
 
 TEST_CASE("activation quantizers: every level writes the scalar level's bytes") {
@@ -352,6 +369,121 @@ TEST_CASE("float weights: every level within 1e-6 of a double-precision product 
   }
 }
 
+namespace {
+
+// n fp32 activation rows (cols apart) packed for a batch product, group by group, into a
+// 64-byte aligned buffer (the vector's own buffer: moving the struct keeps it).
+struct PackedActs {
+  std::vector<std::byte> storage;
+  std::byte* data = nullptr;
+  std::size_t stride = 0;
+};
+
+PackedActs pack_batch(const cpu::BatchKernels& b, const std::vector<float>& x, int n, std::int64_t cols) {
+  PackedActs a;
+  a.stride = cpu::act_row_bytes(b.act, cols);
+  const int groups = (n + cpu::kGroupTokens - 1) / cpu::kGroupTokens;
+  a.storage.assign(a.stride * static_cast<std::size_t>(groups * cpu::kGroupTokens) + 64, std::byte{0xAB});
+  a.data = a.storage.data() + (64 - reinterpret_cast<std::uintptr_t>(a.storage.data()) % 64) % 64;
+  for (int t = 0; t < n; t += cpu::kGroupTokens) {
+    b.pack_acts(x.data() + static_cast<std::size_t>(t) * static_cast<std::size_t>(cols), static_cast<std::size_t>(cols),
+                std::min(cpu::kGroupTokens, n - t), cols, a.data + static_cast<std::size_t>(t) * a.stride);
+  }
+  return a;
+}
+
+// Levels with a batch product for weights of type t.
+std::vector<Isa> batch_levels(DType t) {
+  std::vector<Isa> levels;
+  for (Isa isa : simd_levels()) {
+    if (cpu::kernels_for(t, isa).batch.gemm != nullptr) levels.push_back(isa);
+  }
+  if (levels.empty()) MESSAGE("no kernel level of this CPU has a batch product for " << std::string(dtype_name(t)));
+  return levels;
+}
+
+}  // namespace
+
+// The AMX tiles hold 16 weight rows x 16 tokens x 32 columns: every remainder of rows (mod
+// 16 and 32), tokens (mod 16 and 32, 1 to 40), row ranges starting mid-matrix, and 4096
+// columns, where a bf16 product takes several passes over the rows (32 tokens each), with
+// accumulation on and off. bf16: the activations are split into bf16 parts, not rounded, so
+// the products must stay as close to the double-precision product of the fp32 activations
+// as the avx512 level's fp32 products (1e-6 of the terms' magnitude). Q8_0 and Q4_0: the
+// groups hold the q8_0 rows every level quantizes to (the bytes the block sums take), and
+// the products are those of the scalar level's activations, within 1e-6 as every level's.
+TEST_CASE("batch products: within 1e-6 of a double-precision product on every remainder") {
+  std::mt19937 rng(31);
+  for (DType type : {DType::bf16, DType::q8_0, DType::q4_0}) {
+    for (Isa isa : batch_levels(type)) {
+      const cpu::Kernels& k = cpu::kernels_for(type, isa);
+      const cpu::Kernels& ref_kernels = cpu::kernels_for(type, Isa::scalar);
+      double worst = 0.0;
+      for (std::int64_t cols : {32, 96, 768, 4096}) {
+        for (std::int64_t rows : {5, 16, 33, 35, 47, 64, 70}) {
+          const Matrix w = random_matrix(rng, type, rows, cols);
+          const int max_tokens = cols == 96 ? 35 : 40;
+          std::vector<float> x = random_floats(rng, static_cast<std::size_t>(max_tokens * cols), 1.0f);
+          x[3] = 3.0e-39f;  // a denormal, x[4] a value whose bf16 parts run into the denormals
+          x[4] = 1.0e-36f;
+          // A large value: its term is a good part of its products (fp32 sums over 4096 terms of
+          // which one is most of the magnitude lose more than 1e-6 of it at every level).
+          x[5] = 1.0e3f;
+          const Acts ref_acts = prepare(ref_kernels, x, max_tokens, cols);
+          const Reference ref = reference(ref_kernels, w.view, ref_acts, max_tokens);
+          for (int n = 1; n <= max_tokens; n += (cols == 768 ? 1 : cols == 4096 ? 3 : 2)) {
+            CAPTURE(std::string(dtype_name(type)));
+            CAPTURE(std::string(cpu::isa_name(isa)));
+            CAPTURE(cols);
+            CAPTURE(rows);
+            CAPTURE(n);
+            const cpu::BatchKernels* b = k.batch_for(cols, n);
+            REQUIRE((b != nullptr) == (n >= k.batch.min_tokens));
+            const PackedActs acts = pack_batch(k.batch, x, n, cols);
+            if (k.batch.act == cpu::ActFormat::q8_0_tiles) {
+              const std::size_t row = cpu::act_row_bytes(cpu::ActFormat::q8_0, cols);
+              const std::size_t used = static_cast<std::size_t>(cols + 8 * (cols / kQ0Block));  // not the padding
+              for (int t = 0; t < n; ++t) {
+                const std::byte* group =
+                    acts.data + static_cast<std::size_t>(t / cpu::kGroupTokens) * cpu::kGroupTokens * acts.stride;
+                CHECK(std::memcmp(group + static_cast<std::size_t>(t % cpu::kGroupTokens) * row,
+                                  ref_acts.bytes.data() + static_cast<std::size_t>(t) * ref_acts.stride, used) == 0);
+              }
+            }
+            // Rows [r0, r1) into y with gaps (ldy > rows), over a background of 0.5.
+            const std::int64_t r0 = rows > 20 ? 3 : 0, r1 = rows;
+            const std::size_t ldy = static_cast<std::size_t>(rows) + 5;
+            for (bool accumulate : {false, true}) {
+              std::vector<float> y(static_cast<std::size_t>(n) * ldy, 0.5f);
+              k.batch.gemm(w.view, r0, r1, acts.data, acts.stride, n, y.data(), ldy, accumulate);
+              for (int t = 0; t < n; ++t) {
+                for (std::size_t r = 0; r < ldy; ++r) {
+                  const float got = y[static_cast<std::size_t>(t) * ldy + r];
+                  if (r < static_cast<std::size_t>(r0) || r >= static_cast<std::size_t>(r1)) {
+                    CHECK(got == 0.5f);
+                    continue;
+                  }
+                  const std::size_t i = static_cast<std::size_t>(t * rows) + r;
+                  const double error = std::fabs(got - (accumulate ? 0.5 : 0.0) - ref.exact[i]);
+                  if (ref.magnitude[i] > 0) worst = std::max(worst, error / ref.magnitude[i]);
+                  CHECK(error <= 1e-6 * ref.magnitude[i]);
+                }
+              }
+            }
+          }
+        }
+      }
+      MESSAGE(std::string(cpu::isa_name(isa)) << " batch product of " << std::string(dtype_name(type))
+                                              << " weights: worst error " << worst << " of the terms' magnitude");
+    }
+  }
+  // bf16 columns that are not whole 32-column chunks go through the level's gemm.
+  for (Isa isa : batch_levels(DType::bf16)) {
+    CHECK(cpu::kernels_for(DType::bf16, isa).batch_for(40, 64) == nullptr);
+    CHECK(cpu::kernels_for(DType::bf16, isa).batch_for(688, 64) == nullptr);
+  }
+}
+
 TEST_CASE("gemm writes only its row range and accumulates when asked") {
   std::mt19937 rng(17);
   std::vector<Isa> levels = simd_levels();
@@ -418,41 +550,57 @@ ModelConfig tiny_config(int hidden) {
 
 }  // namespace
 
-TEST_CASE("backend: quantized activations are reused only while the input buffer is unchanged") {
+// 3 tokens take each level's gemm, 17 its batch product where it has one (amx: bf16, Q8_0,
+// Q4_0).
+TEST_CASE("backend: prepared activations are reused only while the input buffer and their format are unchanged") {
   std::mt19937 rng(23);
   BackendOptions options;
   options.threads = 2;
-  options.max_batch = 4;
-  for (DType t : {DType::q8_0, DType::q4_k}) {
-    CAPTURE(std::string(dtype_name(t)));
-    const std::int64_t cols = t == DType::q4_k ? 256 : 64;
-    CpuBackend b(tiny_config(static_cast<int>(cols)), options);
-    const Matrix w1 = random_matrix(rng, t, 24, cols), w2 = random_matrix(rng, t, 40, cols);
-    auto x = b.make_buffer(static_cast<int>(cols));
-    auto y1 = b.make_buffer(24), y2 = b.make_buffer(40), y3 = b.make_buffer(24);
-    std::vector<float> first = random_floats(rng, static_cast<std::size_t>(3 * cols), 1.0f);
-    std::vector<float> second = random_floats(rng, static_cast<std::size_t>(3 * cols), 1.0f);
-    const std::int32_t tokens[3] = {0, 1, 2};
-    const Step step{tokens, 3, 0, 0};
-    for (int r = 0; r < 3; ++r) std::copy_n(first.data() + r * cols, cols, x.row(r));
-    b.run(step, [&] {
-      b.matmul(step, w1.view, x, y1);
-      b.matmul(step, w2.view, x, y2);  // reuses the quantized x
-    });
-    for (int r = 0; r < 3; ++r) std::copy_n(second.data() + r * cols, cols, x.row(r));  // x changes
-    b.run(step, [&] { b.matmul(step, w1.view, x, y3); });                               // must see the new x
-    const cpu::Kernels& k = cpu::kernels_for(t);
-    auto expect = [&](const Matrix& w, const std::vector<float>& in, auto& y) {
-      const std::vector<float> want = run_gemm(k, w.view, prepare(k, in, 3, cols), 3);
-      for (int r = 0; r < 3; ++r) {
-        for (std::int64_t i = 0; i < w.view.rows; ++i) {
-          CHECK(y.row(r)[i] == doctest::Approx(want[static_cast<std::size_t>(r * w.view.rows + i)]).epsilon(1e-6));
+  options.max_batch = 20;
+  for (int n : {3, 17}) {
+    for (DType t : {DType::q8_0, DType::q4_0, DType::q4_k, DType::bf16}) {
+      CAPTURE(n);
+      CAPTURE(std::string(dtype_name(t)));
+      const std::int64_t cols = t == DType::q4_k ? 256 : 64;
+      CpuBackend b(tiny_config(static_cast<int>(cols)), options);
+      // w3 has another type than w1 and w2, so x is prepared in another format in between.
+      const DType other = t == DType::q8_0 ? DType::bf16 : DType::q8_0;
+      const Matrix w1 = random_matrix(rng, t, 24, cols), w2 = random_matrix(rng, t, 40, cols),
+                   w3 = random_matrix(rng, other, 24, cols);
+      auto x = b.make_buffer(static_cast<int>(cols));
+      auto y1 = b.make_buffer(24), y2 = b.make_buffer(40), y3 = b.make_buffer(24), y4 = b.make_buffer(24),
+           y5 = b.make_buffer(24);
+      std::vector<float> first = random_floats(rng, static_cast<std::size_t>(n * cols), 1.0f);
+      std::vector<float> second = random_floats(rng, static_cast<std::size_t>(n * cols), 1.0f);
+      std::vector<std::int32_t> tokens(static_cast<std::size_t>(n), 0);
+      const Step step{tokens.data(), n, 0, 0};
+      for (int r = 0; r < n; ++r) std::copy_n(first.data() + r * cols, cols, x.row(r));
+      b.run(step, [&] {
+        b.matmul(step, w1.view, x, y1);
+        b.matmul(step, w2.view, x, y2);  // reuses the prepared x
+        b.matmul(step, w3.view, x, y4);  // prepares x in its own format
+        b.matmul(step, w1.view, x, y5);  // and back
+      });
+      for (int r = 0; r < n; ++r) std::copy_n(second.data() + r * cols, cols, x.row(r));  // x changes
+      b.run(step, [&] { b.matmul(step, w1.view, x, y3); });                               // must see the new x
+      // Within 1e-6 of the double-precision product with the scalar level's activations
+      // (every level's, for the quantized formats), as the kernel tests hold every path.
+      auto expect = [&](const Matrix& w, const std::vector<float>& in, auto& y) {
+        const cpu::Kernels& ref = cpu::kernels_for(w.view.dtype, Isa::scalar);
+        const Reference want = reference(ref, w.view, prepare(ref, in, n, cols), n);
+        for (int r = 0; r < n; ++r) {
+          for (std::int64_t i = 0; i < w.view.rows; ++i) {
+            const std::size_t at = static_cast<std::size_t>(r * w.view.rows + i);
+            CHECK(std::fabs(y.row(r)[i] - want.exact[at]) <= 1e-6 * want.magnitude[at]);
+          }
         }
-      }
-    };
-    expect(w1, first, y1);
-    expect(w2, first, y2);
-    expect(w1, second, y3);
+      };
+      expect(w1, first, y1);
+      expect(w2, first, y2);
+      expect(w3, first, y4);
+      expect(w1, first, y5);
+      expect(w1, second, y3);
+    }
   }
 }
 

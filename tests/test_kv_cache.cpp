@@ -22,7 +22,7 @@ constexpr DType kCacheTypes[] = {DType::f32, DType::f16, DType::bf16};
 
 std::vector<Isa> supported_levels() {
   std::vector<Isa> levels;
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+  for (Isa isa : cpu::kAllIsas) {
     if (cpu::cpu_supports(isa)) levels.push_back(isa);
   }
   return levels;
@@ -188,7 +188,11 @@ TEST_CASE("kv cache: only f32, f16 and bf16; 16 bits take half the bytes") {
 }
 
 // Measured on smallcoder-nano's golden cases (worst rel L2 against PyTorch's fp32 logits): f16
-// cache 1.2e-4, bf16 1.05e-3; the bounds leave about 3x.
+// cache 1.2e-4, bf16 1.05e-3; the bounds leave about 3x. Batched and token-by-token passes
+// store the same keys and values, bit for bit, except at the amx level, whose batch products
+// sum in another order than its one-token ones: a value that lands near a rounding boundary
+// of the cache's type may then round the other way (measured: f16 1e-5, bf16 1.8e-4 apart).
+// The bounds on the two paths' difference leave about 3x of that.
 TEST_CASE("nano: logits with f16 and bf16 KV caches stay within 5e-4 and 3e-3 of PyTorch, batched and token by token") {
   const Checkpoint nano = load_checkpoint(test::data_path("models/smallcoder-nano"));
   const std::vector<test::GoldenCase> golden = test::load_golden("smallcoder-nano");
@@ -196,7 +200,7 @@ TEST_CASE("nano: logits with f16 and bf16 KV caches stay within 5e-4 and 3e-3 of
     BackendOptions options;
     options.kv_cache = type;
     Transformer<CpuBackend> t(nano.config, nano.weights, options);
-    const double bound = type == DType::f16 ? 5e-4 : 3e-3;
+    const double bound = type == DType::f16 ? 5e-4 : 3e-3, paths_bound = type == DType::f16 ? 1e-4 : 6e-4;
     double worst = 0, worst_paths = 0;
     for (const test::GoldenCase& g : golden) {
       CAPTURE(g.text);
@@ -205,7 +209,7 @@ TEST_CASE("nano: logits with f16 and bf16 KV caches stay within 5e-4 and 3e-3 of
       const double err = test::relative_l2(batched.data(), g.last_logits.data(), g.last_logits.size());
       const double paths = test::relative_l2(stepped.data(), batched.data(), batched.size());
       CHECK(err < bound);
-      CHECK(paths < 1e-4);  // both paths round the same keys and values into the cache
+      CHECK(paths < paths_bound);
       worst = std::max(worst, err);
       worst_paths = std::max(worst_paths, paths);
     }

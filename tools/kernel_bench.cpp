@@ -67,25 +67,40 @@ int main(int argc, char** argv) {
       std::vector<float> x(static_cast<std::size_t>(cols) * tokens), y(static_cast<std::size_t>(rows) * tokens);
       for (float& v : x) v = normal(rng) * 20.0f;
       std::printf("%-5s %5dx%-5d n=%d:", dtype_name(t), rows, cols, tokens);
-      for (cpu::Isa isa : {cpu::Isa::scalar, cpu::Isa::avx2, cpu::Isa::avx512}) {
+      for (cpu::Isa isa : cpu::kAllIsas) {
         if (!cpu::cpu_supports(isa)) continue;
         const cpu::Kernels& k = cpu::kernels_for(t, isa);
-        const std::size_t stride = k.act == cpu::ActFormat::f32 ? sizeof(float) * cols : cpu::act_row_bytes(k.act, cols);
-        std::vector<std::byte> acts(stride * static_cast<std::size_t>(tokens));
-        const std::int64_t chunk = tokens == 1 ? 16 : 64;  // the backend's work items
+        // The backend's choice: the level's batch product where it applies, else its gemm.
+        const cpu::BatchKernels* batch = k.batch_for(cols, tokens);
+        const cpu::ActFormat format = batch != nullptr ? batch->act : k.act;
+        const std::size_t stride =
+            format == cpu::ActFormat::f32 ? sizeof(float) * cols : cpu::act_row_bytes(format, cols);
+        const int groups = (tokens + cpu::kGroupTokens - 1) / cpu::kGroupTokens;
+        std::vector<std::byte> act_storage(stride * static_cast<std::size_t>(groups * cpu::kGroupTokens) + 64);
+        std::byte* acts = act_storage.data() + (64 - reinterpret_cast<std::uintptr_t>(act_storage.data()) % 64) % 64;
+        // The backend's work items.
+        const std::int64_t chunk = tokens == 1 ? 16 : batch != nullptr ? cpu::batch_item_rows(rows, threads) : 64;
         // One product on copy `copy`, called by every thread of the enclosing region as the
-        // backend does: the activations quantized once, then the rows split across threads.
+        // backend does: the activations prepared once, then the rows split across threads.
         auto product = [&](int copy) {
           const TensorView w{t, rows, cols, weights.data() + matrix * static_cast<std::size_t>(copy)};
-          if (k.quantize_acts != nullptr) {
+          if (batch != nullptr) {
+            cpu::parallel_for(groups, [&](std::int64_t g) {
+              const int first = static_cast<int>(g) * cpu::kGroupTokens;
+              batch->pack_acts(x.data() + static_cast<std::size_t>(first) * cols, static_cast<std::size_t>(cols),
+                               std::min(cpu::kGroupTokens, tokens - first), cols,
+                               acts + static_cast<std::size_t>(first) * stride);
+            });
+          } else if (k.quantize_acts != nullptr) {
             cpu::parallel_for(tokens, [&](std::int64_t i) {
-              k.quantize_acts(x.data() + i * cols, cols, acts.data() + static_cast<std::size_t>(i) * stride);
+              k.quantize_acts(x.data() + i * cols, cols, acts + static_cast<std::size_t>(i) * stride);
             });
           }
-          const std::byte* a = k.quantize_acts != nullptr ? acts.data() : reinterpret_cast<const std::byte*>(x.data());
+          const std::byte* a = format != cpu::ActFormat::f32 ? acts : reinterpret_cast<const std::byte*>(x.data());
+          const cpu::GemmFn gemm = batch != nullptr ? batch->gemm : k.gemm;
           cpu::parallel_for((rows + chunk - 1) / chunk, [&](std::int64_t c) {
-            k.gemm(w, c * chunk, std::min<std::int64_t>(rows, (c + 1) * chunk), a, stride, tokens, y.data(),
-                   static_cast<std::size_t>(rows), false);
+            gemm(w, c * chunk, std::min<std::int64_t>(rows, (c + 1) * chunk), a, stride, tokens, y.data(),
+                 static_cast<std::size_t>(rows), false);
           });
         };
         const int iterations = std::max(3, static_cast<int>(2e8 / static_cast<double>(matrix)));

@@ -29,7 +29,7 @@ class CpuBackend {
   static constexpr const char* name() { return "cpu"; }
 
   // A [max_batch x cols] fp32 activation matrix. Handing out a row for writing marks the
-  // buffer changed, which tells the backend its 8-bit copy of the buffer is stale.
+  // buffer changed, which tells the backend its prepared (8-bit or packed) copy is stale.
   class Buffer {
    public:
     Buffer() = default;
@@ -52,7 +52,7 @@ class CpuBackend {
     friend class CpuBackend;
     int cols_ = 0;
     std::vector<float> data_;
-    mutable std::atomic<bool> changed_{true};  // written since the backend last quantized it
+    mutable std::atomic<bool> changed_{true};  // written since the backend last prepared it
   };
 
   CpuBackend(const ModelConfig& config, const BackendOptions& options)
@@ -77,8 +77,12 @@ class CpuBackend {
     const std::size_t per_thread = std::max({static_cast<std::size_t>(widest), scores, gemm_tile});
     for (auto& s : scratch_) s.resize(per_thread);
     const std::size_t act_row =
-        std::max(cpu::act_row_bytes(cpu::ActFormat::q8_0, widest), cpu::act_row_bytes(cpu::ActFormat::q8_k, widest));
-    act_storage_.resize(static_cast<std::size_t>(max_batch_) * act_row + 64);
+        std::max({cpu::act_row_bytes(cpu::ActFormat::q8_0, widest), cpu::act_row_bytes(cpu::ActFormat::q8_k, widest),
+                  cpu::act_row_bytes(cpu::ActFormat::bf16_split, widest),
+                  cpu::act_row_bytes(cpu::ActFormat::q8_0_tiles, widest)});
+    const std::size_t act_rows = (static_cast<std::size_t>(max_batch_) + cpu::kGroupTokens - 1) / cpu::kGroupTokens *
+                                 cpu::kGroupTokens;  // whole groups for the grouped formats
+    act_storage_.resize(act_rows * act_row + 64);
     acts_ = act_storage_.data() + (64 - reinterpret_cast<std::uintptr_t>(act_storage_.data()) % 64) % 64;
   }
 
@@ -187,10 +191,22 @@ class CpuBackend {
   static constexpr std::int64_t kBatchRows = 64;   // for a batch: each tile's weights are reused from cache
 
   // y[t * ldy + r] (+)= W[r] . x.row(first + t) for t < rows: the activation rows are
-  // prepared once (quantized for integer kernels), then the weight rows are split across
-  // the threads, each thread streaming its own contiguous share of W.
+  // prepared once (quantized for integer kernels, packed for a level's batch product), then
+  // the weight rows are split across the threads, each thread streaming its own contiguous
+  // share of W.
   void product(const TensorView& w, const Buffer& x, int first, int rows, float* y, std::size_t ldy, bool accumulate) {
     const cpu::Kernels& k = cpu::kernels_for(w.dtype);
+    if (const cpu::BatchKernels* batch = k.batch_for(w.cols, rows)) {
+      const std::size_t stride = cpu::act_row_bytes(batch->act, x.cols());
+      const std::int64_t groups = (rows + cpu::kGroupTokens - 1) / cpu::kGroupTokens;
+      const std::byte* acts = prepared(batch->act, x, first, rows, groups, [&](std::int64_t g) {
+        const int t = static_cast<int>(g) * cpu::kGroupTokens;
+        batch->pack_acts(x.row(first + t), static_cast<std::size_t>(x.cols()), std::min(cpu::kGroupTokens, rows - t),
+                         x.cols(), acts_ + static_cast<std::size_t>(t) * stride);
+      });
+      split_rows(batch->gemm, w, cpu::batch_item_rows(w.rows, threads_), acts, stride, rows, y, ldy, accumulate);
+      return;
+    }
     if (cpu::kEigenGemmVectorized && k.act == cpu::ActFormat::f32 && rows >= cpu::kEigenMinTokens) {
       cpu::parallel_for((w.rows + kBatchRows - 1) / kBatchRows, [&](std::int64_t c) {
         float* scratch = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
@@ -203,27 +219,35 @@ class CpuBackend {
     std::size_t act_stride = static_cast<std::size_t>(x.cols()) * sizeof(float);
     if (k.act != cpu::ActFormat::f32) {
       act_stride = cpu::act_row_bytes(k.act, x.cols());
-      acts = quantized(k, x, first, rows, act_stride);
+      acts = prepared(k.act, x, first, rows, rows, [&](std::int64_t i) {
+        k.quantize_acts(x.row(first + static_cast<int>(i)), x.cols(), acts_ + static_cast<std::size_t>(i) * act_stride);
+      });
     }
-    const std::int64_t chunk = rows == 1 ? kDecodeRows : kBatchRows;
+    split_rows(k.gemm, w, rows == 1 ? kDecodeRows : kBatchRows, acts, act_stride, rows, y, ldy, accumulate);
+  }
+
+  // Runs gemm on W's rows in chunks of `chunk` rows split statically across the threads.
+  void split_rows(cpu::GemmFn gemm, const TensorView& w, std::int64_t chunk, const std::byte* acts,
+                  std::size_t act_stride, int rows, float* y, std::size_t ldy, bool accumulate) {
     cpu::parallel_for((w.rows + chunk - 1) / chunk, [&](std::int64_t c) {
-      k.gemm(w, c * chunk, std::min(w.rows, (c + 1) * chunk), acts, act_stride, rows, y, ldy, accumulate);
+      gemm(w, c * chunk, std::min(w.rows, (c + 1) * chunk), acts, act_stride, rows, y, ldy, accumulate);
     });
   }
 
-  // x's rows [first, first + rows) in k's 8-bit activation format. Consecutive products on
-  // an unchanged buffer (q/k/v on one normed input, gate/up on another) quantize it once.
-  const std::byte* quantized(const cpu::Kernels& k, const Buffer& x, int first, int rows, std::size_t stride) {
-    const bool fresh = quantized_.source == &x && quantized_.format == k.act && quantized_.first == first &&
-                       quantized_.rows == rows && !x.changed_.load(std::memory_order_relaxed);
+  // x's rows [first, first + rows) in activation format `format`, written into acts_ by
+  // prepare(i) for work items i < items, split across the threads. Consecutive products
+  // on an unchanged buffer (q/k/v on one normed input, gate/up on another) prepare it once.
+  template <class Prepare>
+  const std::byte* prepared(cpu::ActFormat format, const Buffer& x, int first, int rows, std::int64_t items,
+                            Prepare&& prepare) {
+    const bool fresh = prepared_.source == &x && prepared_.format == format && prepared_.first == first &&
+                       prepared_.rows == rows && !x.changed_.load(std::memory_order_relaxed);
     if (!fresh) {
-      cpu::parallel_for(rows, [&](std::int64_t i) {
-        k.quantize_acts(x.row(first + static_cast<int>(i)), x.cols(), acts_ + static_cast<std::size_t>(i) * stride);
-      });
+      cpu::parallel_for(items, prepare);
       // After parallel_for's barrier every thread has read the old record; the next read
       // comes after the product's barrier.
       if (cpu::thread_index() == 0) {
-        quantized_ = {&x, k.act, first, rows};
+        prepared_ = {&x, format, first, rows};
         x.changed_.store(false, std::memory_order_relaxed);
       }
     }
@@ -253,13 +277,13 @@ class CpuBackend {
   std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
   std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms, Eigen GEMM tiles
-  std::vector<std::byte> act_storage_;        // 8-bit activation rows, shared by the threads
+  std::vector<std::byte> act_storage_;        // prepared activation rows, shared by the threads
   std::byte* acts_ = nullptr;                 // act_storage_ aligned to 64 bytes
-  struct QuantizedRecord {
+  struct PreparedRecord {
     const Buffer* source = nullptr;
     cpu::ActFormat format = cpu::ActFormat::f32;
     int first = 0, rows = 0;
-  } quantized_;  // what acts_ holds
+  } prepared_;  // what acts_ holds
 };
 
 }  // namespace smallcoder
