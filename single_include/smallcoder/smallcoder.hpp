@@ -7134,6 +7134,10 @@ struct Scores8 {
   }
 };
 
+// Value rows are prefetched this far ahead: one row stream alone keeps too few requests in
+// flight (as for the weights, kernels/tiling.hpp); key tiles one pass ahead likewise.
+constexpr std::size_t kAheadRows = 16;
+
 // out[h * dim + d0 .. + 8R) for H heads in H x R registers while rows [t0, t1) go past;
 // they start from out.
 template <class Rows, int H, int R>
@@ -7145,6 +7149,7 @@ SMALLCODER_AVX2 inline void mix_span8(const float* p, std::size_t ld, const std:
   }
   for (int t = t0; t < t1; ++t) {
     const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+    for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
     __m256 v[R];
     for (int i = 0; i < R; ++i) v[i] = Rows::load(row, d0 + 8 * i);
     for (int h = 0; h < H; ++h) {
@@ -7215,7 +7220,7 @@ SMALLCODER_AVX512 inline __m512 unfused16(__m512 x) {
 }
 
 // Rows is one of the AVX-512 float loaders of kernels/avx512.hpp: 16 elements from an index.
-template <class Rows>
+template <DType T, class Rows>
 struct Scores16 {
   // H heads x B consecutive full tiles from position t.
   template <int H, int B>
@@ -7227,7 +7232,10 @@ struct Scores16 {
     }
     for (int d = 0; d < dim; ++d) {
       __m512 kv[B];
-      for (int b = 0; b < B; ++b) kv[b] = Rows::template load<false>(k + b * tile, d * kKeyTile, 0);
+      for (int b = 0; b < B; ++b) {
+        prefetch_ahead(k + b * tile + d * kKeyTile * kElement<T>, B * tile);  // the next pass's tiles
+        kv[b] = Rows::template load<false>(k + b * tile, d * kKeyTile, 0);
+      }
       for (int h = 0; h < H; ++h) {
         const __m512 qv = _mm512_set1_ps(q[h * dim + d]);
         for (int b = 0; b < B; ++b) acc[h][b] = _mm512_add_ps(acc[h][b], unfused16(_mm512_mul_ps(qv, kv[b])));
@@ -7276,6 +7284,7 @@ SMALLCODER_AVX512 inline void mix_span16(const float* p, std::size_t ld, const s
   }
   for (int t = t0; t < t1; ++t) {
     const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+    for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
     __m512 v[R];
     for (int i = 0; i < R; ++i) v[i] = Rows::template load<false>(row, d0 + 16 * i, 0);
     for (int h = 0; h < H; ++h) {
@@ -7313,7 +7322,7 @@ struct Mix16 {
 template <DType T, class Rows>
 SMALLCODER_AVX512 inline void scores16(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
                                        float* out, std::size_t ld) {
-  in_head_passes<Scores16<Rows>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
+  in_head_passes<Scores16<T, Rows>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
 }
 
 template <DType T, class Rows, class Rows8>
