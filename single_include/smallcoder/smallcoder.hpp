@@ -6774,7 +6774,7 @@ inline void row_to_f32(DType t, const std::byte* row, std::int64_t cols, float* 
 #include <type_traits>
 
 // ---- begin smallcoder/cpu/ops.hpp ----
-// Small per-row operations of the forward pass (norm, RoPE, softmax, SwiGLU) in
+// Small per-row operations of the forward pass (norm, RoPE, softmax's e^x, SwiGLU) in
 // plain fp32. They touch a few KB per token; matrix products dominate the time.
 
 #include <cmath>
@@ -6852,18 +6852,26 @@ inline float unfused(float x) {
 // SIMD levels can take the same steps (std::exp is a library call per element, and attention
 // at an 8K context takes millions per token) and every kernel level computes the same bits
 // (cpu/kv_rows.hpp's softmax).
+// The constants of exp_approx's steps, which the SIMD softmax repeats on vectors.
+struct ExpSteps {
+  static constexpr float kLow = -87.0f, kHigh = 88.0f;  // the clamp: e^x stays a normal float
+  static constexpr float kLog2e = 1.44269504f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  static constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  // e^r by its Taylor series to r^7 in Horner's order (truncation error below 2e-8
+  // relative at |r| = 0.35): the first coefficient, then those multiply-added after it.
+  static constexpr float kFirst = 1.0f / 5040.0f;
+  static constexpr float kCoefficients[7] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
+};
+
 inline float exp_approx(float x) {
-  constexpr float kLog2e = 1.44269504f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  const float n = (unfused(x * kLog2e) + kRound) - kRound;          // nearest integer to x / ln 2, |n| <= 127
-  const float r = (x - unfused(n * kLn2Hi)) - unfused(n * kLn2Lo);  // |r| <= ln(2) / 2, ln 2 split for precision
-  // e^r by its Taylor series to r^7 (truncation error below 2e-8 relative at |r| = 0.35).
-  const float coefficients[] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
-  float p = 1.0f / 5040.0f;
-  for (float c : coefficients) p = unfused(p * r) + c;
-  const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) * (1 << 23);  // 2^n
+  using E = ExpSteps;
+  x = x < E::kLow ? E::kLow : x;
+  x = x > E::kHigh ? E::kHigh : x;
+  const float n = (unfused(x * E::kLog2e) + E::kRound) - E::kRound;          // nearest integer to x / ln 2
+  const float r = (x - unfused(n * E::kLn2Hi)) - unfused(n * E::kLn2Lo);  // |r| <= ln(2) / 2, ln 2 split for precision
+  float p = E::kFirst;
+  for (float c : E::kCoefficients) p = unfused(p * r) + c;
+  const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) * (1 << 23);  // 2^n, |n| <= 127
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
@@ -7058,17 +7066,17 @@ SMALLCODER_AVX2 inline __m256 unfused8(__m256 x) {
   return x;
 }
 
+// exp_approx on 8 lanes: the same steps and constants (ExpSteps).
 SMALLCODER_AVX2 inline __m256 exp8(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-  x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
-  const __m256 round = _mm256_set1_ps(12582912.0f);
-  const __m256 n =
-      _mm256_sub_ps(_mm256_add_ps(unfused8(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f))), round), round);
-  const __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, unfused8(_mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)))),
-                                 unfused8(_mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f))));
-  const float coefficients[] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
-  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-  for (float c : coefficients) p = _mm256_add_ps(unfused8(_mm256_mul_ps(p, r)), _mm256_set1_ps(c));
+  using E = ExpSteps;
+  x = _mm256_max_ps(x, _mm256_set1_ps(E::kLow));
+  x = _mm256_min_ps(x, _mm256_set1_ps(E::kHigh));
+  const __m256 round = _mm256_set1_ps(E::kRound);
+  const __m256 n = _mm256_sub_ps(_mm256_add_ps(unfused8(_mm256_mul_ps(x, _mm256_set1_ps(E::kLog2e))), round), round);
+  const __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, unfused8(_mm256_mul_ps(n, _mm256_set1_ps(E::kLn2Hi)))),
+                                 unfused8(_mm256_mul_ps(n, _mm256_set1_ps(E::kLn2Lo))));
+  __m256 p = _mm256_set1_ps(E::kFirst);
+  for (float c : E::kCoefficients) p = _mm256_add_ps(unfused8(_mm256_mul_ps(p, r)), _mm256_set1_ps(c));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
 }

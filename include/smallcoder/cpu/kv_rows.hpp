@@ -208,17 +208,17 @@ SMALLCODER_AVX2 inline __m256 unfused8(__m256 x) {
   return x;
 }
 
+// exp_approx on 8 lanes: the same steps and constants (ExpSteps).
 SMALLCODER_AVX2 inline __m256 exp8(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-  x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
-  const __m256 round = _mm256_set1_ps(12582912.0f);
-  const __m256 n =
-      _mm256_sub_ps(_mm256_add_ps(unfused8(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f))), round), round);
-  const __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, unfused8(_mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)))),
-                                 unfused8(_mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f))));
-  const float coefficients[] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
-  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-  for (float c : coefficients) p = _mm256_add_ps(unfused8(_mm256_mul_ps(p, r)), _mm256_set1_ps(c));
+  using E = ExpSteps;
+  x = _mm256_max_ps(x, _mm256_set1_ps(E::kLow));
+  x = _mm256_min_ps(x, _mm256_set1_ps(E::kHigh));
+  const __m256 round = _mm256_set1_ps(E::kRound);
+  const __m256 n = _mm256_sub_ps(_mm256_add_ps(unfused8(_mm256_mul_ps(x, _mm256_set1_ps(E::kLog2e))), round), round);
+  const __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, unfused8(_mm256_mul_ps(n, _mm256_set1_ps(E::kLn2Hi)))),
+                                 unfused8(_mm256_mul_ps(n, _mm256_set1_ps(E::kLn2Lo))));
+  __m256 p = _mm256_set1_ps(E::kFirst);
+  for (float c : E::kCoefficients) p = _mm256_add_ps(unfused8(_mm256_mul_ps(p, r)), _mm256_set1_ps(c));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
 }

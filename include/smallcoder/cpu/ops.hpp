@@ -1,4 +1,4 @@
-// Small per-row operations of the forward pass (norm, RoPE, softmax, SwiGLU) in
+// Small per-row operations of the forward pass (norm, RoPE, softmax's e^x, SwiGLU) in
 // plain fp32. They touch a few KB per token; matrix products dominate the time.
 #pragma once
 
@@ -77,18 +77,26 @@ inline float unfused(float x) {
 // SIMD levels can take the same steps (std::exp is a library call per element, and attention
 // at an 8K context takes millions per token) and every kernel level computes the same bits
 // (cpu/kv_rows.hpp's softmax).
+// The constants of exp_approx's steps, which the SIMD softmax repeats on vectors.
+struct ExpSteps {
+  static constexpr float kLow = -87.0f, kHigh = 88.0f;  // the clamp: e^x stays a normal float
+  static constexpr float kLog2e = 1.44269504f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  static constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  // e^r by its Taylor series to r^7 in Horner's order (truncation error below 2e-8
+  // relative at |r| = 0.35): the first coefficient, then those multiply-added after it.
+  static constexpr float kFirst = 1.0f / 5040.0f;
+  static constexpr float kCoefficients[7] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
+};
+
 inline float exp_approx(float x) {
-  constexpr float kLog2e = 1.44269504f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  const float n = (unfused(x * kLog2e) + kRound) - kRound;          // nearest integer to x / ln 2, |n| <= 127
-  const float r = (x - unfused(n * kLn2Hi)) - unfused(n * kLn2Lo);  // |r| <= ln(2) / 2, ln 2 split for precision
-  // e^r by its Taylor series to r^7 (truncation error below 2e-8 relative at |r| = 0.35).
-  const float coefficients[] = {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
-  float p = 1.0f / 5040.0f;
-  for (float c : coefficients) p = unfused(p * r) + c;
-  const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) * (1 << 23);  // 2^n
+  using E = ExpSteps;
+  x = x < E::kLow ? E::kLow : x;
+  x = x > E::kHigh ? E::kHigh : x;
+  const float n = (unfused(x * E::kLog2e) + E::kRound) - E::kRound;          // nearest integer to x / ln 2
+  const float r = (x - unfused(n * E::kLn2Hi)) - unfused(n * E::kLn2Lo);  // |r| <= ln(2) / 2, ln 2 split for precision
+  float p = E::kFirst;
+  for (float c : E::kCoefficients) p = unfused(p * r) + c;
+  const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) * (1 << 23);  // 2^n, |n| <= 127
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
