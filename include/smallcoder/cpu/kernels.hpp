@@ -145,8 +145,8 @@ inline Kernels simd_kernels(DType t, Isa isa) {
       k.block_sums = wide ? avx512::block_sums_q8_0 : avx2::block_sums<avx2::Q8_0Blocks>;
       break;
     case DType::q4_0:
-      k.gemm =
-          wide ? gemm_tiled<avx512::QuantTiles<avx512::Q4_0Groups>> : gemm_tiled<avx2::QuantTiles<avx2::Q4_0Blocks>>;
+      k.gemm = wide ? gemm_decode_or_tiled<avx512::Q4_0Decode, avx512::QuantTiles<avx512::Q4_0Groups>>
+                     : gemm_tiled<avx2::QuantTiles<avx2::Q4_0Blocks>>;
       k.block_sums = wide ? avx512::block_sums<avx512::Q4_0Groups> : avx2::block_sums<avx2::Q4_0Blocks>;
       break;
     case DType::q4_k:

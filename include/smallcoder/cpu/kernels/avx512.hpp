@@ -1,9 +1,9 @@
 // AVX-512 (F, BW, VL, DQ, VNNI) kernels, compiled into every x86 build through target
 // attributes and run only where cpuid reports all of them: 16-lane register tiles for the
 // float weights, groups of four Q4_0 blocks multiplied with vpdpbusd, and Q8_0 with the AVX2
-// level's arithmetic, two rows per vector for batches, a leaner kernel for one token. The
-// tiles prefetch the rows of the tile after them. The k-quants and the activation
-// quantizers of this level are the AVX2 ones.
+// level's arithmetic, two rows per vector for batches; Q4_0 and Q8_0 have leaner kernels
+// for one token. The tiles prefetch the rows of the tile after them. The k-quants and the
+// activation quantizers of this level are the AVX2 ones.
 #pragma once
 
 #include "smallcoder/cpu/isa.hpp"
@@ -307,6 +307,97 @@ struct QuantTiles {
         store_result(y + static_cast<std::size_t>(t) * ldy + static_cast<std::size_t>(r + i), sum, accumulate);
       }
     }
+  }
+};
+
+// ---- Q4_0 for one token: four rows' block sums side by side ----
+//
+// One token's product streams each weight once, and Q4_0 from cache is bound by the
+// instructions per block. Each of four rows leaves a group's 16 int32 lanes (group_lanes);
+// two rounds of unpack-and-add transpose the four rows' lanes into one vector of exact
+// (block, row) sums, lane 4 * block + row, so one conversion, one scale product and one FMA
+// serve 16 row-blocks instead of four, and the rows' 16 f16 scales come in the same order
+// from two two-source word permutes (measured on Tiny's products from cache: 1.25 -> 1.10 ms
+// per token with two threads). Integer sums are exact, so the result differs from
+// QuantTiles' only in the rounding of the float steps.
+
+// Word offsets, in two 64-byte windows (the second from 32 on), of the scale of block
+// j / 4 of row j % 4: even rows from the first window, odd ones from the second.
+constexpr WordIndex q4_0_row_scale_index() {
+  WordIndex index{};
+  for (int j = 0; j < 16; ++j) index.words[j] = static_cast<std::int16_t>(kQ4_0Words * (j / 4) + (j % 2 == 1 ? 32 : 0));
+  return index;
+}
+
+struct Q4_0Decode {
+  static constexpr int kRows = 4;
+  static constexpr WordIndex kScaleWords = q4_0_row_scale_index();
+
+  // Lane 4k + i of the result: row i's exact sum over block k (lanes 4k .. 4k + 3 of lanes[i]).
+  SMALLCODER_AVX512_INLINE static __m512i transpose_sums(const __m512i (&lanes)[kRows]) {
+    const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(lanes[0], lanes[1]), _mm512_unpackhi_epi32(lanes[0], lanes[1]));
+    const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(lanes[2], lanes[3]), _mm512_unpackhi_epi32(lanes[2], lanes[3]));
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
+  }
+
+  // The scales of blocks [b, b + G) of the four rows at p[i], in transpose_sums' order; a
+  // partial group reads no further than its last scale, and its absent scales are zero.
+  template <int G>
+  SMALLCODER_AVX512_INLINE static __m512 scales(const std::byte* const* p) {
+    constexpr int kValid = G == 4 ? 64 : (G - 1) * Q4_0Groups::kBytes + 2;
+    const __m512i index = load_index(kScaleWords);
+    const __m512i rows01 = _mm512_permutex2var_epi16(load_bytes(p[0], kValid), index, load_bytes(p[1], kValid));
+    const __m512i rows23 = _mm512_permutex2var_epi16(load_bytes(p[2], kValid), index, load_bytes(p[3], kValid));
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi16(0xCCCC, rows01, rows23)));
+  }
+
+  template <int G>
+  SMALLCODER_AVX512_INLINE static __m512 step(const std::byte* const* rows, const Q8Acts& a, std::int64_t b,
+                                              std::size_t ahead, __m512 acc) {
+    const ActGroup x = act_group<G>(a, b);
+    const std::byte* p[kRows];
+    __m512i lanes[kRows];
+    for (int i = 0; i < kRows; ++i) {
+      p[i] = rows[i] + b * Q4_0Groups::kBytes;
+      prefetch_ahead(p[i], ahead);  // a group is 72 bytes: two lines cover it
+      prefetch_ahead(p[i] + 64, ahead);
+      __m512i wa, wb;
+      Q4_0Groups::unpack<G>(p[i], wa, wb);
+      lanes[i] = group_lanes(x, wa, wb);
+    }
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(transpose_sums(lanes)), _mm512_mul_ps(scales<G>(p), x.d), acc);
+  }
+
+  // R <= 4 rows from r; fewer than four repeat the last row and store it once.
+  template <int R>
+  SMALLCODER_AVX512 static void rows(const TensorView& w, std::int64_t r, const std::byte* act, float* y,
+                                     bool accumulate) {
+    const std::int64_t blocks = w.cols / kQ0Block;
+    const std::size_t ahead = kRows * w.row_bytes();
+    const std::byte* rows[kRows];
+    for (int i = 0; i < kRows; ++i) rows[i] = w.row(r + (i < R ? i : R - 1));
+    const Q8Acts a = q8_acts(act, w.cols);
+    __m512 acc = _mm512_setzero_ps();
+    std::int64_t b = 0;
+    for (; b + 4 <= blocks; b += 4) acc = step<4>(rows, a, b, ahead, acc);
+    switch (blocks - b) {
+      case 3:
+        acc = step<3>(rows, a, b, ahead, acc);
+        break;
+      case 2:
+        acc = step<2>(rows, a, b, ahead, acc);
+        break;
+      case 1:
+        acc = step<1>(rows, a, b, ahead, acc);
+        break;
+      default:
+        break;
+    }
+    // Row i's total: lanes i, 4 + i, 8 + i, 12 + i.
+    const __m256 half = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+    float sums[kRows];
+    _mm_storeu_ps(sums, _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1)));
+    for (int i = 0; i < R; ++i) store_result(y + r + i, sums[i], accumulate);
   }
 };
 
