@@ -7629,10 +7629,15 @@ class CpuBackend {
     });
   }
 
+  // Split by rows and column spans: one token's row alone would leave the other threads
+  // idle for its thousands of e^x.
   void swiglu(const Step& s, const Buffer& gate, const Buffer& up, Buffer& out) {
-    cpu::parallel_for(s.rows, [&](std::int64_t i) {
-      const int r = s.first_row + static_cast<int>(i);
-      cpu::swiglu_row(gate.row(r), up.row(r), gate.cols(), out.row(r));
+    constexpr int kSpan = 512;
+    const int cols = gate.cols(), spans = (cols + kSpan - 1) / kSpan;
+    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * spans, [&](std::int64_t i) {
+      const int r = s.first_row + static_cast<int>(i / spans);
+      const int c = static_cast<int>(i % spans) * kSpan;
+      cpu::swiglu_row(gate.row(r) + c, up.row(r) + c, std::min(kSpan, cols - c), out.row(r) + c);
     });
   }
 
