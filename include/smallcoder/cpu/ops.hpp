@@ -10,12 +10,19 @@
 namespace smallcoder::cpu {
 
 // out = weight * x / sqrt(mean(x^2) + eps), the reference's RMSNorm. The mean is
-// accumulated in double so its rounding does not depend on the summation order.
+// accumulated in double so its rounding does not depend on the summation order, which
+// lets four independent sums shorten the chain of dependent additions (one token's norm
+// runs on one thread while the others wait).
 inline void rmsnorm_row(const float* x, const float* weight, float eps, int n, float* out) {
-  double sum = 0.0;
-  for (int i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  double part[4] = {0.0, 0.0, 0.0, 0.0};
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int j = 0; j < 4; ++j) part[j] += static_cast<double>(x[i + j]) * x[i + j];
+  }
+  for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * x[i];
+  const double sum = (part[0] + part[1]) + (part[2] + part[3]);
   const float inv = static_cast<float>(1.0 / std::sqrt(sum / n + static_cast<double>(eps)));
-  for (int i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
+  for (i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
 }
 
 // cos/sin of every (position, frequency) pair, computed once per model. Angles follow
