@@ -11,8 +11,7 @@
 #include <vector>
 
 #include "smallcoder/smallcoder.hpp"
-#include "smallcoder/tensor/quant_blocks.hpp"
-#include "smallcoder/tensor/quant_encode.hpp"
+#include "smallcoder/tensor/dtype.hpp"
 #include "support/test_data.hpp"
 
 using namespace smallcoder;
@@ -69,7 +68,7 @@ TEST_CASE("quantize-on-load: nano in q8_0 and q4_0; the 688-wide down projection
     std::vector<float> row(static_cast<std::size_t>(source.cols));
     std::vector<std::byte> expected(l.w_up.row_bytes());
     for (std::int64_t r : {std::int64_t{0}, source.rows / 2, source.rows - 1}) {
-      cpu::float_row_to_f32(source.dtype, source.row(r), source.cols, row.data());
+      row_to_f32(source.dtype, source.row(r), source.cols, row.data());
       quantize_row(target, row.data(), source.cols, expected.data(), "test");
       CHECK(std::memcmp(expected.data(), l.w_up.row(r), expected.size()) == 0);
     }

@@ -58,10 +58,10 @@ CacheRows make_rows(DType type, int len, int dim, std::mt19937& rng) {
     const std::size_t at = static_cast<std::size_t>(t) * dim;
     kernels.store_key(k.data() + at, dim, c.keys.data(), t);
     kernels.store_value(k.data() + at, dim, row.data());  // the same rounding, read back as a row
-    cpu::float_row_to_f32(type, row.data(), dim, c.key_values.data() + at);
+    row_to_f32(type, row.data(), dim, c.key_values.data() + at);
     std::byte* value_row = c.values.data() + t * c.row_bytes;
     kernels.store_value(v.data() + at, dim, value_row);
-    cpu::float_row_to_f32(type, value_row, dim, c.value_values.data() + at);
+    row_to_f32(type, value_row, dim, c.value_values.data() + at);
   }
   return c;
 }
@@ -88,7 +88,7 @@ TEST_CASE("kv rows: stores round as the dtype conversions do") {
     CAPTURE(std::string(dtype_name(type)));
     for (Isa isa : supported_levels()) cpu::kv_kernels_for(type, isa).store_value(x.data(), 24, row.data());
     std::vector<float> back(24);
-    cpu::float_row_to_f32(type, row.data(), 24, back.data());
+    row_to_f32(type, row.data(), 24, back.data());
     for (int i = 0; i < 24; ++i) {
       const float want = type == DType::f32   ? x[i]
                          : type == DType::f16 ? f16_to_f32(f32_to_f16(x[i]))

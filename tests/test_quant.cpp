@@ -8,8 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "smallcoder/tensor/quant_blocks.hpp"
-#include "smallcoder/tensor/quant_encode.hpp"
+#include "smallcoder/tensor/dtype.hpp"
 
 using namespace smallcoder;
 

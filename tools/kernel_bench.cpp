@@ -1,9 +1,8 @@
 // Timing harness for the CPU kernel table (not a test): achieved weight bandwidth of the
 // decode matrix-vector product and GFLOP/s of the batched product, per weight type and
 // kernel level, beside the streaming-read bandwidth (the benchmark's probe) of the same run,
-// with each cold figure's share of it. Not built by meson; build and run it by hand:
-//   g++ -std=c++17 -O3 -fopenmp -Iinclude tools/kernel_bench.cpp -o kernel_bench
-//   ./kernel_bench [threads=2] [tiny|medium] [tokens=1] [types=bf16,q8_0,q4_0]
+// with each cold figure's share of it. Built with the examples (-Dexamples=true), run by hand:
+//   build/tools/kernel_bench [threads=2] [tiny|medium] [tokens=1] [types=bf16,q8_0,q4_0]
 // "hot" repeats one matrix (it stays in cache); "cold" rotates through copies of it totalling
 // over 1 GiB, so every weight byte comes from DRAM as in a real decode step. Each timing opens
 // one parallel region for all its products, as the model opens one per forward step.
@@ -19,7 +18,7 @@
 #include "smallcoder/bench/bandwidth.hpp"
 #include "smallcoder/cpu/kernels.hpp"
 #include "smallcoder/cpu/threads.hpp"
-#include "smallcoder/tensor/quant_encode.hpp"
+#include "smallcoder/tensor/dtype.hpp"
 
 using namespace smallcoder;
 

@@ -443,55 +443,29 @@ class StopStringFilter {
 // type, and the number format of the activations.
 
 // ---- begin smallcoder/tensor/dtype.hpp ----
-// Element types that weights can be stored in, and the scalar conversions between
-// the 16-bit float formats and fp32. Quantized types store blocks of elements; a row
-// of such a tensor must be a whole number of blocks.
+// The element types weights can be stored in, one record each (DTypeInfo, in
+// kDTypes): names, block layout, GGUF numbers and the row conversions to and
+// from fp32. Everything that depends on the type reads it from here; the CPU
+// kernels of each type have their own record, indexed the same way
+// (cpu/kernels.hpp), as ggml keeps type_traits and type_traits_cpu apart. A new
+// type is its enum value, its record below, its row functions and its kernels.
 
+#include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <string_view>
 
+// ---- begin smallcoder/tensor/half.hpp ----
+// The 16-bit float formats and fp32: scalar conversions with the rounding
+// PyTorch and llama.cpp use, and whole rows of the float weight types widened
+// to fp32 or stored from it. Every layer above (blocks' scales, the KV cache,
+// the kernels' references) converts through these.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 namespace smallcoder {
-
-enum class DType : std::uint8_t { f32, f16, bf16, q8_0, q4_0, q4_k, q6_k };
-
-struct DTypeInfo {
-  const char* name;    // lower-case name used in flags and messages ("bf16", "q8_0")
-  int block_elems;     // elements per block (1 for plain floats)
-  int block_bytes;     // bytes per block
-};
-
-inline const DTypeInfo& dtype_info(DType t) {
-  // Block layouts are llama.cpp's (ggml-common.h): Q8_0 = f16 scale + 32 int8;
-  // Q4_0 = f16 scale + 16 bytes of nibbles; Q4_K and Q6_K are 256-element super-blocks.
-  static const DTypeInfo table[] = {
-      {"f32", 1, 4},      {"f16", 1, 2},       {"bf16", 1, 2},       {"q8_0", 32, 34},
-      {"q4_0", 32, 18},   {"q4_k", 256, 144},  {"q6_k", 256, 210},
-  };
-  return table[static_cast<int>(t)];
-}
-
-inline const char* dtype_name(DType t) { return dtype_info(t).name; }
-
-inline bool is_float_dtype(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
-
-// Parses a user-facing name ("bf16", "F16", "q8_0"); throws naming `where` otherwise.
-inline DType parse_dtype(std::string_view name, const std::string& where) {
-  std::string lower(name);
-  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  for (int i = 0; i <= static_cast<int>(DType::q6_k); ++i) {
-    if (lower == dtype_info(static_cast<DType>(i)).name) return static_cast<DType>(i);
-  }
-  fail(where, "unknown dtype '" + std::string(name) + "' (known: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)");
-}
-
-// Bytes taken by `elems` consecutive elements; elems must be a whole number of blocks.
-inline std::size_t dtype_bytes(DType t, std::int64_t elems) {
-  const DTypeInfo& info = dtype_info(t);
-  return static_cast<std::size_t>(elems / info.block_elems) * static_cast<std::size_t>(info.block_bytes);
-}
 
 inline float bf16_to_f32(std::uint16_t h) {
   const std::uint32_t bits = static_cast<std::uint32_t>(h) << 16;
@@ -521,7 +495,8 @@ inline float f16_to_f32(std::uint16_t h) {
   } else if (mant == 0) {
     bits = sign;  // signed zero
   } else {
-    // Subnormal: shift the mantissa up until its leading one is the implicit bit.
+    // Subnormal: shift the mantissa up until its leading one is the implicit
+    // bit.
     exp = 113;
     while ((mant & 0x400u) == 0) {
       mant <<= 1;
@@ -534,20 +509,22 @@ inline float f16_to_f32(std::uint16_t h) {
   return f;
 }
 
-// Round to nearest even; overflow gives infinity, tiny values become subnormals or zero.
+// Round to nearest even; overflow gives infinity, tiny values become subnormals
+// or zero.
 inline std::uint16_t f32_to_f16(float f) {
   std::uint32_t bits;
   std::memcpy(&bits, &f, sizeof bits);
   const std::uint16_t sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
   const std::uint32_t abs = bits & 0x7fffffffu;
-  if (abs > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u);  // NaN
+  if (abs > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u);   // NaN
   if (abs >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // rounds to inf
-  if (abs >= 0x38800000u) {                                                  // normal half
+  if (abs >= 0x38800000u) {                                                   // normal half
     const std::uint32_t rounded = abs + 0xfffu + ((abs >> 13) & 1u);
     return static_cast<std::uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
   }
   if (abs < 0x33000000u) return sign;  // below half the smallest subnormal
-  // Subnormal half: value = mant * 2^-24; shift the full 24-bit mantissa accordingly.
+  // Subnormal half: value = mant * 2^-24; shift the full 24-bit mantissa
+  // accordingly.
   const std::uint32_t exp = abs >> 23;
   const std::uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
   const std::uint32_t shift = 126u - exp;  // 14..24
@@ -556,6 +533,362 @@ inline std::uint16_t f32_to_f16(float f) {
   const std::uint32_t halfway = 1u << (shift - 1u);
   if (rem > halfway || (rem == halfway && (half & 1u))) ++half;
   return static_cast<std::uint16_t>(sign | half);
+}
+
+// Rows of the float weight types widened to fp32 and stored from it, in the
+// shape of the block types' row functions (quant_blocks.hpp, quant_encode.hpp),
+// so that the type records (dtype.hpp) hold every type alike.
+inline void widen_f32_row(const std::byte *src, std::int64_t n, float *dst) {
+  std::memcpy(dst, src, sizeof(float) * static_cast<std::size_t>(n));
+}
+
+inline void widen_f16_row(const std::byte *src, std::int64_t n, float *dst) {
+  const std::uint16_t *s = reinterpret_cast<const std::uint16_t *>(src);
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+}
+
+inline void widen_bf16_row(const std::byte *src, std::int64_t n, float *dst) {
+  const std::uint16_t *s = reinterpret_cast<const std::uint16_t *>(src);
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+}
+
+inline void store_f32_row(const float *x, std::int64_t n, std::byte *dst) {
+  std::memcpy(dst, x, sizeof(float) * static_cast<std::size_t>(n));
+}
+
+inline void store_f16_row(const float *x, std::int64_t n, std::byte *dst) {
+  for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t *>(dst)[i] = f32_to_f16(x[i]);
+}
+
+inline void store_bf16_row(const float *x, std::int64_t n, std::byte *dst) {
+  for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t *>(dst)[i] = f32_to_bf16(x[i]);
+}
+
+}  // namespace smallcoder
+// ---- end smallcoder/tensor/half.hpp ----
+// ---- begin smallcoder/tensor/quant_blocks.hpp ----
+// Block layouts of llama.cpp's quantized types, byte-exact to ggml (ggml-common.h), and
+// their scalar dequantization: the reference the integer kernels are tested against.
+// Rows of these types are whole numbers of blocks; loaders check that before use.
+
+#include <cstddef>
+#include <cstdint>
+
+
+namespace smallcoder {
+
+constexpr int kQ0Block = 32;   // elements per Q8_0 / Q4_0 block
+constexpr int kQKBlock = 256;  // elements per k-quant super-block (Q4_K, Q6_K, Q8_K)
+
+// Q8_0: value j = qs[j] * d.
+struct BlockQ8_0 {
+  std::uint16_t d;  // f16 scale
+  std::int8_t qs[kQ0Block];
+};
+
+// Q4_0: element j (< 16) is the low nibble of qs[j], element j + 16 the high nibble;
+// value = (nibble - 8) * d.
+struct BlockQ4_0 {
+  std::uint16_t d;  // f16 scale
+  std::uint8_t qs[kQ0Block / 2];
+};
+
+// Q4_K: eight 32-element sub-blocks, value = d * scale_s * q - dmin * min_s with 6-bit
+// scale_s and min_s packed in `scales` (see q4k_scales_mins). Bytes qs[32c .. 32c+31] hold
+// sub-block 2c in their low nibbles and sub-block 2c + 1 in their high nibbles.
+struct BlockQ4K {
+  std::uint16_t d;     // f16 scale of the scales
+  std::uint16_t dmin;  // f16 scale of the mins
+  std::uint8_t scales[12];
+  std::uint8_t qs[kQKBlock / 2];
+};
+
+// Q6_K: sixteen 16-element groups, value = d * scales[g] * (q - 32) with 6-bit q whose low
+// four bits are in ql and high two bits in qh (see dequantize_row_q6_k for the order).
+struct BlockQ6K {
+  std::uint8_t ql[kQKBlock / 2];
+  std::uint8_t qh[kQKBlock / 4];
+  std::int8_t scales[kQKBlock / 16];
+  std::uint16_t d;  // f16 super-block scale
+};
+
+// Q8_K: the 8-bit activation block of llama.cpp's k-quant dot products; bsums[g] is the
+// sum of qs over group g of 16, which the weights' offsets (Q4_K mins, Q6_K's -32) need.
+struct BlockQ8K {
+  float d;
+  std::int8_t qs[kQKBlock];
+  std::int16_t bsums[kQKBlock / 16];
+};
+
+static_assert(sizeof(BlockQ8_0) == 34, "BlockQ8_0 must match ggml's block_q8_0");
+static_assert(sizeof(BlockQ4_0) == 18, "BlockQ4_0 must match ggml's block_q4_0");
+static_assert(sizeof(BlockQ4K) == 144, "BlockQ4K must match ggml's block_q4_K");
+static_assert(sizeof(BlockQ6K) == 210, "BlockQ6K must match ggml's block_q6_K");
+static_assert(sizeof(BlockQ8K) == 292, "BlockQ8K must match ggml's block_q8_K");
+
+// Unpacks the eight 6-bit scales and mins of a Q4_K super-block. Bytes 0-3 hold scales
+// 0-3 (low 6 bits), bytes 4-7 mins 0-3; bytes 8-11 hold the low nibbles of scales 4-7
+// (low half) and mins 4-7 (high half), whose top two bits sit in bits 6-7 of bytes 0-7.
+inline void q4k_scales_mins(const std::uint8_t* packed, std::uint8_t* scales, std::uint8_t* mins) {
+  for (int j = 0; j < 4; ++j) {
+    scales[j] = packed[j] & 63;
+    mins[j] = packed[j + 4] & 63;
+    scales[j + 4] = static_cast<std::uint8_t>((packed[j + 8] & 0x0F) | ((packed[j] >> 6) << 4));
+    mins[j + 4] = static_cast<std::uint8_t>((packed[j + 8] >> 4) | ((packed[j + 4] >> 6) << 4));
+  }
+}
+
+// The 6-bit value (0..63) of element e (< 128) of one 128-element half of a Q6_K block,
+// whose ql and qh pointers are already advanced to that half (by 64 and 32 bytes). For
+// l < 32, elements l, l+32, l+64, l+96 take the low nibble of ql[l], the low nibble of
+// ql[l+32], the high nibble of ql[l], the high nibble of ql[l+32], and bit pairs 0-1,
+// 2-3, 4-5, 6-7 of qh[l] as their top two bits.
+inline int q6k_value(const std::uint8_t* ql, const std::uint8_t* qh, int e) {
+  const int quarter = e / 32, l = e % 32;
+  const std::uint8_t low_byte = ql[l + 32 * (quarter % 2)];
+  const int nibble = quarter < 2 ? (low_byte & 0x0F) : (low_byte >> 4);
+  return nibble | (((qh[l] >> (2 * quarter)) & 3) << 4);
+}
+
+inline void dequantize_row_q8_0(const std::byte* src, std::int64_t n, float* dst) {
+  const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(src);
+  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
+    const float d = f16_to_f32(blocks[b].d);
+    for (int j = 0; j < kQ0Block; ++j) dst[b * kQ0Block + j] = static_cast<float>(blocks[b].qs[j]) * d;
+  }
+}
+
+inline void dequantize_row_q4_0(const std::byte* src, std::int64_t n, float* dst) {
+  const BlockQ4_0* blocks = reinterpret_cast<const BlockQ4_0*>(src);
+  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
+    const float d = f16_to_f32(blocks[b].d);
+    float* out = dst + b * kQ0Block;
+    for (int j = 0; j < kQ0Block / 2; ++j) {
+      out[j] = static_cast<float>((blocks[b].qs[j] & 0x0F) - 8) * d;
+      out[j + kQ0Block / 2] = static_cast<float>((blocks[b].qs[j] >> 4) - 8) * d;
+    }
+  }
+}
+
+inline void dequantize_row_q4_k(const std::byte* src, std::int64_t n, float* dst) {
+  const BlockQ4K* blocks = reinterpret_cast<const BlockQ4K*>(src);
+  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
+    const BlockQ4K& blk = blocks[b];
+    std::uint8_t scales[8], mins[8];
+    q4k_scales_mins(blk.scales, scales, mins);
+    const float d = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
+    float* out = dst + b * kQKBlock;
+    for (int s = 0; s < 8; ++s) {
+      const std::uint8_t* q = blk.qs + 32 * (s / 2);
+      const int shift = 4 * (s % 2);
+      const float scale = d * scales[s], offset = dmin * mins[s];
+      for (int l = 0; l < 32; ++l) out[32 * s + l] = scale * static_cast<float>((q[l] >> shift) & 0x0F) - offset;
+    }
+  }
+}
+
+inline void dequantize_row_q6_k(const std::byte* src, std::int64_t n, float* dst) {
+  const BlockQ6K* blocks = reinterpret_cast<const BlockQ6K*>(src);
+  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
+    const BlockQ6K& blk = blocks[b];
+    const float d = f16_to_f32(blk.d);
+    for (int half = 0; half < 2; ++half) {
+      float* out = dst + b * kQKBlock + 128 * half;
+      for (int e = 0; e < 128; ++e) {
+        const int q = q6k_value(blk.ql + 64 * half, blk.qh + 32 * half, e);
+        out[e] = d * static_cast<float>(blk.scales[8 * half + e / 16]) * static_cast<float>(q - 32);
+      }
+    }
+  }
+}
+
+}  // namespace smallcoder
+// ---- end smallcoder/tensor/quant_blocks.hpp ----
+// ---- begin smallcoder/tensor/quant_encode.hpp ----
+// Quantizers that turn fp32 weight rows into Q8_0 / Q4_0 blocks, with the rounding of
+// llama.cpp's reference quantizers (quantize_row_q8_0_ref / q4_0_ref), so a file we write
+// holds the same bytes llama-quantize would. The type records (dtype.hpp) point at them.
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+
+namespace smallcoder {
+
+// a * b rounded to fp32 on its own. The references add to this product afterwards; letting
+// the compiler fuse the two into one FMA would round once instead of twice and change some
+// quantized values, so the product goes through a volatile.
+inline float separately_rounded_product(float a, float b) {
+  volatile float product = a * b;
+  return product;
+}
+
+// v truncated toward zero and limited to [lo, hi]; NaN gives lo. Finite inputs of the
+// quantizers never reach the limits except where the references clamp too, so this only
+// keeps non-finite weights from undefined float-to-int conversions.
+inline int truncate_clamped(float v, int lo, int hi) {
+  if (v >= static_cast<float>(hi)) return hi;
+  return v > static_cast<float>(lo) ? static_cast<int>(v) : lo;
+}
+
+// n elements (a multiple of 32) to n / 32 Q8_0 blocks: d = max|x| / 127, q = round(x / d)
+// with halves away from zero (roundf), d stored as f16.
+inline void quantize_row_q8_0(const float* x, std::int64_t n, std::byte* dst) {
+  BlockQ8_0* blocks = reinterpret_cast<BlockQ8_0*>(dst);
+  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
+    const float* xb = x + b * kQ0Block;
+    float amax = 0.0f;
+    for (int j = 0; j < kQ0Block; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    blocks[b].d = f32_to_f16(d);
+    for (int j = 0; j < kQ0Block; ++j)
+      blocks[b].qs[j] = static_cast<std::int8_t>(truncate_clamped(std::round(xb[j] * id), -127, 127));
+  }
+}
+
+// n elements (a multiple of 32) to n / 32 Q4_0 blocks: d = m / -8 where m is the element
+// of largest magnitude (so m itself maps to nibble 0), nibble = min(15, trunc(x / d + 8.5)).
+inline void quantize_row_q4_0(const float* x, std::int64_t n, std::byte* dst) {
+  BlockQ4_0* blocks = reinterpret_cast<BlockQ4_0*>(dst);
+  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
+    const float* xb = x + b * kQ0Block;
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < kQ0Block; ++j) {
+      if (amax < std::fabs(xb[j])) {
+        amax = std::fabs(xb[j]);
+        max = xb[j];
+      }
+    }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    blocks[b].d = f32_to_f16(d);
+    auto nibble = [&](float v) { return truncate_clamped(separately_rounded_product(v, id) + 8.5f, 0, 15); };
+    for (int j = 0; j < kQ0Block / 2; ++j) {
+      blocks[b].qs[j] = static_cast<std::uint8_t>(nibble(xb[j]) | (nibble(xb[j + kQ0Block / 2]) << 4));
+    }
+  }
+}
+
+}  // namespace smallcoder
+// ---- end smallcoder/tensor/quant_encode.hpp ----
+
+namespace smallcoder {
+
+enum class DType : std::uint8_t { f32, f16, bf16, q8_0, q4_0, q4_k, q6_k };
+constexpr int kDTypeCount = static_cast<int>(DType::q6_k) + 1;
+
+// n stored elements to fp32, and n fp32 values stored (n a whole number of
+// blocks).
+using RowToF32Fn = void (*)(const std::byte *src, std::int64_t n, float *dst);
+using RowFromF32Fn = void (*)(const float *x, std::int64_t n, std::byte *dst);
+
+struct DTypeInfo {
+  DType type;
+  const char *name;               // lower-case, as flags and messages spell it ("bf16", "q8_0")
+  const char *file_name;          // as GGUF and safetensors files spell it ("BF16", "Q8_0")
+  int block_elems;                // elements per block (1 for the float types)
+  int block_bytes;                // bytes per block
+  bool is_float;                  // f32/f16/bf16: what norms, KV caches and safetensors files
+                                  // hold
+  std::uint32_t ggml_type;        // the GGUF tensor type number (ggml.h's ggml_type)
+  std::uint32_t llama_file_type;  // general.file_type of a file mostly of this
+                                  // type (LLAMA_FTYPE_*)
+  RowToF32Fn to_f32;
+  RowFromF32Fn from_f32;  // null where this project has no quantizer (the k-quants)
+};
+
+// Block layouts are llama.cpp's (ggml-common.h); the 4-bit k-quant file type is
+// its Q4_K_M mix.
+constexpr DTypeInfo kDTypes[] = {
+    {DType::f32, "f32", "F32", 1, 4, true, 0, 0, widen_f32_row, store_f32_row},
+    {DType::f16, "f16", "F16", 1, 2, true, 1, 1, widen_f16_row, store_f16_row},
+    {DType::bf16, "bf16", "BF16", 1, 2, true, 30, 32, widen_bf16_row, store_bf16_row},
+    {DType::q8_0, "q8_0", "Q8_0", kQ0Block, sizeof(BlockQ8_0), false, 8, 7, dequantize_row_q8_0, quantize_row_q8_0},
+    {DType::q4_0, "q4_0", "Q4_0", kQ0Block, sizeof(BlockQ4_0), false, 2, 2, dequantize_row_q4_0, quantize_row_q4_0},
+    {DType::q4_k, "q4_k", "Q4_K", kQKBlock, sizeof(BlockQ4K), false, 12, 15, dequantize_row_q4_k, nullptr},
+    {DType::q6_k, "q6_k", "Q6_K", kQKBlock, sizeof(BlockQ6K), false, 14, 18, dequantize_row_q6_k, nullptr},
+};
+
+constexpr bool dtype_records_in_order() {
+  for (int i = 0; i < kDTypeCount; ++i) {
+    if (static_cast<int>(kDTypes[i].type) != i) return false;
+  }
+  return true;
+}
+static_assert(sizeof kDTypes / sizeof kDTypes[0] == kDTypeCount, "one DTypeInfo record per DType");
+static_assert(dtype_records_in_order(), "kDTypes must list the types in enum order");
+
+constexpr const DTypeInfo &dtype_info(DType t) { return kDTypes[static_cast<int>(t)]; }
+constexpr const char *dtype_name(DType t) { return dtype_info(t).name; }
+constexpr bool is_float_dtype(DType t) { return dtype_info(t).is_float; }
+constexpr bool can_quantize_to(DType t) { return dtype_info(t).from_f32 != nullptr; }
+
+// "f32, f16, ..." (file names with `file_names`) of the types keep(record)
+// accepts: the lists of supported types in messages.
+template <class Keep>
+std::string dtype_names(Keep keep, bool file_names = false) {
+  std::string list;
+  for (const DTypeInfo &r : kDTypes) {
+    if (!keep(r)) continue;
+    if (!list.empty()) list += ", ";
+    list += file_names ? r.file_name : r.name;
+  }
+  return list;
+}
+
+inline std::string all_dtype_names(bool file_names = false) {
+  return dtype_names([](const DTypeInfo &) { return true; }, file_names);
+}
+
+// Parses a user-facing name ("bf16", "F16", "q8_0"); throws naming `where`
+// otherwise.
+inline DType parse_dtype(std::string_view name, const std::string &where) {
+  std::string lower(name);
+  for (char &c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  for (const DTypeInfo &r : kDTypes) {
+    if (lower == r.name) return r.type;
+  }
+  fail(where, "unknown dtype '" + std::string(name) + "' (known: " + all_dtype_names() + ")");
+}
+
+// The type GGUF numbers `id`, if it is one of ours.
+inline bool dtype_from_ggml_type(std::uint32_t id, DType &out) {
+  for (const DTypeInfo &r : kDTypes) {
+    if (r.ggml_type == id) {
+      out = r.type;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Bytes taken by `elems` consecutive elements; elems must be a whole number of
+// blocks.
+inline std::size_t dtype_bytes(DType t, std::int64_t elems) {
+  const DTypeInfo &r = dtype_info(t);
+  return static_cast<std::size_t>(elems / r.block_elems) * static_cast<std::size_t>(r.block_bytes);
+}
+
+// Widens n stored elements of any type (one embedding row, say) to fp32.
+inline void row_to_f32(DType t, const std::byte *src, std::int64_t n, float *dst) { dtype_info(t).to_f32(src, n, dst); }
+
+// Stores n fp32 values as `t` (dtype_bytes(t, n) bytes at dst). Throws naming
+// `where` for a type without a quantizer (the k-quants, whose search-based
+// quantizers this project does not implement) or a length that is not a whole
+// number of blocks.
+inline void quantize_row(DType t, const float *x, std::int64_t n, std::byte *dst, const std::string &where) {
+  const DTypeInfo &r = dtype_info(t);
+  if (r.from_f32 == nullptr) {
+    fail(where, std::string("cannot quantize to ") + r.name +
+                    " (supported: " + dtype_names([](const DTypeInfo &s) { return s.from_f32 != nullptr; }) + ")");
+  }
+  if (n % r.block_elems != 0) {
+    fail(where, "row of " + std::to_string(n) + " elements is not a whole number of " + r.name + " blocks of " +
+                    std::to_string(r.block_elems));
+  }
+  r.from_f32(x, n, dst);
 }
 
 }  // namespace smallcoder
@@ -2164,30 +2497,6 @@ inline const char* gguf_type_name(GgufType t) {
   return i < sizeof names / sizeof names[0] ? names[i] : "unknown";
 }
 
-// The ggml tensor types smallcoder computes on, by their ggml_type numbers (ggml.h).
-inline std::uint32_t ggml_type_of(DType t) {
-  switch (t) {
-    case DType::f32: return 0;
-    case DType::f16: return 1;
-    case DType::q4_0: return 2;
-    case DType::q8_0: return 8;
-    case DType::q4_k: return 12;
-    case DType::q6_k: return 14;
-    case DType::bf16: return 30;
-  }
-  return 0;
-}
-
-inline bool dtype_from_ggml_type(std::uint32_t id, DType& out) {
-  for (DType t : {DType::f32, DType::f16, DType::bf16, DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
-    if (ggml_type_of(t) == id) {
-      out = t;
-      return true;
-    }
-  }
-  return false;
-}
-
 // ggml's name of a type number, for messages about types smallcoder does not support.
 inline std::string ggml_type_name(std::uint32_t id) {
   static const char* const names[] = {
@@ -2676,7 +2985,7 @@ class Gguf {
       t.ggml_type = in.u32("type");
       if (!dtype_from_ggml_type(t.ggml_type, t.dtype)) {
         fail(where, "ggml type " + std::to_string(t.ggml_type) + " (" + ggml_type_name(t.ggml_type) +
-                        ") is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)");
+                        ") is not supported (supported: " + all_dtype_names(true) + ")");
       }
       t.offset = in.u64("data offset");
       const DTypeInfo& info = dtype_info(t.dtype);
@@ -2813,21 +3122,6 @@ inline const GgufValue& gguf_array_key(const Gguf& file, const std::string& key,
 }
 
 }  // namespace detail
-
-// llama.cpp's general.file_type (LLAMA_FTYPE_*) for files whose matrices are mostly `t`;
-// 4-bit k-quant files are the Q4_K_M mix.
-inline std::uint32_t llama_file_type(DType t) {
-  switch (t) {
-    case DType::f32: return 0;
-    case DType::f16: return 1;
-    case DType::q4_0: return 2;
-    case DType::q8_0: return 7;
-    case DType::q4_k: return 15;
-    case DType::q6_k: return 18;
-    case DType::bf16: return 32;
-  }
-  return 0;
-}
 
 // The model shape from the llama.* keys (any integer width). head_dim is embedding_length /
 // head_count unless attention.key_length says otherwise; the model is tied when the file has
@@ -3011,7 +3305,7 @@ inline std::vector<std::pair<std::string, GgufValue>> llama_gguf_metadata(const 
   m.emplace_back("llama.attention.layer_norm_rms_epsilon", GgufValue::scalar(c.rms_norm_eps));
   m.emplace_back("llama.attention.key_length", u32(c.head_dim));
   m.emplace_back("llama.attention.value_length", u32(c.head_dim));
-  m.emplace_back("general.file_type", u32(llama_file_type(file_dtype)));
+  m.emplace_back("general.file_type", u32(dtype_info(file_dtype).llama_file_type));
   m.emplace_back("llama.vocab_size", u32(c.vocab_size));
   m.emplace_back("llama.rope.dimension_count", u32(c.head_dim));
 
@@ -3663,24 +3957,24 @@ namespace detail {
 // headers are refused before any of their JSON is parsed.
 constexpr std::uint64_t safetensors_max_header_bytes = 100000000;
 
-// The format's dtype names for the types this library stores unquantized.
+// The format's dtype name of a type this library stores unquantized, else null.
 inline const char* safetensors_dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::f32: return "F32";
-    case DType::f16: return "F16";
-    case DType::bf16: return "BF16";
-    default: return nullptr;
-  }
+  return is_float_dtype(dtype) ? dtype_info(dtype).file_name : nullptr;
 }
 
 inline bool parse_safetensors_dtype(std::string_view name, DType& out) {
-  for (DType dtype : {DType::f32, DType::f16, DType::bf16}) {
-    if (name == safetensors_dtype_name(dtype)) {
-      out = dtype;
+  for (const DTypeInfo& r : kDTypes) {
+    if (r.is_float && name == r.file_name) {
+      out = r.type;
       return true;
     }
   }
   return false;
+}
+
+// "F32, F16, BF16" (or the lower-case names): the types a safetensors file holds here.
+inline std::string safetensors_dtype_names(bool file_names) {
+  return dtype_names([](const DTypeInfo& r) { return r.is_float; }, file_names);
 }
 
 // "[2, 2]"; long shapes are cut short so that a hostile header cannot make a huge message.
@@ -3794,7 +4088,7 @@ class SafeTensors {
 
     const std::string& dtype = entry.at("dtype", where).as_string(where + ": field 'dtype'");
     if (!detail::parse_safetensors_dtype(dtype, info.dtype)) {
-      fail(path, "unsupported dtype '" + dtype + "' for tensor '" + name + "' (supported: F32, F16, BF16)");
+      fail(path, "unsupported dtype '" + dtype + "' for tensor '" + name + "' (supported: " + detail::safetensors_dtype_names(true) + ")");
     }
     const std::string shape_where = where + ": field 'shape'";
     for (const JsonValue& dim : entry.at("shape", where).as_array(shape_where)) {
@@ -3883,32 +4177,6 @@ class SafeTensors {
 #include <string>
 #include <vector>
 
-// ---- begin smallcoder/cpu/float_kernels.hpp ----
-// Widening of rows stored as f32, bf16 or f16 to fp32: norm weights, conversions between
-// the float types. The matrix products of every weight type are in cpu/kernels.hpp.
-
-#include <cstddef>
-#include <cstdint>
-
-
-namespace smallcoder::cpu {
-
-// Widens n stored elements of a float type to fp32.
-inline void float_row_to_f32(DType type, const std::byte* src, std::int64_t n, float* dst) {
-  if (type == DType::f32) {
-    const float* s = reinterpret_cast<const float*>(src);
-    for (std::int64_t i = 0; i < n; ++i) dst[i] = s[i];
-  } else if (type == DType::bf16) {
-    const std::uint16_t* s = reinterpret_cast<const std::uint16_t*>(src);
-    for (std::int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
-  } else {
-    const std::uint16_t* s = reinterpret_cast<const std::uint16_t*>(src);
-    for (std::int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
-  }
-}
-
-}  // namespace smallcoder::cpu
-// ---- end smallcoder/cpu/float_kernels.hpp ----
 // ---- begin smallcoder/model/random_init.hpp ----
 // Deterministic random weights for any config, by the original benchmark's rule:
 // every linear and embedding weight ~ N(0, hidden^-0.5), the PAD embedding row zero,
@@ -4008,249 +4276,6 @@ inline void parallel_region(int threads, Body&& body) {
 
 }  // namespace smallcoder::cpu
 // ---- end smallcoder/cpu/threads.hpp ----
-// ---- begin smallcoder/tensor/quant_encode.hpp ----
-// Quantizers that turn fp32 weight rows into Q8_0 / Q4_0 blocks, with the rounding of
-// llama.cpp's reference quantizers (quantize_row_q8_0_ref / q4_0_ref), so a file we write
-// holds the same bytes llama-quantize would. Used by quantize-on-load and the GGUF writer.
-
-#include <cmath>
-#include <cstddef>
-#include <cstdint>
-#include <string>
-
-// ---- begin smallcoder/tensor/quant_blocks.hpp ----
-// Block layouts of llama.cpp's quantized types, byte-exact to ggml (ggml-common.h), and
-// their scalar dequantization: the reference the integer kernels are tested against.
-// Rows of these types are whole numbers of blocks; loaders check that before use.
-
-#include <cstddef>
-#include <cstdint>
-
-
-namespace smallcoder {
-
-constexpr int kQ0Block = 32;   // elements per Q8_0 / Q4_0 block
-constexpr int kQKBlock = 256;  // elements per k-quant super-block (Q4_K, Q6_K, Q8_K)
-
-// Q8_0: value j = qs[j] * d.
-struct BlockQ8_0 {
-  std::uint16_t d;  // f16 scale
-  std::int8_t qs[kQ0Block];
-};
-
-// Q4_0: element j (< 16) is the low nibble of qs[j], element j + 16 the high nibble;
-// value = (nibble - 8) * d.
-struct BlockQ4_0 {
-  std::uint16_t d;  // f16 scale
-  std::uint8_t qs[kQ0Block / 2];
-};
-
-// Q4_K: eight 32-element sub-blocks, value = d * scale_s * q - dmin * min_s with 6-bit
-// scale_s and min_s packed in `scales` (see q4k_scales_mins). Bytes qs[32c .. 32c+31] hold
-// sub-block 2c in their low nibbles and sub-block 2c + 1 in their high nibbles.
-struct BlockQ4K {
-  std::uint16_t d;     // f16 scale of the scales
-  std::uint16_t dmin;  // f16 scale of the mins
-  std::uint8_t scales[12];
-  std::uint8_t qs[kQKBlock / 2];
-};
-
-// Q6_K: sixteen 16-element groups, value = d * scales[g] * (q - 32) with 6-bit q whose low
-// four bits are in ql and high two bits in qh (see dequantize_row_q6_k for the order).
-struct BlockQ6K {
-  std::uint8_t ql[kQKBlock / 2];
-  std::uint8_t qh[kQKBlock / 4];
-  std::int8_t scales[kQKBlock / 16];
-  std::uint16_t d;  // f16 super-block scale
-};
-
-// Q8_K: the 8-bit activation block of llama.cpp's k-quant dot products; bsums[g] is the
-// sum of qs over group g of 16, which the weights' offsets (Q4_K mins, Q6_K's -32) need.
-struct BlockQ8K {
-  float d;
-  std::int8_t qs[kQKBlock];
-  std::int16_t bsums[kQKBlock / 16];
-};
-
-static_assert(sizeof(BlockQ8_0) == 34, "BlockQ8_0 must match ggml's block_q8_0");
-static_assert(sizeof(BlockQ4_0) == 18, "BlockQ4_0 must match ggml's block_q4_0");
-static_assert(sizeof(BlockQ4K) == 144, "BlockQ4K must match ggml's block_q4_K");
-static_assert(sizeof(BlockQ6K) == 210, "BlockQ6K must match ggml's block_q6_K");
-static_assert(sizeof(BlockQ8K) == 292, "BlockQ8K must match ggml's block_q8_K");
-
-// Unpacks the eight 6-bit scales and mins of a Q4_K super-block. Bytes 0-3 hold scales
-// 0-3 (low 6 bits), bytes 4-7 mins 0-3; bytes 8-11 hold the low nibbles of scales 4-7
-// (low half) and mins 4-7 (high half), whose top two bits sit in bits 6-7 of bytes 0-7.
-inline void q4k_scales_mins(const std::uint8_t* packed, std::uint8_t* scales, std::uint8_t* mins) {
-  for (int j = 0; j < 4; ++j) {
-    scales[j] = packed[j] & 63;
-    mins[j] = packed[j + 4] & 63;
-    scales[j + 4] = static_cast<std::uint8_t>((packed[j + 8] & 0x0F) | ((packed[j] >> 6) << 4));
-    mins[j + 4] = static_cast<std::uint8_t>((packed[j + 8] >> 4) | ((packed[j + 4] >> 6) << 4));
-  }
-}
-
-// The 6-bit value (0..63) of element e (< 128) of one 128-element half of a Q6_K block,
-// whose ql and qh pointers are already advanced to that half (by 64 and 32 bytes). For
-// l < 32, elements l, l+32, l+64, l+96 take the low nibble of ql[l], the low nibble of
-// ql[l+32], the high nibble of ql[l], the high nibble of ql[l+32], and bit pairs 0-1,
-// 2-3, 4-5, 6-7 of qh[l] as their top two bits.
-inline int q6k_value(const std::uint8_t* ql, const std::uint8_t* qh, int e) {
-  const int quarter = e / 32, l = e % 32;
-  const std::uint8_t low_byte = ql[l + 32 * (quarter % 2)];
-  const int nibble = quarter < 2 ? (low_byte & 0x0F) : (low_byte >> 4);
-  return nibble | (((qh[l] >> (2 * quarter)) & 3) << 4);
-}
-
-inline void dequantize_row_q8_0(const std::byte* src, std::int64_t n, float* dst) {
-  const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(src);
-  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
-    const float d = f16_to_f32(blocks[b].d);
-    for (int j = 0; j < kQ0Block; ++j) dst[b * kQ0Block + j] = static_cast<float>(blocks[b].qs[j]) * d;
-  }
-}
-
-inline void dequantize_row_q4_0(const std::byte* src, std::int64_t n, float* dst) {
-  const BlockQ4_0* blocks = reinterpret_cast<const BlockQ4_0*>(src);
-  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
-    const float d = f16_to_f32(blocks[b].d);
-    float* out = dst + b * kQ0Block;
-    for (int j = 0; j < kQ0Block / 2; ++j) {
-      out[j] = static_cast<float>((blocks[b].qs[j] & 0x0F) - 8) * d;
-      out[j + kQ0Block / 2] = static_cast<float>((blocks[b].qs[j] >> 4) - 8) * d;
-    }
-  }
-}
-
-inline void dequantize_row_q4_k(const std::byte* src, std::int64_t n, float* dst) {
-  const BlockQ4K* blocks = reinterpret_cast<const BlockQ4K*>(src);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const BlockQ4K& blk = blocks[b];
-    std::uint8_t scales[8], mins[8];
-    q4k_scales_mins(blk.scales, scales, mins);
-    const float d = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
-    float* out = dst + b * kQKBlock;
-    for (int s = 0; s < 8; ++s) {
-      const std::uint8_t* q = blk.qs + 32 * (s / 2);
-      const int shift = 4 * (s % 2);
-      const float scale = d * scales[s], offset = dmin * mins[s];
-      for (int l = 0; l < 32; ++l) out[32 * s + l] = scale * static_cast<float>((q[l] >> shift) & 0x0F) - offset;
-    }
-  }
-}
-
-inline void dequantize_row_q6_k(const std::byte* src, std::int64_t n, float* dst) {
-  const BlockQ6K* blocks = reinterpret_cast<const BlockQ6K*>(src);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const BlockQ6K& blk = blocks[b];
-    const float d = f16_to_f32(blk.d);
-    for (int half = 0; half < 2; ++half) {
-      float* out = dst + b * kQKBlock + 128 * half;
-      for (int e = 0; e < 128; ++e) {
-        const int q = q6k_value(blk.ql + 64 * half, blk.qh + 32 * half, e);
-        out[e] = d * static_cast<float>(blk.scales[8 * half + e / 16]) * static_cast<float>(q - 32);
-      }
-    }
-  }
-}
-
-}  // namespace smallcoder
-// ---- end smallcoder/tensor/quant_blocks.hpp ----
-
-namespace smallcoder {
-
-// a * b rounded to fp32 on its own. The references add to this product afterwards; letting
-// the compiler fuse the two into one FMA would round once instead of twice and change some
-// quantized values, so the product goes through a volatile.
-inline float separately_rounded_product(float a, float b) {
-  volatile float product = a * b;
-  return product;
-}
-
-// v truncated toward zero and limited to [lo, hi]; NaN gives lo. Finite inputs of the
-// quantizers never reach the limits except where the references clamp too, so this only
-// keeps non-finite weights from undefined float-to-int conversions.
-inline int truncate_clamped(float v, int lo, int hi) {
-  if (v >= static_cast<float>(hi)) return hi;
-  return v > static_cast<float>(lo) ? static_cast<int>(v) : lo;
-}
-
-// n elements (a multiple of 32) to n / 32 Q8_0 blocks: d = max|x| / 127, q = round(x / d)
-// with halves away from zero (roundf), d stored as f16.
-inline void quantize_row_q8_0(const float* x, std::int64_t n, std::byte* dst) {
-  BlockQ8_0* blocks = reinterpret_cast<BlockQ8_0*>(dst);
-  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
-    const float* xb = x + b * kQ0Block;
-    float amax = 0.0f;
-    for (int j = 0; j < kQ0Block; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    blocks[b].d = f32_to_f16(d);
-    for (int j = 0; j < kQ0Block; ++j)
-      blocks[b].qs[j] = static_cast<std::int8_t>(truncate_clamped(std::round(xb[j] * id), -127, 127));
-  }
-}
-
-// n elements (a multiple of 32) to n / 32 Q4_0 blocks: d = m / -8 where m is the element
-// of largest magnitude (so m itself maps to nibble 0), nibble = min(15, trunc(x / d + 8.5)).
-inline void quantize_row_q4_0(const float* x, std::int64_t n, std::byte* dst) {
-  BlockQ4_0* blocks = reinterpret_cast<BlockQ4_0*>(dst);
-  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
-    const float* xb = x + b * kQ0Block;
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < kQ0Block; ++j) {
-      if (amax < std::fabs(xb[j])) {
-        amax = std::fabs(xb[j]);
-        max = xb[j];
-      }
-    }
-    const float d = max / -8.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    blocks[b].d = f32_to_f16(d);
-    auto nibble = [&](float v) { return truncate_clamped(separately_rounded_product(v, id) + 8.5f, 0, 15); };
-    for (int j = 0; j < kQ0Block / 2; ++j) {
-      blocks[b].qs[j] = static_cast<std::uint8_t>(nibble(xb[j]) | (nibble(xb[j + kQ0Block / 2]) << 4));
-    }
-  }
-}
-
-// Whether quantize_row can produce `t`.
-inline bool can_quantize_to(DType t) {
-  return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::q8_0 || t == DType::q4_0;
-}
-
-// Stores n fp32 values as `t` (dtype_bytes(t, n) bytes at dst). For block types n must be
-// a whole number of blocks. Throws naming `where` for a type it cannot produce (the
-// k-quants, whose search-based quantizers this project does not implement) or a bad length.
-inline void quantize_row(DType t, const float* x, std::int64_t n, std::byte* dst, const std::string& where) {
-  const int block = dtype_info(t).block_elems;
-  if (n % block != 0) {
-    fail(where, "row of " + std::to_string(n) + " elements is not a whole number of " + dtype_name(t) + " blocks of " +
-                    std::to_string(block));
-  }
-  switch (t) {
-    case DType::f32:
-      for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<float*>(dst)[i] = x[i];
-      return;
-    case DType::f16:
-      for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t*>(dst)[i] = f32_to_f16(x[i]);
-      return;
-    case DType::bf16:
-      for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t*>(dst)[i] = f32_to_bf16(x[i]);
-      return;
-    case DType::q8_0:
-      quantize_row_q8_0(x, n, dst);
-      return;
-    case DType::q4_0:
-      quantize_row_q4_0(x, n, dst);
-      return;
-    default:
-      fail(where, std::string("cannot quantize to ") + dtype_name(t) + " (supported: f32, f16, bf16, q8_0, q4_0)");
-  }
-}
-
-}  // namespace smallcoder
-// ---- end smallcoder/tensor/quant_encode.hpp ----
 
 namespace smallcoder {
 
@@ -4264,7 +4289,8 @@ inline DType matrix_dtype(DType target, std::int64_t cols, DType fallback) {
 inline void check_storable(DType target, const std::string& where) {
   if (!can_quantize_to(target)) {
     fail(where,
-         std::string("cannot store weights as ") + dtype_name(target) + " (supported: f32, f16, bf16, q8_0, q4_0)");
+         std::string("cannot store weights as ") + dtype_name(target) + " (supported: " +
+             dtype_names([](const DTypeInfo& r) { return r.from_f32 != nullptr; }) + ")");
   }
 }
 
@@ -4318,17 +4344,6 @@ inline ModelWeights random_weights(const ModelConfig& config, std::uint64_t seed
 // ---- end smallcoder/model/random_init.hpp ----
 
 namespace smallcoder {
-
-// n stored elements of any type as fp32.
-inline void row_to_f32(DType type, const std::byte* src, std::int64_t n, float* dst) {
-  switch (type) {
-    case DType::q8_0: dequantize_row_q8_0(src, n, dst); return;
-    case DType::q4_0: dequantize_row_q4_0(src, n, dst); return;
-    case DType::q4_k: dequantize_row_q4_k(src, n, dst); return;
-    case DType::q6_k: dequantize_row_q6_k(src, n, dst); return;
-    default: cpu::float_row_to_f32(type, src, n, dst); return;
-  }
-}
 
 // Every matrix becomes `target` where its rows are whole blocks of it and stays in its type
 // elsewhere. When anything changes, every tensor (norms and kept matrices too) moves into
@@ -4586,7 +4601,7 @@ inline void float_gemm_rows(const TensorView& w, const float* x, int n, int ldx,
   const Eigen::Index rows = r1 - r0, cols = w.cols;
   const float* tile = reinterpret_cast<const float*>(w.row(r0));
   if (w.dtype != DType::f32) {
-    float_row_to_f32(w.dtype, w.row(r0), rows * cols, scratch);
+    row_to_f32(w.dtype, w.row(r0), rows * cols, scratch);
     tile = scratch;
   }
   Eigen::Map<const RowMajor, 0, Strided> xm(x, n, cols, Strided(ldx));
@@ -4793,11 +4808,12 @@ inline Isa active_isa() {
 }  // namespace smallcoder::cpu
 // ---- end smallcoder/cpu/isa.hpp ----
 // ---- begin smallcoder/cpu/kernels.hpp ----
-// The CPU kernel table: for every weight type and SIMD level, how activation rows are
-// prepared (fp32 as they are, or quantized to 8 bits once per row) and the tile product
-// all matrix products go through, plus, where a level has one, a product for batches with
-// activations of its own format. kernels_for(type) answers for the level chosen at run
-// time (cpu/isa.hpp); the backend and the tests only ever call through this table.
+// The CPU kernel table: one record per weight type (kTypeKernels) saying how
+// activation rows are prepared (fp32 as they are, or quantized to 8 bits once
+// per row) and which tile product each SIMD level runs, plus, where a level has
+// one, a product for batches with activations of its own format.
+// kernels_for(type) answers for the level chosen at run time (cpu/isa.hpp); the
+// backend only ever calls through this table.
 
 #include <cstddef>
 #include <cstdint>
@@ -4820,19 +4836,6 @@ namespace smallcoder::cpu {
 enum class ActFormat { f32, q8_0, q8_k, bf16_split, q8_0_tiles };
 
 constexpr int kGroupTokens = 16;
-
-inline ActFormat act_format_for(DType weight) {
-  switch (weight) {
-    case DType::q8_0:
-    case DType::q4_0:
-      return ActFormat::q8_0;
-    case DType::q4_k:
-    case DType::q6_k:
-      return ActFormat::q8_k;
-    default:
-      return ActFormat::f32;
-  }
-}
 
 // A q8_0 activation row of n elements (n a multiple of 32): the n int8 values first, so one
 // SIMD load spans several blocks, then one fp32 scale per 32-element block, then the int32
@@ -5273,15 +5276,6 @@ struct QuantTiles {
   }
 };
 
-template <class Blocks>
-SMALLCODER_AVX2 inline void block_sums(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
-  const Q8Acts a = q8_acts(act, n);
-  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
-    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + b * kQ0Block));
-    out[b] = hsum(Blocks::lanes(Blocks::unpack(row + b * Blocks::kBytes), av, a.sums[b]));
-  }
-}
-
 // ---- k-quants against Q8_K: one super-block of one row and one token at a time ----
 
 // The k-quant products below have llama.cpp's x86 arithmetic (the same int32 lanes, the
@@ -5371,24 +5365,6 @@ SMALLCODER_AVX2 inline float row_dot_q6_k(const std::byte* row, const std::byte*
     acc = _mm256_fmadd_ps(_mm256_set1_ps(a[b].d * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(q6k_lanes(w[b], a[b])), acc);
   }
   return hsum(acc);
-}
-
-SMALLCODER_AVX2 inline void block_sums_q4_k(const std::byte* row, const std::byte* act, std::int64_t n,
-                                            std::int32_t* out) {
-  const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
-  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const Q4KLanes lanes = q4k_lanes(w[b], a[b]);
-    out[2 * b] = hsum(lanes.scaled);
-    out[2 * b + 1] = hsum(_mm256_zextsi128_si256(lanes.mins));
-  }
-}
-
-SMALLCODER_AVX2 inline void block_sums_q6_k(const std::byte* row, const std::byte* act, std::int64_t n,
-                                            std::int32_t* out) {
-  const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
-  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) out[b] = hsum(q6k_lanes(w[b], a[b]));
 }
 
 }  // namespace smallcoder::cpu::avx2
@@ -5794,38 +5770,6 @@ struct Q4_0Decode {
   }
 };
 
-template <class Blocks, int G>
-SMALLCODER_AVX512_INLINE inline void group_sums(const std::byte* row, const Q8Acts& a, std::int64_t b,
-                                                std::int32_t* out) {
-  __m512i wa, wb;
-  Blocks::template unpack<G>(row + b * Blocks::kBytes, wa, wb);
-  const __m512i lanes = group_lanes(act_group<G>(a, b), wa, wb);
-  for (int j = 0; j < G; ++j)
-    out[b + j] = _mm512_reduce_add_epi32(_mm512_maskz_mov_epi32(static_cast<__mmask16>(0xFu << (4 * j)), lanes));
-}
-
-template <class Blocks>
-SMALLCODER_AVX512 inline void block_sums(const std::byte* row, const std::byte* act, std::int64_t n,
-                                         std::int32_t* out) {
-  const Q8Acts a = q8_acts(act, n);
-  const std::int64_t blocks = n / kQ0Block;
-  std::int64_t b = 0;
-  for (; b + 4 <= blocks; b += 4) group_sums<Blocks, 4>(row, a, b, out);
-  switch (blocks - b) {
-    case 3:
-      group_sums<Blocks, 3>(row, a, b, out);
-      break;
-    case 2:
-      group_sums<Blocks, 2>(row, a, b, out);
-      break;
-    case 1:
-      group_sums<Blocks, 1>(row, a, b, out);
-      break;
-    default:
-      break;
-  }
-}
-
 // ---- Q8_0: two weight rows per 512-bit vector, with the AVX2 level's arithmetic ----
 //
 // Each 256-bit half computes what the AVX2 level computes for one row: vpdpbusd over |w| and
@@ -5953,16 +5897,6 @@ struct Q8_0Decode {
     for (int i = 0; i < R; ++i) store_result(y + r + i, avx2::hsum(acc[i]), accumulate);
   }
 };
-
-SMALLCODER_AVX512 inline void block_sums_q8_0(const std::byte* row, const std::byte* act, std::int64_t n,
-                                              std::int32_t* out) {
-  const Q8Acts a = q8_acts(act, n);
-  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
-    const std::byte* block = row + b * sizeof(BlockQ8_0);
-    const __m512i lanes = Q8_0Tiles::lanes(Q8_0Tiles::unpack(block, block), Q8_0Tiles::broadcast_block(a, b));
-    out[b] = avx2::hsum(_mm512_castsi512_si256(lanes));
-  }
-}
 
 }  // namespace smallcoder::cpu::avx512
 
@@ -6595,63 +6529,32 @@ inline float row_dot_q6_k(const std::byte* row, const std::byte* act, std::int64
   return sum;
 }
 
-// ---- exact integer block sums (the test hook of the kernel table) ----
-
-inline void block_sums_q8_0(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
-  const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(row);
-  const Q8Acts a = q8_acts(act, n);
-  for (std::int64_t b = 0; b < n / kQ0Block; ++b) out[b] = dot_q8_0(w[b], a.qs + b * kQ0Block);
-}
-
-inline void block_sums_q4_0(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
-  const BlockQ4_0* w = reinterpret_cast<const BlockQ4_0*>(row);
-  const Q8Acts a = q8_acts(act, n);
-  for (std::int64_t b = 0; b < n / kQ0Block; ++b) out[b] = dot_q4_0(w[b], a.qs + b * kQ0Block);
-}
-
-inline void block_sums_q4_k(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
-  const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
-  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const Q4KSums s = dot_q4_k(w[b], a[b]);
-    out[2 * b] = s.scaled;
-    out[2 * b + 1] = s.mins;
-  }
-}
-
-inline void block_sums_q6_k(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
-  const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
-  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) out[b] = dot_q6_k(w[b], a[b]);
-}
-
 }  // namespace smallcoder::cpu::scalar
 // ---- end smallcoder/cpu/kernels/scalar.hpp ----
 
 namespace smallcoder::cpu {
 
-// y[t * ldy + r] (+)= W[r] . act_t for weight rows r in [r0, r1) and tokens t < n_tokens,
-// act_t being prepared activation row t (act_stride bytes apart; for ActFormat::f32 simply
-// the fp32 rows). n_tokens == 1 is the decode matrix-vector product.
-using GemmFn = void (*)(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
-                        std::size_t act_stride, int n_tokens, float* y, std::size_t ldy, bool accumulate);
+// y[t * ldy + r] (+)= W[r] . act_t for weight rows r in [r0, r1) and tokens t <
+// n_tokens, act_t being prepared activation row t (act_stride bytes apart; for
+// ActFormat::f32 simply the fp32 rows). n_tokens == 1 is the decode
+// matrix-vector product.
+using GemmFn = void (*)(const TensorView &w, std::int64_t r0, std::int64_t r1, const std::byte *acts,
+                        std::size_t act_stride, int n_tokens, float *y, std::size_t ldy, bool accumulate);
 
-// Quantizes one fp32 activation row of `cols` elements into act_row_bytes(format, cols) bytes.
-using QuantizeActsFn = void (*)(const float* x, std::int64_t cols, std::byte* out);
+// Quantizes one fp32 activation row of `cols` elements into
+// act_row_bytes(format, cols) bytes.
+using QuantizeActsFn = void (*)(const float *x, std::int64_t cols, std::byte *out);
 
-// The exact integer sums of one weight row with one prepared activation row, per block in
-// order: one int32 per Q8_0 / Q4_0 / Q6_K block, two per Q4_K block (scaled, mins; see
-// scalar::Q4KSums). Every level must give the scalar level's values: the tests compare them.
-using BlockSumsFn = void (*)(const std::byte* w_row, const std::byte* act_row, std::int64_t cols, std::int32_t* out);
+// Packs n <= kGroupTokens fp32 rows of `cols` values (ldx floats apart) into
+// one group of a grouped activation format (ActFormat::bf16_split) at out,
+// 64-byte aligned.
+using PackActsFn = void (*)(const float *x, std::size_t ldx, int n, std::int64_t cols, std::byte *out);
 
-// Packs n <= kGroupTokens fp32 rows of `cols` values (ldx floats apart) into one group of
-// a grouped activation format (ActFormat::bf16_split) at out, 64-byte aligned.
-using PackActsFn = void (*)(const float* x, std::size_t ldx, int n, std::int64_t cols, std::byte* out);
-
-// A level's second product, for batches: from min_tokens tokens, on matrices whose cols are
-// a multiple of cols_multiple, it beats Kernels::gemm. Its activations, in format `act`, are
-// packed a group of kGroupTokens tokens at a time; gemm then takes act_stride =
-// act_row_bytes(act, cols), one token's share of a group.
+// A level's second product, for batches: from min_tokens tokens, on matrices
+// whose cols are a multiple of cols_multiple, it beats Kernels::gemm. Its
+// activations, in format `act`, are packed a group of kGroupTokens tokens at a
+// time; gemm then takes act_stride = act_row_bytes(act, cols), one token's
+// share of a group.
 struct BatchKernels {
   ActFormat act = ActFormat::f32;
   PackActsFn pack_acts = nullptr;
@@ -6660,11 +6563,11 @@ struct BatchKernels {
   std::int64_t cols_multiple = 1;
 };
 
-// Weight rows per work item of a batch product on `threads` threads: an equal share per
-// thread in whole 16-row tiles, at most 256. Each activation tile it loads serves every row
-// of the item, so items larger than the 64 rows of the other batched products keep the
-// activations in cache longer (measured: +25% on SmallCoder-Medium's 3328-column down
-// projection).
+// Weight rows per work item of a batch product on `threads` threads: an equal
+// share per thread in whole 16-row tiles, at most 256. Each activation tile it
+// loads serves every row of the item, so items larger than the 64 rows of the
+// other batched products keep the activations in cache longer (measured: +25%
+// on SmallCoder-Medium's 3328-column down projection).
 inline std::int64_t batch_item_rows(std::int64_t matrix_rows, int threads) {
   constexpr std::int64_t kMaxRows = 256;
   const std::int64_t per_thread = (matrix_rows + threads - 1) / threads;
@@ -6672,178 +6575,160 @@ inline std::int64_t batch_item_rows(std::int64_t matrix_rows, int threads) {
   return ((matrix_rows + items - 1) / items + 15) / 16 * 16;
 }
 
+// The level-independent half of a weight type's products: how its activation
+// rows are prepared and the product at each SIMD level (null: the level has
+// none of its own and takes the one below it), plus the amx level's batch
+// product. One record per DType, in enum order (checked below), as
+// tensor/dtype.hpp keeps one record per type for the formats. x86 kernels
+// appear only in x86 builds (SMALLCODER_X86_ONLY).
+struct TypeKernels {
+  DType type;
+  ActFormat act;
+  GemmFn scalar;     // every CPU; the reference the other levels are tested against
+  GemmFn avx2;       // AVX2 + FMA + F16C
+  GemmFn avx512;     // AVX-512 F/BW/VL (+ VNNI); the amx level's product for one
+                     // token too
+  BatchKernels amx;  // AMX tiles for batches
+};
+
+#ifdef SMALLCODER_X86
+#define SMALLCODER_X86_ONLY(...) __VA_ARGS__
+#else
+#define SMALLCODER_X86_ONLY(...) \
+  {}
+#endif
+
+// The amx batch products beat the avx512 level from 6 (bf16), 4 (Q8_0) and 8
+// (Q4_0) tokens up, though most of a 16-token group is then zero padding
+// (measured against avx512: bf16 1.3-1.6x at 6 tokens, 0.75-0.95x at 4;
+// Q8_0 1.15-1.25x at 4, 0.9-1.05x at 3; Q4_0 1.25-1.5x at 8, 0.95-1.15x at 6).
+// The k-quants have AVX2 products only, used by both wider levels.
+constexpr TypeKernels kTypeKernels[] = {
+    {DType::f32,
+     ActFormat::f32,
+     gemm_rows<scalar::row_dot_f32>,
+     SMALLCODER_X86_ONLY(gemm_tiled<avx2::FloatTiles<avx2::F32Rows>>),
+     SMALLCODER_X86_ONLY(gemm_tiled<avx512::FloatTiles<avx512::F32Rows>>),
+     {}},
+    {DType::f16,
+     ActFormat::f32,
+     gemm_rows<scalar::row_dot_f16>,
+     SMALLCODER_X86_ONLY(gemm_tiled<avx2::FloatTiles<avx2::F16Rows>>),
+     SMALLCODER_X86_ONLY(gemm_tiled<avx512::FloatTiles<avx512::F16Rows>>),
+     {}},
+    {DType::bf16, ActFormat::f32, gemm_rows<scalar::row_dot_bf16>,
+     SMALLCODER_X86_ONLY(gemm_tiled<avx2::FloatTiles<avx2::Bf16Rows>>),
+     SMALLCODER_X86_ONLY(gemm_tiled<avx512::FloatTiles<avx512::Bf16Rows>>),
+     SMALLCODER_X86_ONLY({ActFormat::bf16_split, amx::pack_group, amx::gemm<amx::Bf16Tiles>, 6, kSplitCols})},
+    {DType::q8_0, ActFormat::q8_0, gemm_rows<scalar::row_dot_q8_0>,
+     SMALLCODER_X86_ONLY(gemm_tiled<avx2::QuantTiles<avx2::Q8_0Blocks>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx512::Q8_0Decode, avx512::Q8_0Tiles>),
+     SMALLCODER_X86_ONLY(
+         {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q8_0Blocks>>, 4, kQ0Block})},
+    {DType::q4_0, ActFormat::q8_0, gemm_rows<scalar::row_dot_q4_0>,
+     SMALLCODER_X86_ONLY(gemm_tiled<avx2::QuantTiles<avx2::Q4_0Blocks>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx512::Q4_0Decode, avx512::QuantTiles<avx512::Q4_0Groups>>),
+     SMALLCODER_X86_ONLY(
+         {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q4_0Blocks>>, 8, kQ0Block})},
+    {DType::q4_k,
+     ActFormat::q8_k,
+     gemm_rows<scalar::row_dot_q4_k>,
+     SMALLCODER_X86_ONLY(gemm_rows<avx2::row_dot_q4_k>),
+     {},
+     {}},
+    {DType::q6_k,
+     ActFormat::q8_k,
+     gemm_rows<scalar::row_dot_q6_k>,
+     SMALLCODER_X86_ONLY(gemm_rows<avx2::row_dot_q6_k>),
+     {},
+     {}},
+};
+
+#undef SMALLCODER_X86_ONLY
+
+constexpr bool type_kernels_in_order() {
+  for (int i = 0; i < kDTypeCount; ++i) {
+    if (static_cast<int>(kTypeKernels[i].type) != i) return false;
+  }
+  return true;
+}
+static_assert(sizeof kTypeKernels / sizeof kTypeKernels[0] == kDTypeCount, "one TypeKernels record per DType");
+static_assert(type_kernels_in_order(), "kTypeKernels must list the types in enum order");
+
+// One weight type's kernels resolved for one SIMD level: what the backend
+// calls.
 struct Kernels {
-  DType weight = DType::f32;
   Isa isa = Isa::scalar;
   ActFormat act = ActFormat::f32;
   QuantizeActsFn quantize_acts = nullptr;  // null for ActFormat::f32
   GemmFn gemm = nullptr;
-  BlockSumsFn block_sums = nullptr;  // null for float weights
-  int sums_per_block = 0;
   BatchKernels batch;
 
-  // The batch product for n tokens on a matrix of `cols` columns, or null where gemm serves.
-  const BatchKernels* batch_for(std::int64_t cols, int n) const {
+  // The batch product for n tokens on a matrix of `cols` columns, or null where
+  // gemm serves.
+  const BatchKernels *batch_for(std::int64_t cols, int n) const {
     const bool applies = batch.gemm != nullptr && n >= batch.min_tokens && cols % batch.cols_multiple == 0;
     return applies ? &batch : nullptr;
   }
 };
 
-namespace detail {
-
-inline Kernels scalar_kernels(DType t) {
-  Kernels k;
-  k.weight = t;
-  k.act = act_format_for(t);
-  switch (t) {
-    case DType::f32:
-      k.gemm = gemm_rows<scalar::row_dot_f32>;
-      break;
-    case DType::bf16:
-      k.gemm = gemm_rows<scalar::row_dot_bf16>;
-      break;
-    case DType::f16:
-      k.gemm = gemm_rows<scalar::row_dot_f16>;
-      break;
-    case DType::q8_0:
-      k.gemm = gemm_rows<scalar::row_dot_q8_0>;
-      k.block_sums = scalar::block_sums_q8_0;
-      break;
-    case DType::q4_0:
-      k.gemm = gemm_rows<scalar::row_dot_q4_0>;
-      k.block_sums = scalar::block_sums_q4_0;
-      break;
-    case DType::q4_k:
-      k.gemm = gemm_rows<scalar::row_dot_q4_k>;
-      k.block_sums = scalar::block_sums_q4_k;
-      break;
-    case DType::q6_k:
-      k.gemm = gemm_rows<scalar::row_dot_q6_k>;
-      k.block_sums = scalar::block_sums_q6_k;
-      break;
-  }
-  if (k.act == ActFormat::q8_0) k.quantize_acts = scalar::quantize_acts_q8_0;
-  if (k.act == ActFormat::q8_k) k.quantize_acts = scalar::quantize_acts_q8_k;
-  k.sums_per_block = t == DType::q4_k ? 2 : (k.block_sums != nullptr ? 1 : 0);
-  return k;
-}
-
-#ifdef SMALLCODER_X86
-// The AVX2 and AVX-512 levels share the AVX2 activation quantizers and k-quant kernels.
-// The amx level is the AVX-512 one plus batch products (amx_kernels).
-inline Kernels simd_kernels(DType t, Isa isa) {
-  Kernels k = scalar_kernels(t);
-  k.isa = isa;
-  if (k.act == ActFormat::q8_0) k.quantize_acts = avx2::quantize_acts_q8_0;
-  if (k.act == ActFormat::q8_k) k.quantize_acts = avx2::quantize_acts_q8_k;
-  const bool wide = isa != Isa::avx2;
-  switch (t) {
-    case DType::f32:
-      k.gemm = wide ? gemm_tiled<avx512::FloatTiles<avx512::F32Rows>> : gemm_tiled<avx2::FloatTiles<avx2::F32Rows>>;
-      break;
-    case DType::bf16:
-      k.gemm = wide ? gemm_tiled<avx512::FloatTiles<avx512::Bf16Rows>> : gemm_tiled<avx2::FloatTiles<avx2::Bf16Rows>>;
-      break;
-    case DType::f16:
-      k.gemm = wide ? gemm_tiled<avx512::FloatTiles<avx512::F16Rows>> : gemm_tiled<avx2::FloatTiles<avx2::F16Rows>>;
-      break;
-    case DType::q8_0:
-      k.gemm = wide ? gemm_decode_or_tiled<avx512::Q8_0Decode, avx512::Q8_0Tiles>
-                     : gemm_tiled<avx2::QuantTiles<avx2::Q8_0Blocks>>;
-      k.block_sums = wide ? avx512::block_sums_q8_0 : avx2::block_sums<avx2::Q8_0Blocks>;
-      break;
-    case DType::q4_0:
-      k.gemm = wide ? gemm_decode_or_tiled<avx512::Q4_0Decode, avx512::QuantTiles<avx512::Q4_0Groups>>
-                     : gemm_tiled<avx2::QuantTiles<avx2::Q4_0Blocks>>;
-      k.block_sums = wide ? avx512::block_sums<avx512::Q4_0Groups> : avx2::block_sums<avx2::Q4_0Blocks>;
-      break;
-    case DType::q4_k:
-      k.gemm = gemm_rows<avx2::row_dot_q4_k>;
-      k.block_sums = avx2::block_sums_q4_k;
-      break;
-    case DType::q6_k:
-      k.gemm = gemm_rows<avx2::row_dot_q6_k>;
-      k.block_sums = avx2::block_sums_q6_k;
-      break;
-  }
-  return k;
-}
-
-// The amx level: the AVX-512 kernels, and AMX tiles for batches of bf16, Q8_0 and Q4_0
-// weights, faster from 6, 4 and 8 tokens up, though most of a 16-token group is then zero
-// padding (measured against the avx512 level: bf16 1.3-1.6x at 6 tokens, 0.75-0.95x at 4;
-// Q8_0 1.15-1.25x at 4, 0.9-1.05x at 3; Q4_0 1.25-1.5x at 8, 0.95-1.15x at 6).
-inline Kernels amx_kernels(DType t) {
-  Kernels k = simd_kernels(t, Isa::amx);
-  if (t == DType::bf16) k.batch = {ActFormat::bf16_split, amx::pack_group, amx::gemm<amx::Bf16Tiles>, 6, kSplitCols};
-  if (t == DType::q8_0) {
-    k.batch = {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q8_0Blocks>>, 4, kQ0Block};
-  }
-  if (t == DType::q4_0) {
-    k.batch = {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q4_0Blocks>>, 8, kQ0Block};
-  }
-  return k;
-}
-#endif
-
-constexpr int kDTypes = static_cast<int>(DType::q6_k) + 1;
 constexpr int kIsas = static_cast<int>(Isa::amx) + 1;
 
+namespace detail {
+
+// The activation quantizer of `format` at `isa`: the scalar rules everywhere,
+// in AVX2 on x86.
+inline QuantizeActsFn quantize_acts_for(ActFormat format, Isa isa) {
+#ifdef SMALLCODER_X86
+  if (isa != Isa::scalar) {
+    if (format == ActFormat::q8_0) return avx2::quantize_acts_q8_0;
+    if (format == ActFormat::q8_k) return avx2::quantize_acts_q8_k;
+  }
+#else
+  (void)isa;
+#endif
+  if (format == ActFormat::q8_0) return scalar::quantize_acts_q8_0;
+  if (format == ActFormat::q8_k) return scalar::quantize_acts_q8_k;
+  return nullptr;
+}
+
+// A record's kernels at `isa`: its own product there, else the nearest level
+// below's.
+inline Kernels resolve(const TypeKernels &r, Isa isa) {
+  Kernels k;
+  k.isa = isa;
+  k.act = r.act;
+  k.quantize_acts = quantize_acts_for(r.act, isa);
+  const GemmFn by_level[] = {r.scalar, r.avx2, r.avx512, r.avx512};  // amx: avx512's product
+  for (int i = static_cast<int>(isa); i >= 0 && k.gemm == nullptr; --i) k.gemm = by_level[i];
+  if (isa == Isa::amx) k.batch = r.amx;
+  return k;
+}
+
 struct KernelTable {
-  Kernels entries[kIsas][kDTypes];
+  Kernels entries[kIsas][kDTypeCount];
   KernelTable() {
 #ifdef SMALLCODER_X86
-    cpu_features();  // detection asks the OS for AMX tile state, which the amx kernels need first
+    cpu_features();  // detection asks the OS for AMX tile state, which the amx
+                     // kernels need first
 #endif
-    for (int t = 0; t < kDTypes; ++t) {
-      for (int i = 0; i < kIsas; ++i) {
-#ifdef SMALLCODER_X86
-        const DType type = static_cast<DType>(t);
-        const Isa isa = static_cast<Isa>(i);
-        entries[i][t] = isa == Isa::scalar ? scalar_kernels(type)
-                        : isa == Isa::amx  ? amx_kernels(type)
-                                           : simd_kernels(type, isa);
-#else
-        entries[i][t] = scalar_kernels(static_cast<DType>(t));  // never chosen: cpu_supports() says no
-#endif
-      }
+    for (int i = 0; i < kIsas; ++i) {
+      for (int t = 0; t < kDTypeCount; ++t) entries[i][t] = resolve(kTypeKernels[t], static_cast<Isa>(i));
     }
   }
 };
 
 }  // namespace detail
 
-// The kernels for weights of type t at SIMD level isa (which the CPU must support).
-inline const Kernels& kernels_for(DType t, Isa isa) {
+// The kernels for weights of type t at SIMD level isa (which the CPU must
+// support).
+inline const Kernels &kernels_for(DType t, Isa isa) {
   static const detail::KernelTable table;
   return table.entries[static_cast<int>(isa)][static_cast<int>(t)];
 }
 
 // The kernels for weights of type t at the active level (active_isa()).
-inline const Kernels& kernels_for(DType t) { return kernels_for(t, active_isa()); }
-
-// Widens `cols` stored elements of any type (one embedding row, say) to fp32.
-inline void row_to_f32(DType t, const std::byte* row, std::int64_t cols, float* out) {
-  switch (t) {
-    case DType::f32:
-    case DType::bf16:
-    case DType::f16:
-      float_row_to_f32(t, row, cols, out);
-      return;
-    case DType::q8_0:
-      dequantize_row_q8_0(row, cols, out);
-      return;
-    case DType::q4_0:
-      dequantize_row_q4_0(row, cols, out);
-      return;
-    case DType::q4_k:
-      dequantize_row_q4_k(row, cols, out);
-      return;
-    case DType::q6_k:
-      dequantize_row_q6_k(row, cols, out);
-      return;
-  }
-}
+inline const Kernels &kernels_for(DType t) { return kernels_for(t, active_isa()); }
 
 }  // namespace smallcoder::cpu
 // ---- end smallcoder/cpu/kernels.hpp ----
@@ -7575,7 +7460,7 @@ class CpuBackend {
   void embed(const Step& s, const TensorView& table, Buffer& x) {
     cpu::parallel_for(s.rows, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i);
-      cpu::row_to_f32(table.dtype, table.row(s.tokens[r]), table.cols, x.row(r));
+      row_to_f32(table.dtype, table.row(s.tokens[r]), table.cols, x.row(r));
     });
   }
 
@@ -7589,7 +7474,7 @@ class CpuBackend {
       } else {
         // Norm weights stored in 16 bits: widen into this thread's scratch first.
         float* wide = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
-        cpu::float_row_to_f32(weight.dtype, weight.data, weight.cols, wide);
+        row_to_f32(weight.dtype, weight.data, weight.cols, wide);
         cpu::rmsnorm_row(x.row(r), wide, config_.rms_norm_eps, x.cols(), dst);
       }
     });
@@ -9942,7 +9827,7 @@ class CudaBackend {
       std::byte* at = base + offset;
       if (slot.is_vector()) {
         widened.resize(static_cast<std::size_t>(v.cols));
-        cpu::float_row_to_f32(v.dtype, v.data, v.cols, widened.data());
+        row_to_f32(v.dtype, v.data, v.cols, widened.data());
         cuda::check(cudaMemcpy(at, widened.data(), sizeof(float) * widened.size(), cudaMemcpyHostToDevice),
                     "uploading tensor '" + hf_tensor_name(slot) + "'");
         v = TensorView{DType::f32, v.rows, v.cols, at};

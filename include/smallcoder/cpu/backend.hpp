@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "smallcoder/config.hpp"
-#include "smallcoder/cpu/float_kernels.hpp"
+#include "smallcoder/tensor/dtype.hpp"
 #include "smallcoder/cpu/gemm.hpp"
 #include "smallcoder/cpu/isa.hpp"
 #include "smallcoder/cpu/kernels.hpp"
@@ -106,7 +106,7 @@ class CpuBackend {
   void embed(const Step& s, const TensorView& table, Buffer& x) {
     cpu::parallel_for(s.rows, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i);
-      cpu::row_to_f32(table.dtype, table.row(s.tokens[r]), table.cols, x.row(r));
+      row_to_f32(table.dtype, table.row(s.tokens[r]), table.cols, x.row(r));
     });
   }
 
@@ -120,7 +120,7 @@ class CpuBackend {
       } else {
         // Norm weights stored in 16 bits: widen into this thread's scratch first.
         float* wide = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
-        cpu::float_row_to_f32(weight.dtype, weight.data, weight.cols, wide);
+        row_to_f32(weight.dtype, weight.data, weight.cols, wide);
         cpu::rmsnorm_row(x.row(r), wide, config_.rms_norm_eps, x.cols(), dst);
       }
     });

@@ -19,7 +19,7 @@
 #endif
 #include <Eigen/Core>
 
-#include "smallcoder/cpu/float_kernels.hpp"
+#include "smallcoder/tensor/dtype.hpp"
 #include "smallcoder/tensor/tensor_view.hpp"
 
 namespace smallcoder::cpu {
@@ -44,7 +44,7 @@ inline void float_gemm_rows(const TensorView& w, const float* x, int n, int ldx,
   const Eigen::Index rows = r1 - r0, cols = w.cols;
   const float* tile = reinterpret_cast<const float*>(w.row(r0));
   if (w.dtype != DType::f32) {
-    float_row_to_f32(w.dtype, w.row(r0), rows * cols, scratch);
+    row_to_f32(w.dtype, w.row(r0), rows * cols, scratch);
     tile = scratch;
   }
   Eigen::Map<const RowMajor, 0, Strided> xm(x, n, cols, Strided(ldx));

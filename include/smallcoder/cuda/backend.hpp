@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "smallcoder/config.hpp"
-#include "smallcoder/cpu/float_kernels.hpp"
+#include "smallcoder/tensor/dtype.hpp"
 #include "smallcoder/cpu/ops.hpp"
 #include "smallcoder/cuda/device_info.hpp"
 #include "smallcoder/cuda/launch.hpp"
@@ -186,7 +186,7 @@ class CudaBackend {
       std::byte* at = base + offset;
       if (slot.is_vector()) {
         widened.resize(static_cast<std::size_t>(v.cols));
-        cpu::float_row_to_f32(v.dtype, v.data, v.cols, widened.data());
+        row_to_f32(v.dtype, v.data, v.cols, widened.data());
         cuda::check(cudaMemcpy(at, widened.data(), sizeof(float) * widened.size(), cudaMemcpyHostToDevice),
                     "uploading tensor '" + hf_tensor_name(slot) + "'");
         v = TensorView{DType::f32, v.rows, v.cols, at};

@@ -40,30 +40,6 @@ inline const char* gguf_type_name(GgufType t) {
   return i < sizeof names / sizeof names[0] ? names[i] : "unknown";
 }
 
-// The ggml tensor types smallcoder computes on, by their ggml_type numbers (ggml.h).
-inline std::uint32_t ggml_type_of(DType t) {
-  switch (t) {
-    case DType::f32: return 0;
-    case DType::f16: return 1;
-    case DType::q4_0: return 2;
-    case DType::q8_0: return 8;
-    case DType::q4_k: return 12;
-    case DType::q6_k: return 14;
-    case DType::bf16: return 30;
-  }
-  return 0;
-}
-
-inline bool dtype_from_ggml_type(std::uint32_t id, DType& out) {
-  for (DType t : {DType::f32, DType::f16, DType::bf16, DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
-    if (ggml_type_of(t) == id) {
-      out = t;
-      return true;
-    }
-  }
-  return false;
-}
-
 // ggml's name of a type number, for messages about types smallcoder does not support.
 inline std::string ggml_type_name(std::uint32_t id) {
   static const char* const names[] = {
@@ -552,7 +528,7 @@ class Gguf {
       t.ggml_type = in.u32("type");
       if (!dtype_from_ggml_type(t.ggml_type, t.dtype)) {
         fail(where, "ggml type " + std::to_string(t.ggml_type) + " (" + ggml_type_name(t.ggml_type) +
-                        ") is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)");
+                        ") is not supported (supported: " + all_dtype_names(true) + ")");
       }
       t.offset = in.u64("data offset");
       const DTypeInfo& info = dtype_info(t.dtype);

@@ -67,21 +67,6 @@ inline const GgufValue& gguf_array_key(const Gguf& file, const std::string& key,
 
 }  // namespace detail
 
-// llama.cpp's general.file_type (LLAMA_FTYPE_*) for files whose matrices are mostly `t`;
-// 4-bit k-quant files are the Q4_K_M mix.
-inline std::uint32_t llama_file_type(DType t) {
-  switch (t) {
-    case DType::f32: return 0;
-    case DType::f16: return 1;
-    case DType::q4_0: return 2;
-    case DType::q8_0: return 7;
-    case DType::q4_k: return 15;
-    case DType::q6_k: return 18;
-    case DType::bf16: return 32;
-  }
-  return 0;
-}
-
 // The model shape from the llama.* keys (any integer width). head_dim is embedding_length /
 // head_count unless attention.key_length says otherwise; the model is tied when the file has
 // no output.weight. Features this runtime does not implement are refused, not ignored.
@@ -264,7 +249,7 @@ inline std::vector<std::pair<std::string, GgufValue>> llama_gguf_metadata(const 
   m.emplace_back("llama.attention.layer_norm_rms_epsilon", GgufValue::scalar(c.rms_norm_eps));
   m.emplace_back("llama.attention.key_length", u32(c.head_dim));
   m.emplace_back("llama.attention.value_length", u32(c.head_dim));
-  m.emplace_back("general.file_type", u32(llama_file_type(file_dtype)));
+  m.emplace_back("general.file_type", u32(dtype_info(file_dtype).llama_file_type));
   m.emplace_back("llama.vocab_size", u32(c.vocab_size));
   m.emplace_back("llama.rope.dimension_count", u32(c.head_dim));
 

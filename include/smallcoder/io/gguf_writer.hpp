@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "smallcoder/config.hpp"
-#include "smallcoder/cpu/float_kernels.hpp"
+#include "smallcoder/tensor/dtype.hpp"
 #include "smallcoder/error.hpp"
 #include "smallcoder/io/file_writer.hpp"
 #include "smallcoder/io/gguf.hpp"
@@ -119,7 +119,7 @@ inline void write_gguf(const std::string& path, const std::vector<std::pair<std:
     GgufValue::append_string(head, t.name);
     GgufValue::append_le(head, static_cast<std::uint32_t>(t.dims.size()));
     for (std::int64_t d : t.dims) GgufValue::append_le(head, static_cast<std::uint64_t>(d));
-    GgufValue::append_le(head, ggml_type_of(t.dtype));
+    GgufValue::append_le(head, dtype_info(t.dtype).ggml_type);
     GgufValue::append_le(head, offset);
     offset += t.nbytes() + detail::gguf_padding(t.nbytes(), alignment);
   }
@@ -178,7 +178,7 @@ inline void write_gguf_model(const std::string& path, const ModelConfig& config,
       t.dims = {slot.cols};
       if (v.dtype != DType::f32) {
         widened.emplace_back(static_cast<std::size_t>(slot.cols));
-        cpu::float_row_to_f32(v.dtype, v.data, slot.cols, widened.back().data());
+        row_to_f32(v.dtype, v.data, slot.cols, widened.back().data());
         t.dtype = DType::f32;
         t.data = reinterpret_cast<const std::byte*>(widened.back().data());
       }

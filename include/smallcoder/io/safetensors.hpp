@@ -39,24 +39,24 @@ namespace detail {
 // headers are refused before any of their JSON is parsed.
 constexpr std::uint64_t safetensors_max_header_bytes = 100000000;
 
-// The format's dtype names for the types this library stores unquantized.
+// The format's dtype name of a type this library stores unquantized, else null.
 inline const char* safetensors_dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::f32: return "F32";
-    case DType::f16: return "F16";
-    case DType::bf16: return "BF16";
-    default: return nullptr;
-  }
+  return is_float_dtype(dtype) ? dtype_info(dtype).file_name : nullptr;
 }
 
 inline bool parse_safetensors_dtype(std::string_view name, DType& out) {
-  for (DType dtype : {DType::f32, DType::f16, DType::bf16}) {
-    if (name == safetensors_dtype_name(dtype)) {
-      out = dtype;
+  for (const DTypeInfo& r : kDTypes) {
+    if (r.is_float && name == r.file_name) {
+      out = r.type;
       return true;
     }
   }
   return false;
+}
+
+// "F32, F16, BF16" (or the lower-case names): the types a safetensors file holds here.
+inline std::string safetensors_dtype_names(bool file_names) {
+  return dtype_names([](const DTypeInfo& r) { return r.is_float; }, file_names);
 }
 
 // "[2, 2]"; long shapes are cut short so that a hostile header cannot make a huge message.
@@ -170,7 +170,7 @@ class SafeTensors {
 
     const std::string& dtype = entry.at("dtype", where).as_string(where + ": field 'dtype'");
     if (!detail::parse_safetensors_dtype(dtype, info.dtype)) {
-      fail(path, "unsupported dtype '" + dtype + "' for tensor '" + name + "' (supported: F32, F16, BF16)");
+      fail(path, "unsupported dtype '" + dtype + "' for tensor '" + name + "' (supported: " + detail::safetensors_dtype_names(true) + ")");
     }
     const std::string shape_where = where + ": field 'shape'";
     for (const JsonValue& dim : entry.at("shape", where).as_array(shape_where)) {

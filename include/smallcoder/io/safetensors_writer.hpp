@@ -75,7 +75,7 @@ inline void write_safetensors(const std::string& path, const std::vector<TensorT
     const std::string where = path + ": tensor '" + t.name + "'";
     if (t.name == "__metadata__") fail(where, "the name is reserved for the metadata");
     if (detail::safetensors_dtype_name(t.dtype) == nullptr) {
-      fail(where, std::string("cannot store dtype ") + dtype_name(t.dtype) + " (supported: f32, f16, bf16)");
+      fail(where, std::string("cannot store dtype ") + dtype_name(t.dtype) + " (supported: " + detail::safetensors_dtype_names(false) + ")");
     }
     const std::uint64_t expected = detail::safetensors_tensor_bytes(t.dtype, t.shape, where);
     if (t.nbytes != expected) {

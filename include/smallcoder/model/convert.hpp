@@ -9,23 +9,11 @@
 #include <vector>
 
 #include "smallcoder/config.hpp"
-#include "smallcoder/cpu/float_kernels.hpp"
+#include "smallcoder/tensor/dtype.hpp"
 #include "smallcoder/model/random_init.hpp"
 #include "smallcoder/model/weights.hpp"
-#include "smallcoder/tensor/quant_blocks.hpp"
 
 namespace smallcoder {
-
-// n stored elements of any type as fp32.
-inline void row_to_f32(DType type, const std::byte* src, std::int64_t n, float* dst) {
-  switch (type) {
-    case DType::q8_0: dequantize_row_q8_0(src, n, dst); return;
-    case DType::q4_0: dequantize_row_q4_0(src, n, dst); return;
-    case DType::q4_k: dequantize_row_q4_k(src, n, dst); return;
-    case DType::q6_k: dequantize_row_q6_k(src, n, dst); return;
-    default: cpu::float_row_to_f32(type, src, n, dst); return;
-  }
-}
 
 // Every matrix becomes `target` where its rows are whole blocks of it and stays in its type
 // elsewhere. When anything changes, every tensor (norms and kept matrices too) moves into

@@ -31,7 +31,8 @@ inline DType matrix_dtype(DType target, std::int64_t cols, DType fallback) {
 inline void check_storable(DType target, const std::string& where) {
   if (!can_quantize_to(target)) {
     fail(where,
-         std::string("cannot store weights as ") + dtype_name(target) + " (supported: f32, f16, bf16, q8_0, q4_0)");
+         std::string("cannot store weights as ") + dtype_name(target) + " (supported: " +
+             dtype_names([](const DTypeInfo& r) { return r.from_f32 != nullptr; }) + ")");
   }
 }
 

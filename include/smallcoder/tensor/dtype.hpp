@@ -1,118 +1,136 @@
-// Element types that weights can be stored in, and the scalar conversions between
-// the 16-bit float formats and fp32. Quantized types store blocks of elements; a row
-// of such a tensor must be a whole number of blocks.
+// The element types weights can be stored in, one record each (DTypeInfo, in
+// kDTypes): names, block layout, GGUF numbers and the row conversions to and
+// from fp32. Everything that depends on the type reads it from here; the CPU
+// kernels of each type have their own record, indexed the same way
+// (cpu/kernels.hpp), as ggml keeps type_traits and type_traits_cpu apart. A new
+// type is its enum value, its record below, its row functions and its kernels.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <string_view>
 
 #include "smallcoder/error.hpp"
+#include "smallcoder/tensor/half.hpp"
+#include "smallcoder/tensor/quant_blocks.hpp"
+#include "smallcoder/tensor/quant_encode.hpp"
 
 namespace smallcoder {
 
 enum class DType : std::uint8_t { f32, f16, bf16, q8_0, q4_0, q4_k, q6_k };
+constexpr int kDTypeCount = static_cast<int>(DType::q6_k) + 1;
+
+// n stored elements to fp32, and n fp32 values stored (n a whole number of
+// blocks).
+using RowToF32Fn = void (*)(const std::byte *src, std::int64_t n, float *dst);
+using RowFromF32Fn = void (*)(const float *x, std::int64_t n, std::byte *dst);
 
 struct DTypeInfo {
-  const char* name;    // lower-case name used in flags and messages ("bf16", "q8_0")
-  int block_elems;     // elements per block (1 for plain floats)
-  int block_bytes;     // bytes per block
+  DType type;
+  const char *name;               // lower-case, as flags and messages spell it ("bf16", "q8_0")
+  const char *file_name;          // as GGUF and safetensors files spell it ("BF16", "Q8_0")
+  int block_elems;                // elements per block (1 for the float types)
+  int block_bytes;                // bytes per block
+  bool is_float;                  // f32/f16/bf16: what norms, KV caches and safetensors files
+                                  // hold
+  std::uint32_t ggml_type;        // the GGUF tensor type number (ggml.h's ggml_type)
+  std::uint32_t llama_file_type;  // general.file_type of a file mostly of this
+                                  // type (LLAMA_FTYPE_*)
+  RowToF32Fn to_f32;
+  RowFromF32Fn from_f32;  // null where this project has no quantizer (the k-quants)
 };
 
-inline const DTypeInfo& dtype_info(DType t) {
-  // Block layouts are llama.cpp's (ggml-common.h): Q8_0 = f16 scale + 32 int8;
-  // Q4_0 = f16 scale + 16 bytes of nibbles; Q4_K and Q6_K are 256-element super-blocks.
-  static const DTypeInfo table[] = {
-      {"f32", 1, 4},      {"f16", 1, 2},       {"bf16", 1, 2},       {"q8_0", 32, 34},
-      {"q4_0", 32, 18},   {"q4_k", 256, 144},  {"q6_k", 256, 210},
-  };
-  return table[static_cast<int>(t)];
+// Block layouts are llama.cpp's (ggml-common.h); the 4-bit k-quant file type is
+// its Q4_K_M mix.
+constexpr DTypeInfo kDTypes[] = {
+    {DType::f32, "f32", "F32", 1, 4, true, 0, 0, widen_f32_row, store_f32_row},
+    {DType::f16, "f16", "F16", 1, 2, true, 1, 1, widen_f16_row, store_f16_row},
+    {DType::bf16, "bf16", "BF16", 1, 2, true, 30, 32, widen_bf16_row, store_bf16_row},
+    {DType::q8_0, "q8_0", "Q8_0", kQ0Block, sizeof(BlockQ8_0), false, 8, 7, dequantize_row_q8_0, quantize_row_q8_0},
+    {DType::q4_0, "q4_0", "Q4_0", kQ0Block, sizeof(BlockQ4_0), false, 2, 2, dequantize_row_q4_0, quantize_row_q4_0},
+    {DType::q4_k, "q4_k", "Q4_K", kQKBlock, sizeof(BlockQ4K), false, 12, 15, dequantize_row_q4_k, nullptr},
+    {DType::q6_k, "q6_k", "Q6_K", kQKBlock, sizeof(BlockQ6K), false, 14, 18, dequantize_row_q6_k, nullptr},
+};
+
+constexpr bool dtype_records_in_order() {
+  for (int i = 0; i < kDTypeCount; ++i) {
+    if (static_cast<int>(kDTypes[i].type) != i) return false;
+  }
+  return true;
+}
+static_assert(sizeof kDTypes / sizeof kDTypes[0] == kDTypeCount, "one DTypeInfo record per DType");
+static_assert(dtype_records_in_order(), "kDTypes must list the types in enum order");
+
+constexpr const DTypeInfo &dtype_info(DType t) { return kDTypes[static_cast<int>(t)]; }
+constexpr const char *dtype_name(DType t) { return dtype_info(t).name; }
+constexpr bool is_float_dtype(DType t) { return dtype_info(t).is_float; }
+constexpr bool can_quantize_to(DType t) { return dtype_info(t).from_f32 != nullptr; }
+
+// "f32, f16, ..." (file names with `file_names`) of the types keep(record)
+// accepts: the lists of supported types in messages.
+template <class Keep>
+std::string dtype_names(Keep keep, bool file_names = false) {
+  std::string list;
+  for (const DTypeInfo &r : kDTypes) {
+    if (!keep(r)) continue;
+    if (!list.empty()) list += ", ";
+    list += file_names ? r.file_name : r.name;
+  }
+  return list;
 }
 
-inline const char* dtype_name(DType t) { return dtype_info(t).name; }
+inline std::string all_dtype_names(bool file_names = false) {
+  return dtype_names([](const DTypeInfo &) { return true; }, file_names);
+}
 
-inline bool is_float_dtype(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
-
-// Parses a user-facing name ("bf16", "F16", "q8_0"); throws naming `where` otherwise.
-inline DType parse_dtype(std::string_view name, const std::string& where) {
+// Parses a user-facing name ("bf16", "F16", "q8_0"); throws naming `where`
+// otherwise.
+inline DType parse_dtype(std::string_view name, const std::string &where) {
   std::string lower(name);
-  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  for (int i = 0; i <= static_cast<int>(DType::q6_k); ++i) {
-    if (lower == dtype_info(static_cast<DType>(i)).name) return static_cast<DType>(i);
+  for (char &c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  for (const DTypeInfo &r : kDTypes) {
+    if (lower == r.name) return r.type;
   }
-  fail(where, "unknown dtype '" + std::string(name) + "' (known: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)");
+  fail(where, "unknown dtype '" + std::string(name) + "' (known: " + all_dtype_names() + ")");
 }
 
-// Bytes taken by `elems` consecutive elements; elems must be a whole number of blocks.
-inline std::size_t dtype_bytes(DType t, std::int64_t elems) {
-  const DTypeInfo& info = dtype_info(t);
-  return static_cast<std::size_t>(elems / info.block_elems) * static_cast<std::size_t>(info.block_bytes);
-}
-
-inline float bf16_to_f32(std::uint16_t h) {
-  const std::uint32_t bits = static_cast<std::uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-// Round to nearest even, as PyTorch and llama.cpp do; NaN stays a (quiet) NaN.
-inline std::uint16_t f32_to_bf16(float f) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((bits >> 16) | 0x40u);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<std::uint16_t>(bits >> 16);
-}
-
-inline float f16_to_f32(std::uint16_t h) {
-  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
-  std::uint32_t exp = (h >> 10) & 0x1fu;
-  std::uint32_t mant = h & 0x3ffu;
-  std::uint32_t bits;
-  if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (mant << 13);  // inf or NaN
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112u) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;  // signed zero
-  } else {
-    // Subnormal: shift the mantissa up until its leading one is the implicit bit.
-    exp = 113;
-    while ((mant & 0x400u) == 0) {
-      mant <<= 1;
-      --exp;
+// The type GGUF numbers `id`, if it is one of ours.
+inline bool dtype_from_ggml_type(std::uint32_t id, DType &out) {
+  for (const DTypeInfo &r : kDTypes) {
+    if (r.ggml_type == id) {
+      out = r.type;
+      return true;
     }
-    bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
   }
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
+  return false;
 }
 
-// Round to nearest even; overflow gives infinity, tiny values become subnormals or zero.
-inline std::uint16_t f32_to_f16(float f) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  const std::uint16_t sign = static_cast<std::uint16_t>((bits >> 16) & 0x8000u);
-  const std::uint32_t abs = bits & 0x7fffffffu;
-  if (abs > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u);  // NaN
-  if (abs >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // rounds to inf
-  if (abs >= 0x38800000u) {                                                  // normal half
-    const std::uint32_t rounded = abs + 0xfffu + ((abs >> 13) & 1u);
-    return static_cast<std::uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
+// Bytes taken by `elems` consecutive elements; elems must be a whole number of
+// blocks.
+inline std::size_t dtype_bytes(DType t, std::int64_t elems) {
+  const DTypeInfo &r = dtype_info(t);
+  return static_cast<std::size_t>(elems / r.block_elems) * static_cast<std::size_t>(r.block_bytes);
+}
+
+// Widens n stored elements of any type (one embedding row, say) to fp32.
+inline void row_to_f32(DType t, const std::byte *src, std::int64_t n, float *dst) { dtype_info(t).to_f32(src, n, dst); }
+
+// Stores n fp32 values as `t` (dtype_bytes(t, n) bytes at dst). Throws naming
+// `where` for a type without a quantizer (the k-quants, whose search-based
+// quantizers this project does not implement) or a length that is not a whole
+// number of blocks.
+inline void quantize_row(DType t, const float *x, std::int64_t n, std::byte *dst, const std::string &where) {
+  const DTypeInfo &r = dtype_info(t);
+  if (r.from_f32 == nullptr) {
+    fail(where, std::string("cannot quantize to ") + r.name +
+                    " (supported: " + dtype_names([](const DTypeInfo &s) { return s.from_f32 != nullptr; }) + ")");
   }
-  if (abs < 0x33000000u) return sign;  // below half the smallest subnormal
-  // Subnormal half: value = mant * 2^-24; shift the full 24-bit mantissa accordingly.
-  const std::uint32_t exp = abs >> 23;
-  const std::uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
-  const std::uint32_t shift = 126u - exp;  // 14..24
-  std::uint32_t half = mant >> shift;
-  const std::uint32_t rem = mant & ((1u << shift) - 1u);
-  const std::uint32_t halfway = 1u << (shift - 1u);
-  if (rem > halfway || (rem == halfway && (half & 1u))) ++half;
-  return static_cast<std::uint16_t>(sign | half);
+  if (n % r.block_elems != 0) {
+    fail(where, "row of " + std::to_string(n) + " elements is not a whole number of " + r.name + " blocks of " +
+                    std::to_string(r.block_elems));
+  }
+  r.from_f32(x, n, dst);
 }
 
 }  // namespace smallcoder

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "smallcoder/tensor/dtype.hpp"
+#include "smallcoder/tensor/half.hpp"
 
 namespace smallcoder {
 

@@ -1,15 +1,13 @@
 // Quantizers that turn fp32 weight rows into Q8_0 / Q4_0 blocks, with the rounding of
 // llama.cpp's reference quantizers (quantize_row_q8_0_ref / q4_0_ref), so a file we write
-// holds the same bytes llama-quantize would. Used by quantize-on-load and the GGUF writer.
+// holds the same bytes llama-quantize would. The type records (dtype.hpp) point at them.
 #pragma once
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <string>
 
-#include "smallcoder/error.hpp"
-#include "smallcoder/tensor/dtype.hpp"
+#include "smallcoder/tensor/half.hpp"
 #include "smallcoder/tensor/quant_blocks.hpp"
 
 namespace smallcoder {
@@ -66,41 +64,6 @@ inline void quantize_row_q4_0(const float* x, std::int64_t n, std::byte* dst) {
     for (int j = 0; j < kQ0Block / 2; ++j) {
       blocks[b].qs[j] = static_cast<std::uint8_t>(nibble(xb[j]) | (nibble(xb[j + kQ0Block / 2]) << 4));
     }
-  }
-}
-
-// Whether quantize_row can produce `t`.
-inline bool can_quantize_to(DType t) {
-  return t == DType::f32 || t == DType::f16 || t == DType::bf16 || t == DType::q8_0 || t == DType::q4_0;
-}
-
-// Stores n fp32 values as `t` (dtype_bytes(t, n) bytes at dst). For block types n must be
-// a whole number of blocks. Throws naming `where` for a type it cannot produce (the
-// k-quants, whose search-based quantizers this project does not implement) or a bad length.
-inline void quantize_row(DType t, const float* x, std::int64_t n, std::byte* dst, const std::string& where) {
-  const int block = dtype_info(t).block_elems;
-  if (n % block != 0) {
-    fail(where, "row of " + std::to_string(n) + " elements is not a whole number of " + dtype_name(t) + " blocks of " +
-                    std::to_string(block));
-  }
-  switch (t) {
-    case DType::f32:
-      for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<float*>(dst)[i] = x[i];
-      return;
-    case DType::f16:
-      for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t*>(dst)[i] = f32_to_f16(x[i]);
-      return;
-    case DType::bf16:
-      for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t*>(dst)[i] = f32_to_bf16(x[i]);
-      return;
-    case DType::q8_0:
-      quantize_row_q8_0(x, n, dst);
-      return;
-    case DType::q4_0:
-      quantize_row_q4_0(x, n, dst);
-      return;
-    default:
-      fail(where, std::string("cannot quantize to ") + dtype_name(t) + " (supported: f32, f16, bf16, q8_0, q4_0)");
   }
 }
 

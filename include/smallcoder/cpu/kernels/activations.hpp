@@ -19,19 +19,6 @@ enum class ActFormat { f32, q8_0, q8_k, bf16_split, q8_0_tiles };
 
 constexpr int kGroupTokens = 16;
 
-inline ActFormat act_format_for(DType weight) {
-  switch (weight) {
-    case DType::q8_0:
-    case DType::q4_0:
-      return ActFormat::q8_0;
-    case DType::q4_k:
-    case DType::q6_k:
-      return ActFormat::q8_k;
-    default:
-      return ActFormat::f32;
-  }
-}
-
 // A q8_0 activation row of n elements (n a multiple of 32): the n int8 values first, so one
 // SIMD load spans several blocks, then one fp32 scale per 32-element block, then the int32
 // sum of each block's values (the kernels subtract offset * sum when they treat the weights

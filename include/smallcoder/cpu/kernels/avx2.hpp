@@ -258,15 +258,6 @@ struct QuantTiles {
   }
 };
 
-template <class Blocks>
-SMALLCODER_AVX2 inline void block_sums(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
-  const Q8Acts a = q8_acts(act, n);
-  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
-    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + b * kQ0Block));
-    out[b] = hsum(Blocks::lanes(Blocks::unpack(row + b * Blocks::kBytes), av, a.sums[b]));
-  }
-}
-
 // ---- k-quants against Q8_K: one super-block of one row and one token at a time ----
 
 // The k-quant products below have llama.cpp's x86 arithmetic (the same int32 lanes, the
@@ -356,24 +347,6 @@ SMALLCODER_AVX2 inline float row_dot_q6_k(const std::byte* row, const std::byte*
     acc = _mm256_fmadd_ps(_mm256_set1_ps(a[b].d * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(q6k_lanes(w[b], a[b])), acc);
   }
   return hsum(acc);
-}
-
-SMALLCODER_AVX2 inline void block_sums_q4_k(const std::byte* row, const std::byte* act, std::int64_t n,
-                                            std::int32_t* out) {
-  const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
-  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const Q4KLanes lanes = q4k_lanes(w[b], a[b]);
-    out[2 * b] = hsum(lanes.scaled);
-    out[2 * b + 1] = hsum(_mm256_zextsi128_si256(lanes.mins));
-  }
-}
-
-SMALLCODER_AVX2 inline void block_sums_q6_k(const std::byte* row, const std::byte* act, std::int64_t n,
-                                            std::int32_t* out) {
-  const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
-  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) out[b] = hsum(q6k_lanes(w[b], a[b]));
 }
 
 }  // namespace smallcoder::cpu::avx2

@@ -403,38 +403,6 @@ struct Q4_0Decode {
   }
 };
 
-template <class Blocks, int G>
-SMALLCODER_AVX512_INLINE inline void group_sums(const std::byte* row, const Q8Acts& a, std::int64_t b,
-                                                std::int32_t* out) {
-  __m512i wa, wb;
-  Blocks::template unpack<G>(row + b * Blocks::kBytes, wa, wb);
-  const __m512i lanes = group_lanes(act_group<G>(a, b), wa, wb);
-  for (int j = 0; j < G; ++j)
-    out[b + j] = _mm512_reduce_add_epi32(_mm512_maskz_mov_epi32(static_cast<__mmask16>(0xFu << (4 * j)), lanes));
-}
-
-template <class Blocks>
-SMALLCODER_AVX512 inline void block_sums(const std::byte* row, const std::byte* act, std::int64_t n,
-                                         std::int32_t* out) {
-  const Q8Acts a = q8_acts(act, n);
-  const std::int64_t blocks = n / kQ0Block;
-  std::int64_t b = 0;
-  for (; b + 4 <= blocks; b += 4) group_sums<Blocks, 4>(row, a, b, out);
-  switch (blocks - b) {
-    case 3:
-      group_sums<Blocks, 3>(row, a, b, out);
-      break;
-    case 2:
-      group_sums<Blocks, 2>(row, a, b, out);
-      break;
-    case 1:
-      group_sums<Blocks, 1>(row, a, b, out);
-      break;
-    default:
-      break;
-  }
-}
-
 // ---- Q8_0: two weight rows per 512-bit vector, with the AVX2 level's arithmetic ----
 //
 // Each 256-bit half computes what the AVX2 level computes for one row: vpdpbusd over |w| and
@@ -562,16 +530,6 @@ struct Q8_0Decode {
     for (int i = 0; i < R; ++i) store_result(y + r + i, avx2::hsum(acc[i]), accumulate);
   }
 };
-
-SMALLCODER_AVX512 inline void block_sums_q8_0(const std::byte* row, const std::byte* act, std::int64_t n,
-                                              std::int32_t* out) {
-  const Q8Acts a = q8_acts(act, n);
-  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
-    const std::byte* block = row + b * sizeof(BlockQ8_0);
-    const __m512i lanes = Q8_0Tiles::lanes(Q8_0Tiles::unpack(block, block), Q8_0Tiles::broadcast_block(a, b));
-    out[b] = avx2::hsum(_mm512_castsi512_si256(lanes));
-  }
-}
 
 }  // namespace smallcoder::cpu::avx512
 

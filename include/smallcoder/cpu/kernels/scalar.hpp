@@ -200,34 +200,4 @@ inline float row_dot_q6_k(const std::byte* row, const std::byte* act, std::int64
   return sum;
 }
 
-// ---- exact integer block sums (the test hook of the kernel table) ----
-
-inline void block_sums_q8_0(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
-  const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(row);
-  const Q8Acts a = q8_acts(act, n);
-  for (std::int64_t b = 0; b < n / kQ0Block; ++b) out[b] = dot_q8_0(w[b], a.qs + b * kQ0Block);
-}
-
-inline void block_sums_q4_0(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
-  const BlockQ4_0* w = reinterpret_cast<const BlockQ4_0*>(row);
-  const Q8Acts a = q8_acts(act, n);
-  for (std::int64_t b = 0; b < n / kQ0Block; ++b) out[b] = dot_q4_0(w[b], a.qs + b * kQ0Block);
-}
-
-inline void block_sums_q4_k(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
-  const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
-  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const Q4KSums s = dot_q4_k(w[b], a[b]);
-    out[2 * b] = s.scaled;
-    out[2 * b + 1] = s.mins;
-  }
-}
-
-inline void block_sums_q6_k(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
-  const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
-  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) out[b] = dot_q6_k(w[b], a[b]);
-}
-
 }  // namespace smallcoder::cpu::scalar
