@@ -106,7 +106,7 @@ class Server {
     });
     http_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
       if (!res.body.empty()) return;  // a handler's own error
-      const char* what = res.status == 404 ? "no such endpoint"
+      const char* what = res.status == 404   ? "no such endpoint"
                          : res.status == 413 ? "request body over the size limit (--max-body)"
                                              : "request refused";
       send_error(res, res.status, what);
@@ -154,7 +154,7 @@ class Server {
  private:
   static void send_error(httplib::Response& res, int status, const std::string& message) {
     Writer w(false);
-    const char* type = status == 404 ? "not_found_error"
+    const char* type = status == 404   ? "not_found_error"
                        : status == 401 ? "authentication_error"
                        : status == 503 ? "unavailable_error"
                        : status >= 500 ? "server_error"
@@ -214,8 +214,8 @@ class Server {
 
   std::int32_t checked_id(std::int64_t id, const char* field) const {
     if (id < 0 || id >= model_.config().vocab_size) {
-      throw HttpError(400, Fields::where(field) + ": token id " + std::to_string(id) + " is outside the vocabulary of " +
-                               std::to_string(model_.config().vocab_size));
+      throw HttpError(400, Fields::where(field) + ": token id " + std::to_string(id) +
+                               " is outside the vocabulary of " + std::to_string(model_.config().vocab_size));
     }
     return static_cast<std::int32_t>(id);
   }
@@ -223,8 +223,7 @@ class Server {
   // The sampling and length fields every generation endpoint shares.
   void read_generation_fields(const Fields& f, Job& job, const char* length_field) const {
     const int context = model_.transformer().context();
-    const std::int64_t n_predict =
-        f.integer(length_field, f.integer("max_tokens", -1, -1, 1 << 30), -1, 1 << 30);
+    const std::int64_t n_predict = f.integer(length_field, f.integer("max_tokens", -1, -1, 1 << 30), -1, 1 << 30);
     if (n_predict > context) {
       throw HttpError(400, Fields::where(length_field) + ": " + std::to_string(n_predict) +
                                " tokens do not fit in the context of " + std::to_string(context));
@@ -275,7 +274,8 @@ class Server {
         for (const smallcoder::JsonValue& chunk : extra->as_array("field 'input_extra'")) {
           const smallcoder::JsonValue* text = chunk.find("text");
           if (!chunk.is_object() || text == nullptr) throw HttpError(400, "field 'input_extra': items need 'text'");
-          if (const smallcoder::JsonValue* name = chunk.find("filename")) name->as_string("field 'input_extra' filename");
+          if (const smallcoder::JsonValue* name = chunk.find("filename"))
+            name->as_string("field 'input_extra' filename");
           context_text += text->as_string("field 'input_extra' text");
           if (!context_text.empty() && context_text.back() != '\n') context_text += '\n';
         }
@@ -354,7 +354,8 @@ class Server {
         std::fprintf(stderr, "server: dropped a queued request: its client has gone\n");
         res.status = 499;  // nobody reads it: nginx's "client closed request"
         return;
-      case server::ModelQueue::Outcome::granted: break;
+      case server::ModelQueue::Outcome::granted:
+        break;
     }
     auto shared_job = std::make_shared<Job>(std::move(job));
     if (!shared_job->stream) {
@@ -371,9 +372,12 @@ class Server {
             if (!write_failed && !sink.write(event.data(), event.size())) write_failed = true;
           };
           try {
-            const smallcoder::GenerationResult r = run(job, *client, [&](std::string_view piece) {
-              if (!write_failed) send(piece_json(job, piece));
-            }, &write_failed);
+            const smallcoder::GenerationResult r = run(
+                job, *client,
+                [&](std::string_view piece) {
+                  if (!write_failed) send(piece_json(job, piece));
+                },
+                &write_failed);
             send(final_json(job, r, /*streamed=*/true));
             if (job.api == Api::openai) send("[DONE]");
           } catch (const std::exception& e) {
@@ -425,13 +429,17 @@ class Server {
     const std::string text = streamed ? std::string() : r.text;
     Writer w(false);
     if (job.api == Api::openai) {
-      const char* finish = r.stop_reason == StopReason::eos || r.stop_reason == StopReason::stop_string ? "stop" : "length";
+      const char* finish =
+          r.stop_reason == StopReason::eos || r.stop_reason == StopReason::stop_string ? "stop" : "length";
       w.begin_object().key("id").text("cmpl-smallcoder").key("object").text("text_completion");
       w.key("created").integer(static_cast<std::int64_t>(std::time(nullptr))).key("model").text(name_);
       w.key("choices").begin_array().begin_object().key("text").text(text).key("index").integer(0);
       w.key("logprobs").null().key("finish_reason").text(finish).end_object().end_array();
       w.key("usage").begin_object().key("prompt_tokens").integer(t.prompt_tokens);
-      w.key("completion_tokens").integer(t.generated_tokens).key("total_tokens").integer(t.prompt_tokens + t.generated_tokens);
+      w.key("completion_tokens")
+          .integer(t.generated_tokens)
+          .key("total_tokens")
+          .integer(t.prompt_tokens + t.generated_tokens);
       w.end_object().end_object();
       return w.str();
     }
@@ -469,12 +477,15 @@ class Server {
 
 int run(int argc, char** argv) {
   Flags f;
-  cli::Parser p("server", "A local completion server (llama.cpp server and OpenAI endpoints) for editors.\n"
-                          "Without --model it serves a random-weight variant (--variant): its text is noise.");
-  p.text("--model", &f.model, "PATH", "model folder (config.json, model.safetensors, tokenizer.model), .safetensors or .gguf");
+  cli::Parser p("server",
+                "A local completion server (llama.cpp server and OpenAI endpoints) for editors.\n"
+                "Without --model it serves a random-weight variant (--variant): its text is noise.");
+  p.text("--model", &f.model, "PATH",
+         "model folder (config.json, model.safetensors, tokenizer.model), .safetensors or .gguf");
   p.text("--variant", &f.variant, "NAME", "random-weight variant when no --model is given (default SmallCoder-Tiny)");
   p.text("--tokenizer", &f.tokenizer, "PATH", "tokenizer.model to use");
-  p.text("--dtype", &f.dtype, "TYPE", "store weights as f32|f16|bf16|q8_0|q4_0 (default: as stored; bf16 for random weights)");
+  p.text("--dtype", &f.dtype, "TYPE",
+         "store weights as f32|f16|bf16|q8_0|q4_0 (default: as stored; bf16 for random weights)");
   p.text("--kv-cache", &f.kv_cache, "f32|f16|bf16", "KV-cache element type (default f32; 16 bits halve it)");
   p.integer("--threads", &f.threads, 0, 1024, "CPU threads (default: physical cores)");
   p.integer("--context", &f.context, 0, 1 << 20, "KV-cache length (default: the model's context)");
@@ -483,7 +494,8 @@ int run(int argc, char** argv) {
   p.integer("--port", &f.port, 0, 65535, "port (default 8012, llama.vim's; 0 picks a free one)");
   p.text("--api-key", &f.api_key, "KEY", "require 'Authorization: Bearer KEY' (all but /health; 401 without)");
   p.integer("--queue", &f.queue, 0, 1024, "requests that may wait for the model; more get 503 (default 8)");
-  p.integer("--max-body", &f.max_body, 1024, 1ll << 30, "largest request body in bytes; larger get 413 (default 1 MiB)");
+  p.integer("--max-body", &f.max_body, 1024, 1ll << 30,
+            "largest request body in bytes; larger get 413 (default 1 MiB)");
   if (!p.parse(argc, argv)) return 0;
   const smallcoder::DType kv_cache = tools::parse_kv_cache_flag(f.kv_cache);
   if (f.model.empty()) tools::check_variant_flag(f.variant);
@@ -507,4 +519,6 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return cli::run_tool("server", [&] { return run(argc, argv); }); }
+int main(int argc, char** argv) {
+  return cli::run_tool("server", [&] { return run(argc, argv); });
+}

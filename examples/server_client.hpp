@@ -6,12 +6,13 @@
 #pragma once
 
 #include <arpa/inet.h>
-#include <cerrno>
-#include <cstdlib>
 #include <dirent.h>
 #include <netinet/in.h>
-#include <string>
 #include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <string>
 
 namespace server {
 

@@ -64,7 +64,8 @@ class Fields {
     if (v->is_string()) return {v->as_string(where(name))};
     std::vector<std::string> out;
     typed([&] {
-      for (const smallcoder::JsonValue& item : v->as_array(where(name))) out.push_back(item.as_string(where(name) + " item"));
+      for (const smallcoder::JsonValue& item : v->as_array(where(name)))
+        out.push_back(item.as_string(where(name) + " item"));
       return 0;
     });
     return out;

@@ -2133,8 +2133,8 @@ class GenerationSession {
   int reusable_prefix(const std::vector<std::int32_t>& prompt) const {
     if (model_.revision() != revision_ || static_cast<int>(cached_.size()) != model_.position()) return 0;
     const std::size_t n = std::min(prompt.size(), cached_.size());
-    const std::size_t common =
-        static_cast<std::size_t>(std::mismatch(prompt.begin(), prompt.begin() + n, cached_.begin()).first - prompt.begin());
+    const std::size_t common = static_cast<std::size_t>(
+        std::mismatch(prompt.begin(), prompt.begin() + n, cached_.begin()).first - prompt.begin());
     return static_cast<int>(common == prompt.size() && common > 0 ? common - 1 : common);
   }
 
