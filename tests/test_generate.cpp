@@ -1,9 +1,11 @@
 // generate() / generate_from_ids() with the real tokenizer and small random models:
 // every stop reason (max_tokens, eos, stop_string, context_full), prompt errors, streaming,
-// timings and determinism; and StopStringFilter on its own, with stops split across pushes.
+// timings and determinism; the cancel hook; GenerationSession's prefix reuse against cold
+// starts; and StopStringFilter on its own, with stops split across pushes.
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -294,6 +296,128 @@ std::string filter_all(const std::vector<std::string>& stops, const std::vector<
 }
 
 }  // namespace
+
+TEST_CASE("generate: the cancel hook is asked once before the prefill and once per token") {
+  Model model = small_model();
+  GenerateOptions o = options(20, true);
+  int asked = 0;
+  o.cancel = [&] { return ++asked > 4; };  // the prefill and three tokens go ahead
+  const Run r = run(model, kPrompt, o);
+  CHECK(r.result.stop_reason == StopReason::cancelled);
+  CHECK(r.result.ids.size() == 3);
+  CHECK(asked == 5);
+  CHECK(r.result.text == decode_continuation(r.result.ids));
+  CHECK(r.result.ids == std::vector<std::int32_t>(run(model, kPrompt, options(3, true)).result.ids));
+
+  asked = 0;
+  o.cancel = [&] { return ++asked > 0; };  // before the prefill: nothing is evaluated
+  const Run none = run(model, kPrompt, o);
+  CHECK(none.result.stop_reason == StopReason::cancelled);
+  CHECK(none.result.ids.empty());
+  CHECK(asked == 1);
+}
+
+namespace {
+
+// The logits after prompt_ids from a fresh model (cold) and the greedy continuation.
+struct Cold {
+  std::vector<float> logits;
+  GenerationResult result;
+};
+Cold cold_start(const std::vector<std::int32_t>& prompt_ids, int max_tokens) {
+  Model model = small_model();
+  Cold c;
+  generate_from_ids(model.transformer(), model.tokenizer(), prompt_ids, options(0, true));
+  const float* logits = model.transformer().backend().logits();
+  c.logits.assign(logits, logits + 32000);
+  c.result = generate_from_ids(model.transformer(), model.tokenizer(), prompt_ids, options(max_tokens, true));
+  return c;
+}
+
+std::vector<std::int32_t> ids_of(const std::string& text) { return prompt_ids_of(small_config(), *tokenizer(), text); }
+
+// A session call on `prompt` equals a cold start: the logits after the prompt (a
+// max_tokens 0 call leaves them in the backend) and the greedy continuation.
+void check_like_cold(Model& model, GenerationSession<CpuBackend>& session, const std::string& prompt,
+                     int expect_cached) {
+  CAPTURE(prompt);
+  const std::vector<std::int32_t> ids = ids_of(prompt);
+  const Cold cold = cold_start(ids, 12);
+  const GenerationResult fill = session.generate(prompt, options(0, true));
+  CHECK(fill.timings.cached_tokens == expect_cached);
+  CHECK(fill.timings.evaluated_tokens() == static_cast<int>(ids.size()) - expect_cached);
+  const float* logits = model.transformer().backend().logits();
+  float worst = 0;
+  for (int i = 0; i < 32000; ++i) worst = std::max(worst, std::abs(logits[i] - cold.logits[static_cast<std::size_t>(i)]));
+  CHECK(worst <= 1e-4f);
+  CHECK(argmax(logits, 32000) == argmax(cold.logits.data(), 32000));
+  // The continuation, again through the session: the whole prompt is cached now but its
+  // last token, whose logits must be computed again.
+  const GenerationResult warm = session.generate(prompt, options(12, true));
+  CHECK(warm.timings.cached_tokens == static_cast<int>(ids.size()) - 1);
+  CHECK(warm.ids == cold.result.ids);
+  CHECK(warm.text == cold.result.text);
+  CHECK(warm.stop_reason == cold.result.stop_reason);
+}
+
+}  // namespace
+
+TEST_CASE("session: reusing the cached prefix gives a cold start's logits and greedy text") {
+  Model model = small_model();
+  GenerationSession<CpuBackend> session = model.session();
+  const std::string base = "def fibonacci(n):\n    if n < 2:\n        return n\n";
+  const int base_tokens = static_cast<int>(ids_of(base).size());
+  const std::string extended = base + "    return fibonacci(n - 1) + fibonacci(n - 2)\n";
+  const std::string diverging = "def fibonacci(n):\n    while n > 0:\n";
+  const std::vector<std::int32_t> a = ids_of(base), d = ids_of(diverging);
+  const int common = static_cast<int>(std::mismatch(a.begin(), a.end(), d.begin(), d.end()).first - a.begin());
+  REQUIRE(common > 2);
+  REQUIRE(common < static_cast<int>(d.size()));
+
+  check_like_cold(model, session, base, 0);  // an empty cache: everything is evaluated
+  SUBCASE("a prompt that extends the cached one") {
+    // The cache holds the base and its 12 greedy tokens but the last: the extension shares the base.
+    const std::vector<std::int32_t> e = ids_of(extended);
+    const std::vector<std::int32_t>& held = session.cached_ids();
+    const int shared = static_cast<int>(std::mismatch(e.begin(), e.end(), held.begin(), held.end()).first - e.begin());
+    CHECK(shared >= base_tokens - 1);
+    check_like_cold(model, session, extended, shared);
+  }
+  SUBCASE("a prompt that diverges mid-way") {
+    check_like_cold(model, session, base, base_tokens - 1);  // back to the prompt alone in the cache
+    check_like_cold(model, session, diverging, common);
+  }
+  SUBCASE("a prompt shorter than the cache, a prefix of it") {
+    const std::vector<std::int32_t> held = session.cached_ids();
+    REQUIRE(held.size() > 6);
+    const std::vector<std::int32_t> shorter(held.begin(), held.begin() + 6);
+    const Cold cold = cold_start(shorter, 12);
+    const GenerationResult warm = session.generate_from_ids(shorter, options(12, true));
+    CHECK(warm.timings.cached_tokens == 5);
+    CHECK(warm.ids == cold.result.ids);
+    CHECK(warm.text == cold.result.text);
+  }
+  SUBCASE("the cached ids are the prompt and the generated tokens fed back") {
+    const GenerationResult r = session.generate(base, options(5, true));
+    std::vector<std::int32_t> expected = r.prompt_ids;
+    expected.insert(expected.end(), r.ids.begin(), r.ids.end() - 1);
+    CHECK(session.cached_ids() == expected);
+    CHECK(model.transformer().position() == static_cast<int>(expected.size()));
+  }
+  SUBCASE("reuse off, or the model used elsewhere in between: evaluated afresh, same text") {
+    const GenerationResult off = session.generate(base, options(12, true), {}, /*reuse_cache=*/false);
+    CHECK(off.timings.cached_tokens == 0);
+    model.generate("class Foo:", options(3, true));
+    const GenerationResult after = session.generate(base, options(12, true));
+    CHECK(after.timings.cached_tokens == 0);
+    CHECK(after.ids == off.ids);
+  }
+  SUBCASE("an error leaves the session usable") {
+    CHECK_THROWS_AS(session.generate_from_ids({}, options(3, true)), Error);
+    CHECK(session.cached_ids().empty());
+    check_like_cold(model, session, base, 0);
+  }
+}
 
 TEST_CASE("stop strings: a stop split across pushes is never released") {
   StopStringFilter f({"world"});

@@ -7,6 +7,7 @@
 
 #include "smallcoder/cpu/backend.hpp"
 #include "smallcoder/generate/generator.hpp"
+#include "smallcoder/generate/session.hpp"
 #include "smallcoder/io/checkpoint.hpp"
 #include "smallcoder/model/transformer.hpp"
 
@@ -29,6 +30,10 @@ class BasicModel {
                             const TextCallback& on_text = {}) {
     return smallcoder::generate(transformer_, *checkpoint_.tokenizer, prompt, options, on_text);
   }
+
+  // A session on this model that keeps the KV cache between its calls (prefix reuse).
+  // generate() in between is allowed: the session then starts its next call afresh.
+  GenerationSession<Backend> session() { return GenerationSession<Backend>(transformer_, *checkpoint_.tokenizer); }
 
   const ModelConfig& config() const { return checkpoint_.config; }
   const Tokenizer& tokenizer() const { return *checkpoint_.tokenizer; }

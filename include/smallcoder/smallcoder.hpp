@@ -7,6 +7,7 @@
 #include "smallcoder/error.hpp"
 #include "smallcoder/generate/generator.hpp"
 #include "smallcoder/generate/sampler.hpp"
+#include "smallcoder/generate/session.hpp"
 #include "smallcoder/io/checkpoint.hpp"
 #include "smallcoder/model.hpp"
 #include "smallcoder/text/sentencepiece.hpp"

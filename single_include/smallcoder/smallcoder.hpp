@@ -1127,6 +1127,7 @@ class Transformer {
                             std::to_string(config_.vocab_size));
       }
     }
+    ++revision_;
     for (int done = 0; done < n;) {
       const int rows = std::min(n - done, backend_.max_batch());
       const Step step{tokens + done, rows, position_, 0};
@@ -1139,7 +1140,10 @@ class Transformer {
   }
 
   // Forgets the sequence: the next forward starts at position 0.
-  void reset() { position_ = 0; }
+  void reset() {
+    position_ = 0;
+    ++revision_;
+  }
   // Forgets the positions from `position` on (at most the current one), keeping those
   // before: the next forward continues from there, overwriting their cached keys and values.
   void rewind(int position) {
@@ -1148,8 +1152,12 @@ class Transformer {
                          " positions of the sequence");
     }
     position_ = position;
+    ++revision_;
   }
   int position() const { return position_; }
+  // Changes with every forward, reset and rewind: a caller that keeps track of what the
+  // KV cache holds (GenerationSession) sees whether anyone else has changed it since.
+  std::uint64_t revision() const { return revision_; }
   int context() const { return backend_.context(); }
   const ModelConfig& config() const { return config_; }
   Backend& backend() { return backend_; }
@@ -1187,6 +1195,7 @@ class Transformer {
   ModelWeights w_;  // views the backend computes from (device copies on a GPU)
   Buffer x_, xn_, q_, k_, v_, att_, gate_, up_;
   int position_ = 0;
+  std::uint64_t revision_ = 0;
 };
 
 }  // namespace smallcoder
@@ -2180,7 +2189,7 @@ inline std::string Tokenizer::decode(const std::int32_t* ids, std::size_t n) con
 
 namespace smallcoder {
 
-enum class StopReason { eos, max_tokens, stop_string, context_full };
+enum class StopReason { eos, max_tokens, stop_string, context_full, cancelled };
 
 inline const char* stop_reason_name(StopReason r) {
   switch (r) {
@@ -2188,6 +2197,7 @@ inline const char* stop_reason_name(StopReason r) {
     case StopReason::max_tokens: return "max_tokens";
     case StopReason::stop_string: return "stop_string";
     case StopReason::context_full: return "context_full";
+    case StopReason::cancelled: return "cancelled";
   }
   return "unknown";
 }
@@ -2197,17 +2207,22 @@ struct GenerateOptions {
   SamplingOptions sampling;
   std::uint64_t seed = 0;
   std::vector<std::string> stop;  // generation ends before the first of these appears
+  // Asked once before the prefill and once before each token; true ends the generation
+  // (StopReason::cancelled), e.g. when the client that wants the text has gone.
+  std::function<bool()> cancel;
 };
 
 struct Timings {
   int prompt_tokens = 0;
+  int cached_tokens = 0;             // of prompt_tokens, those whose keys/values were already cached
   int generated_tokens = 0;
   double time_to_first_token_s = 0;  // generate() called -> first token's text out
   double prefill_s = 0;              // the prompt's forward passes
   double decode_s = 0;               // first token out -> last token out (one forward each)
   double total_s = 0;
 
-  double prefill_tokens_per_s() const { return prefill_s > 0 ? prompt_tokens / prefill_s : 0.0; }
+  int evaluated_tokens() const { return prompt_tokens - cached_tokens; }
+  double prefill_tokens_per_s() const { return prefill_s > 0 ? evaluated_tokens() / prefill_s : 0.0; }
   // Tokens produced by decode steps: every token after the first (which the prefill yields).
   double decode_tokens_per_s() const { return decode_s > 0 ? (generated_tokens - 1) / decode_s : 0.0; }
 };
@@ -2270,31 +2285,47 @@ std::int32_t next_token(Transformer<Backend>& model, Sampler& sampler, const flo
 
 }  // namespace detail
 
-// Generates a continuation of already tokenized prompt ids (BOS included), streaming
-// text to on_text as soon as it is complete UTF-8.
+namespace detail {
+
+inline void check_prompt_fits(std::size_t tokens, int context) {
+  if (tokens == 0) fail("generate", "the prompt has no tokens");
+  if (static_cast<int>(tokens) >= context) {
+    fail("generate", "the prompt has " + std::to_string(tokens) + " tokens but the context holds " +
+                         std::to_string(context) + " (at most " + std::to_string(context - 1) +
+                         " prompt tokens leave room for one generated token)");
+  }
+}
+
+// The one generation loop (generate_from_ids and GenerationSession): keeps the first
+// `cached` positions of the model's sequence (they must hold prompt_ids' first tokens),
+// evaluates the rest of the prompt, then samples and decodes token by token.
 template <class Backend>
-GenerationResult generate_from_ids(Transformer<Backend>& model, const Tokenizer& tokenizer,
-                                   std::vector<std::int32_t> prompt_ids, const GenerateOptions& options,
-                                   const TextCallback& on_text = {},
-                                   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now()) {
+GenerationResult generate_after_cached(Transformer<Backend>& model, const Tokenizer& tokenizer,
+                                       std::vector<std::int32_t> prompt_ids, int cached,
+                                       const GenerateOptions& options, const TextCallback& on_text,
+                                       std::chrono::steady_clock::time_point start) {
   using Clock = std::chrono::steady_clock;
   auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   options.sampling.validate("generate");
   if (options.max_tokens < 0) fail("generate", "max_tokens must be >= 0");
   const int context = model.context();
-  if (prompt_ids.empty()) fail("generate", "the prompt has no tokens");
-  if (static_cast<int>(prompt_ids.size()) >= context) {
-    fail("generate", "the prompt has " + std::to_string(prompt_ids.size()) + " tokens but the context holds " +
-                         std::to_string(context) + " (at most " + std::to_string(context - 1) +
-                         " prompt tokens leave room for one generated token)");
-  }
+  check_prompt_fits(prompt_ids.size(), context);
+  if (cached < 0 || cached >= static_cast<int>(prompt_ids.size())) fail("generate", "cached prefix out of range");
 
   GenerationResult result;
   result.timings.prompt_tokens = static_cast<int>(prompt_ids.size());
-  const detail::DeviceLogitsScope<Backend> device_logits(model.backend());
-  model.reset();
+  result.timings.cached_tokens = cached;
+  const auto cancelled = [&] { return options.cancel && options.cancel(); };
+  model.rewind(cached);
+  if (cancelled()) {
+    result.prompt_ids = std::move(prompt_ids);
+    result.stop_reason = StopReason::cancelled;
+    result.timings.total_s = seconds_since(start);
+    return result;
+  }
+  const DeviceLogitsScope<Backend> device_logits(model.backend());
   const Clock::time_point prefill_start = Clock::now();
-  const float* logits = model.forward(prompt_ids.data(), static_cast<int>(prompt_ids.size()));
+  const float* logits = model.forward(prompt_ids.data() + cached, static_cast<int>(prompt_ids.size()) - cached);
   result.timings.prefill_s = seconds_since(prefill_start);
   result.prompt_ids = std::move(prompt_ids);
 
@@ -2309,7 +2340,11 @@ GenerationResult generate_from_ids(Transformer<Backend>& model, const Tokenizer&
   Clock::time_point first_token{};
   result.stop_reason = StopReason::max_tokens;
   for (int produced = 0; produced < options.max_tokens; ++produced) {
-    const std::int32_t id = detail::next_token(model, sampler, logits);
+    if (cancelled()) {
+      result.stop_reason = StopReason::cancelled;
+      break;
+    }
+    const std::int32_t id = next_token(model, sampler, logits);
     result.ids.push_back(id);
     if (id == model.config().eos_id) {
       result.stop_reason = StopReason::eos;
@@ -2342,19 +2377,108 @@ GenerationResult generate_from_ids(Transformer<Backend>& model, const Tokenizer&
   return result;
 }
 
+}  // namespace detail
+
+// Generates a continuation of already tokenized prompt ids (BOS included), streaming
+// text to on_text as soon as it is complete UTF-8. Starts from an empty KV cache.
+template <class Backend>
+GenerationResult generate_from_ids(Transformer<Backend>& model, const Tokenizer& tokenizer,
+                                   std::vector<std::int32_t> prompt_ids, const GenerateOptions& options,
+                                   const TextCallback& on_text = {},
+                                   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now()) {
+  return detail::generate_after_cached(model, tokenizer, std::move(prompt_ids), 0, options, on_text, start);
+}
+
+// [BOS] + the tokens of `prompt`: what generate() feeds the model.
+inline std::vector<std::int32_t> prompt_ids_of(const ModelConfig& config, const Tokenizer& tokenizer,
+                                               std::string_view prompt) {
+  std::vector<std::int32_t> ids{config.bos_id};
+  const std::vector<std::int32_t> encoded = tokenizer.encode(prompt);
+  ids.insert(ids.end(), encoded.begin(), encoded.end());
+  return ids;
+}
+
 // Encodes `prompt` as [BOS] + tokens and generates its continuation.
 template <class Backend>
 GenerationResult generate(Transformer<Backend>& model, const Tokenizer& tokenizer, std::string_view prompt,
                           const GenerateOptions& options, const TextCallback& on_text = {}) {
   const auto start = std::chrono::steady_clock::now();
-  std::vector<std::int32_t> ids{model.config().bos_id};
-  const std::vector<std::int32_t> encoded = tokenizer.encode(prompt);
-  ids.insert(ids.end(), encoded.begin(), encoded.end());
-  return generate_from_ids(model, tokenizer, std::move(ids), options, on_text, start);
+  return generate_from_ids(model, tokenizer, prompt_ids_of(model.config(), tokenizer, prompt), options, on_text,
+                           start);
 }
 
 }  // namespace smallcoder
 // ---- end smallcoder/generate/generator.hpp ----
+// ---- begin smallcoder/generate/session.hpp ----
+// A generation session: keeps the KV cache between calls, so a new prompt that starts
+// like the previous one (an editor resending the file up to the cursor on every
+// keystroke) evaluates only the tokens after the longest common prefix with what is
+// cached. The results equal a cold start's: the cached keys and values are exactly
+// those a fresh prefill of the same tokens computes.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+
+namespace smallcoder {
+
+template <class Backend>
+class GenerationSession {
+ public:
+  // The session drives `model` (and reads `tokenizer`), which must outlive it. Other use
+  // of the model in between is noticed (Transformer::revision) and costs the cache only.
+  GenerationSession(Transformer<Backend>& model, const Tokenizer& tokenizer) : model_(model), tokenizer_(tokenizer) {}
+
+  // Generates a continuation of prompt_ids (BOS included), reusing the cached prefix
+  // unless `reuse_cache` is false. Timings::cached_tokens says how many were reused.
+  GenerationResult generate_from_ids(std::vector<std::int32_t> prompt_ids, const GenerateOptions& options,
+                                     const TextCallback& on_text = {}, bool reuse_cache = true) {
+    const auto start = std::chrono::steady_clock::now();
+    const int cached = reuse_cache ? reusable_prefix(prompt_ids) : 0;
+    cached_.clear();  // until the generation has finished, the cache holds nothing certain
+    GenerationResult result =
+        detail::generate_after_cached(model_, tokenizer_, std::move(prompt_ids), cached, options, on_text, start);
+    // The sequence now holds the prompt and the generated tokens fed back (all but the last).
+    cached_ = result.prompt_ids;
+    cached_.insert(cached_.end(), result.ids.begin(), result.ids.end());
+    cached_.resize(static_cast<std::size_t>(model_.position()));
+    revision_ = model_.revision();
+    return result;
+  }
+
+  // Encodes `prompt` as [BOS] + tokens, as generate() does, and generates.
+  GenerationResult generate(std::string_view prompt, const GenerateOptions& options, const TextCallback& on_text = {},
+                            bool reuse_cache = true) {
+    return generate_from_ids(prompt_ids_of(model_.config(), tokenizer_, prompt), options, on_text, reuse_cache);
+  }
+
+  // The tokens whose keys and values the cache holds, position by position.
+  const std::vector<std::int32_t>& cached_ids() const { return cached_; }
+  void clear() { cached_.clear(); }
+
+ private:
+  // Cached positions the prompt can keep: its common prefix with the cache, less one when
+  // that is the whole prompt (the last prompt token must be evaluated for its logits).
+  int reusable_prefix(const std::vector<std::int32_t>& prompt) const {
+    if (model_.revision() != revision_ || static_cast<int>(cached_.size()) != model_.position()) return 0;
+    const std::size_t n = std::min(prompt.size(), cached_.size());
+    const std::size_t common = static_cast<std::size_t>(
+        std::mismatch(prompt.begin(), prompt.begin() + n, cached_.begin()).first - prompt.begin());
+    return static_cast<int>(common == prompt.size() && common > 0 ? common - 1 : common);
+  }
+
+  Transformer<Backend>& model_;
+  const Tokenizer& tokenizer_;
+  std::vector<std::int32_t> cached_;
+  std::uint64_t revision_ = 0;
+};
+
+}  // namespace smallcoder
+// ---- end smallcoder/generate/session.hpp ----
 // ---- begin smallcoder/io/checkpoint.hpp ----
 // Loads a model from disk into a Checkpoint: config, tokenizer and weight views.
 // A path is a Hugging Face folder (config.json, model.safetensors, tokenizer.model),
@@ -7667,6 +7791,10 @@ class BasicModel {
                             const TextCallback& on_text = {}) {
     return smallcoder::generate(transformer_, *checkpoint_.tokenizer, prompt, options, on_text);
   }
+
+  // A session on this model that keeps the KV cache between its calls (prefix reuse).
+  // generate() in between is allowed: the session then starts its next call afresh.
+  GenerationSession<Backend> session() { return GenerationSession<Backend>(transformer_, *checkpoint_.tokenizer); }
 
   const ModelConfig& config() const { return checkpoint_.config; }
   const Tokenizer& tokenizer() const { return *checkpoint_.tokenizer; }

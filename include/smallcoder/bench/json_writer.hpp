@@ -1,4 +1,5 @@
-// A small streaming JSON writer for the benchmark's report: pretty-printed, strings
+// A small streaming JSON writer for the benchmark's report (pretty-printed) and the
+// server's responses (compact: one line, as a server-sent event needs): strings
 // escaped by json_quote, non-finite numbers written as null (JSON has no NaN).
 #pragma once
 
@@ -15,6 +16,8 @@ namespace smallcoder::bench {
 
 class JsonWriter {
  public:
+  explicit JsonWriter(bool pretty = true) : pretty_(pretty) {}
+
   JsonWriter& begin_object() { return open('{'); }
   JsonWriter& end_object() { return close('}'); }
   JsonWriter& begin_array() { return open('['); }
@@ -23,7 +26,7 @@ class JsonWriter {
   // The next value is this object member's.
   JsonWriter& key(std::string_view name) {
     separate();
-    out_ += json_quote(name) + ": ";
+    out_ += json_quote(name) + (pretty_ ? ": " : ":");
     after_key_ = true;
     return *this;
   }
@@ -79,10 +82,12 @@ class JsonWriter {
     newline();
   }
   void newline() {
+    if (!pretty_) return;
     out_ += '\n';
     out_.append(2 * first_.size(), ' ');
   }
 
+  bool pretty_;
   std::string out_;
   std::vector<bool> first_;  // per open container: nothing written in it yet
   bool after_key_ = false;

@@ -48,6 +48,7 @@ class Transformer {
                             std::to_string(config_.vocab_size));
       }
     }
+    ++revision_;
     for (int done = 0; done < n;) {
       const int rows = std::min(n - done, backend_.max_batch());
       const Step step{tokens + done, rows, position_, 0};
@@ -60,7 +61,10 @@ class Transformer {
   }
 
   // Forgets the sequence: the next forward starts at position 0.
-  void reset() { position_ = 0; }
+  void reset() {
+    position_ = 0;
+    ++revision_;
+  }
   // Forgets the positions from `position` on (at most the current one), keeping those
   // before: the next forward continues from there, overwriting their cached keys and values.
   void rewind(int position) {
@@ -69,8 +73,12 @@ class Transformer {
                          " positions of the sequence");
     }
     position_ = position;
+    ++revision_;
   }
   int position() const { return position_; }
+  // Changes with every forward, reset and rewind: a caller that keeps track of what the
+  // KV cache holds (GenerationSession) sees whether anyone else has changed it since.
+  std::uint64_t revision() const { return revision_; }
   int context() const { return backend_.context(); }
   const ModelConfig& config() const { return config_; }
   Backend& backend() { return backend_; }
@@ -108,6 +116,7 @@ class Transformer {
   ModelWeights w_;  // views the backend computes from (device copies on a GPU)
   Buffer x_, xn_, q_, k_, v_, att_, gate_, up_;
   int position_ = 0;
+  std::uint64_t revision_ = 0;
 };
 
 }  // namespace smallcoder
