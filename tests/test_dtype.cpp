@@ -27,7 +27,7 @@ TEST_CASE("f16 conversions cover normals, subnormals, overflow") {
   CHECK(f16_to_f32(0x0001) == std::ldexp(1.0f, -24));
   CHECK(f16_to_f32(0x3c00) == 1.0f);
   CHECK(f32_to_f16(70000.0f) == 0x7c00);
-  CHECK(f32_to_f16(std::ldexp(1.0f, -26)) == 0);              // below half the smallest subnormal
+  CHECK(f32_to_f16(std::ldexp(1.0f, -26)) == 0);  // below half the smallest subnormal
   CHECK(f32_to_f16(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);  // tie to even
 }
 

@@ -1,9 +1,8 @@
-// The CPU kernel table at every SIMD level the CPU has (scalar, avx2, avx512,
-// amx, each forced in turn; levels the CPU lacks are skipped with a message):
-// quantized activations and integer block sums bit-equal to the scalar level,
-// products within 1e-6 of it on awkward shapes, float products within 1e-6 of a
-// double-precision reference, the batch products (amx's bf16 tiles) likewise on
-// every remainder of rows, tokens and columns, and the backend's reuse of
+// The CPU kernel table at every SIMD level the CPU has (scalar, avx2, avx512, amx, each forced
+// in turn; levels the CPU lacks are skipped with a message): quantized activations and integer
+// block sums bit-equal to the scalar level, products within 1e-6 of it on awkward shapes,
+// float products within 1e-6 of a double-precision reference, the batch products (amx's bf16
+// tiles) likewise on every remainder of rows, tokens and columns, and the backend's reuse of
 // prepared activations.
 #include <doctest/doctest.h>
 
@@ -41,28 +40,27 @@ std::vector<Isa> simd_levels() {
   return levels;
 }
 
-std::vector<float> random_floats(std::mt19937 &rng, std::size_t n, float scale) {
+std::vector<float> random_floats(std::mt19937& rng, std::size_t n, float scale) {
   std::normal_distribution<float> normal(0.0f, scale);
   std::vector<float> x(n);
-  for (float &v : x) v = normal(rng);
+  for (float& v : x) v = normal(rng);
   return x;
 }
 
-// A weight matrix of `rows` x `cols` in type t. Q8_0/Q4_0 come from the
-// quantizers; the k-quants are random bytes (every bit pattern is a valid
-// block) with moderate f16 scales.
+// A weight matrix of `rows` x `cols` in type t. Q8_0/Q4_0 come from the quantizers; the
+// k-quants are random bytes (every bit pattern is a valid block) with moderate f16 scales.
 struct Matrix {
   std::vector<std::byte> bytes;
   TensorView view;
 };
 
-Matrix random_matrix(std::mt19937 &rng, DType t, std::int64_t rows, std::int64_t cols) {
+Matrix random_matrix(std::mt19937& rng, DType t, std::int64_t rows, std::int64_t cols) {
   Matrix m;
   const std::size_t row_bytes = dtype_bytes(t, cols);
   m.bytes.resize(row_bytes * static_cast<std::size_t>(rows));
   if (t == DType::q4_k || t == DType::q6_k) {
     std::uniform_int_distribution<int> byte(0, 255);
-    for (std::byte &b : m.bytes) b = static_cast<std::byte>(byte(rng));
+    for (std::byte& b : m.bytes) b = static_cast<std::byte>(byte(rng));
     std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
     const std::size_t block = static_cast<std::size_t>(dtype_info(t).block_bytes);
     for (std::size_t off = 0; off < m.bytes.size(); off += block) {
@@ -84,21 +82,20 @@ Matrix random_matrix(std::mt19937 &rng, DType t, std::int64_t rows, std::int64_t
   return m;
 }
 
-// n activation rows prepared for kernels k: quantized, or the fp32 rows
-// themselves.
+// n activation rows prepared for kernels k: quantized, or the fp32 rows themselves.
 struct Acts {
   std::vector<std::byte> bytes;
   std::size_t stride = 0;
 };
 
-Acts prepare(const cpu::Kernels &k, const std::vector<float> &x, int n, std::int64_t cols) {
+Acts prepare(const cpu::Kernels& k, const std::vector<float>& x, int n, std::int64_t cols) {
   Acts a;
   a.stride =
       k.act == cpu::ActFormat::f32 ? static_cast<std::size_t>(cols) * sizeof(float) : cpu::act_row_bytes(k.act, cols);
   a.bytes.resize(a.stride * static_cast<std::size_t>(n));
   for (int t = 0; t < n; ++t) {
-    const float *row = x.data() + static_cast<std::size_t>(t) * static_cast<std::size_t>(cols);
-    std::byte *out = a.bytes.data() + static_cast<std::size_t>(t) * a.stride;
+    const float* row = x.data() + static_cast<std::size_t>(t) * static_cast<std::size_t>(cols);
+    std::byte* out = a.bytes.data() + static_cast<std::size_t>(t) * a.stride;
     if (k.quantize_acts != nullptr) {
       k.quantize_acts(row, cols, out);
     } else {
@@ -108,38 +105,37 @@ Acts prepare(const cpu::Kernels &k, const std::vector<float> &x, int n, std::int
   return a;
 }
 
-std::vector<float> run_gemm(const cpu::Kernels &k, const TensorView &w, const Acts &a, int n) {
+std::vector<float> run_gemm(const cpu::Kernels& k, const TensorView& w, const Acts& a, int n) {
   std::vector<float> y(static_cast<std::size_t>(n) * static_cast<std::size_t>(w.rows));
   k.gemm(w, 0, w.rows, a.bytes.data(), a.stride, n, y.data(), static_cast<std::size_t>(w.rows), false);
   return y;
 }
 
 // The values prepared activation row `act` stands for.
-std::vector<float> act_values(cpu::ActFormat format, const std::byte *act, std::int64_t cols) {
+std::vector<float> act_values(cpu::ActFormat format, const std::byte* act, std::int64_t cols) {
   std::vector<float> v(static_cast<std::size_t>(cols));
   for (std::int64_t i = 0; i < cols; ++i) {
     if (format == cpu::ActFormat::f32) {
-      v[static_cast<std::size_t>(i)] = reinterpret_cast<const float *>(act)[i];
+      v[static_cast<std::size_t>(i)] = reinterpret_cast<const float*>(act)[i];
     } else if (format == cpu::ActFormat::q8_0) {
       const cpu::Q8Acts a = cpu::q8_acts(act, cols);
       v[static_cast<std::size_t>(i)] = a.qs[i] * a.d[i / kQ0Block];
     } else {
-      const BlockQ8K &a = reinterpret_cast<const BlockQ8K *>(act)[i / kQKBlock];
+      const BlockQ8K& a = reinterpret_cast<const BlockQ8K*>(act)[i / kQKBlock];
       v[static_cast<std::size_t>(i)] = a.qs[i % kQKBlock] * a.d;
     }
   }
   return v;
 }
 
-// Exact (double) products of the stored weights with the prepared activations,
-// and the sum of the terms' magnitudes: a product is "within e" when |got -
-// exact| <= e * magnitude, the bound fp32 summation in any order meets whatever
-// the cancellation.
+// Exact (double) products of the stored weights with the prepared activations, and the
+// sum of the terms' magnitudes: a product is "within e" when |got - exact| <= e * magnitude,
+// the bound fp32 summation in any order meets whatever the cancellation.
 struct Reference {
   std::vector<double> exact, magnitude;
 };
 
-Reference reference(const cpu::Kernels &k, const TensorView &w, const Acts &acts, int n) {
+Reference reference(const cpu::Kernels& k, const TensorView& w, const Acts& acts, int n) {
   Reference ref;
   std::vector<float> row(static_cast<std::size_t>(w.cols));
   for (int t = 0; t < n; ++t) {
@@ -159,9 +155,8 @@ Reference reference(const cpu::Kernels &k, const TensorView &w, const Acts &acts
   return ref;
 }
 
-// Checks every output of y (token-major, w.rows apart) against ref within
-// `tolerance`.
-void check_within(const std::vector<float> &y, const std::vector<float> &other, const Reference &ref,
+// Checks every output of y (token-major, w.rows apart) against ref within `tolerance`.
+void check_within(const std::vector<float>& y, const std::vector<float>& other, const Reference& ref,
                   double tolerance) {
   for (std::size_t i = 0; i < y.size(); ++i) {
     CAPTURE(i);
@@ -169,8 +164,7 @@ void check_within(const std::vector<float> &y, const std::vector<float> &other, 
   }
 }
 
-// Columns of 1, 2, 3, 4 and 7 blocks of t (whole and partial groups of the
-// 4-block SIMD steps).
+// Columns of 1, 2, 3, 4 and 7 blocks of t (whole and partial groups of the 4-block SIMD steps).
 std::vector<std::int64_t> awkward_cols(DType t) {
   const std::int64_t block = dtype_info(t).block_elems;
   return {block, 2 * block, 3 * block, 4 * block, 7 * block};
@@ -180,10 +174,9 @@ std::vector<std::int64_t> awkward_cols(DType t) {
 
 TEST_CASE("kernel levels: names, detection and forcing") {
   for (Isa isa : kLevels) CHECK(cpu::parse_isa(cpu::isa_name(isa), "x") == isa);
-  CHECK_THROWS_WITH_AS(cpu::parse_isa("sse9", "SMALLCODER_ISA"),
-                       doctest::Contains("SMALLCODER_ISA: unknown kernel level 'sse9' (known: "
-                                         "scalar, avx2, avx512, amx)"),
-                       Error);
+  CHECK_THROWS_WITH_AS(
+      cpu::parse_isa("sse9", "SMALLCODER_ISA"),
+      doctest::Contains("SMALLCODER_ISA: unknown kernel level 'sse9' (known: scalar, avx2, avx512, amx)"), Error);
   CHECK(cpu::cpu_supports(Isa::scalar));
   CHECK(cpu::cpu_supports(cpu::best_isa()));
   CHECK(cpu::choose_isa(nullptr) == cpu::best_isa());
@@ -196,8 +189,7 @@ TEST_CASE("kernel levels: names, detection and forcing") {
       CHECK(cpu::active_isa() == isa);
       CHECK(cpu::kernels_for(DType::q8_0).isa == isa);
     } else {
-      // "... needs AVX2, FMA and F16C, which this CPU lacks" on x86, "...
-      // exists only on x86 builds" elsewhere
+      // "... needs AVX2, FMA and F16C, which this CPU lacks" on x86, "... exists only on x86 builds" elsewhere
       const std::string level = std::string("kernel level ") + cpu::isa_name(isa);
       CHECK_THROWS_WITH_AS(cpu::force_isa(isa), doctest::Contains(("force_isa: " + level).c_str()), Error);
       CHECK_THROWS_WITH_AS(cpu::choose_isa(cpu::isa_name(isa)), doctest::Contains(("SMALLCODER_ISA: " + level).c_str()),
@@ -206,16 +198,13 @@ TEST_CASE("kernel levels: names, detection and forcing") {
   }
   cpu::force_isa(cpu::best_isa());
 #if defined(__x86_64__)
-  // This project's reference machines have AVX-512 with VNNI, some AMX too: a
-  // generic build must use them.
+  // This project's reference machines have AVX-512 with VNNI, some AMX too: a generic build must use them.
   if (cpu::cpu_supports(Isa::amx)) CHECK(cpu::best_isa() == Isa::amx);
   if (cpu::cpu_supports(Isa::avx512) && !cpu::cpu_supports(Isa::amx)) CHECK(cpu::best_isa() == Isa::avx512);
-  // amx is the avx512 level with more: a CPU with AMX but without the rest runs
-  // avx512 or lower.
+  // amx is the avx512 level with more: a CPU with AMX but without the rest runs avx512 or lower.
   if (cpu::cpu_supports(Isa::amx)) CHECK(cpu::cpu_supports(Isa::avx512));
 #endif
-  // Only the amx level has a batch product, and only for bf16, Q8_0 and Q4_0
-  // weights.
+  // Only the amx level has a batch product, and only for bf16, Q8_0 and Q4_0 weights.
   for (Isa isa : kLevels) {
     for (DType t : {DType::f32, DType::bf16, DType::f16, DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
       CAPTURE(std::string(cpu::isa_name(isa)));
@@ -253,9 +242,8 @@ TEST_CASE("activation quantizers: every level writes the scalar level's bytes") 
   }
 }
 
-// The values are rounded with the exact step max|x| / 127 but the stored scale
-// d is that step rounded to f16 (as llama.cpp stores it): |x - q d| <= d / 2 +
-// 127 |step - d| <= 0.57 d.
+// The values are rounded with the exact step max|x| / 127 but the stored scale d is that step
+// rounded to f16 (as llama.cpp stores it): |x - q d| <= d / 2 + 127 |step - d| <= 0.57 d.
 TEST_CASE("q8_0 activations: values within half a step, exact block sums") {
   std::mt19937 rng(5);
   const std::int64_t cols = 96;
@@ -273,9 +261,7 @@ TEST_CASE("q8_0 activations: values within half a step, exact block sums") {
   }
 }
 
-TEST_CASE(
-    "quantized weights: every level gives the scalar level's integer "
-    "block sums and products") {
+TEST_CASE("quantized weights: every level gives the scalar level's integer block sums and products") {
   std::mt19937 rng(3);
   const std::vector<Isa> levels = simd_levels();
   for (DType t : kQuantTypes) {
@@ -283,7 +269,7 @@ TEST_CASE(
       for (std::int64_t rows : {1, 7, 13}) {
         const Matrix w = random_matrix(rng, t, rows, cols);
         const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(17 * cols), 1.0f);
-        const cpu::Kernels &ref = cpu::kernels_for(t, Isa::scalar);
+        const cpu::Kernels& ref = cpu::kernels_for(t, Isa::scalar);
         const Acts ref_acts = prepare(ref, x, 17, cols);
         const std::size_t sums_per_row =
             static_cast<std::size_t>(cols / dtype_info(t).block_elems * cpu::sums_per_block(t));
@@ -292,7 +278,7 @@ TEST_CASE(
           CAPTURE(std::string(cpu::isa_name(isa)));
           CAPTURE(cols);
           CAPTURE(rows);
-          const cpu::Kernels &k = cpu::kernels_for(t, isa);
+          const cpu::Kernels& k = cpu::kernels_for(t, isa);
           REQUIRE(k.act == ref.act);
           const Acts acts = prepare(k, x, 17, cols);
           REQUIRE(acts.bytes == ref_acts.bytes);
@@ -302,8 +288,9 @@ TEST_CASE(
               cpu::block_sums_for(t, Isa::scalar)(
                   w.view.row(r), ref_acts.bytes.data() + static_cast<std::size_t>(t2) * ref_acts.stride, cols,
                   want.data());
-              cpu::block_sums_for(t, isa)(w.view.row(r), acts.bytes.data() + static_cast<std::size_t>(t2) * acts.stride,
-                                          cols, got.data());
+              cpu::block_sums_for(t, isa)(w.view.row(r),
+                                          acts.bytes.data() + static_cast<std::size_t>(t2) * acts.stride, cols,
+                                          got.data());
               CHECK(got == want);
             }
           }
@@ -318,9 +305,8 @@ TEST_CASE(
   }
 }
 
-// The AVX-512 level computes Q8_0 with the AVX2 level's (and llama.cpp's)
-// arithmetic, so that greedy text on a near tie resolves as llama.cpp resolves
-// it: the results must be identical.
+// The AVX-512 level computes Q8_0 with the AVX2 level's (and llama.cpp's) arithmetic, so that
+// greedy text on a near tie resolves as llama.cpp resolves it: the results must be identical.
 TEST_CASE("Q8_0: the AVX-512 level's products equal the AVX2 level's bit for bit") {
   if (!cpu::cpu_supports(Isa::avx512)) {
     MESSAGE("skipping: this CPU lacks the avx512 level");
@@ -330,8 +316,8 @@ TEST_CASE("Q8_0: the AVX-512 level's products equal the AVX2 level's bit for bit
   for (std::int64_t cols : awkward_cols(DType::q8_0)) {
     const Matrix w = random_matrix(rng, DType::q8_0, 11, cols);
     const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(17 * cols), 1.0f);
-    const cpu::Kernels &k2 = cpu::kernels_for(DType::q8_0, Isa::avx2);
-    const cpu::Kernels &k5 = cpu::kernels_for(DType::q8_0, Isa::avx512);
+    const cpu::Kernels& k2 = cpu::kernels_for(DType::q8_0, Isa::avx2);
+    const cpu::Kernels& k5 = cpu::kernels_for(DType::q8_0, Isa::avx512);
     const Acts acts = prepare(k2, x, 17, cols);
     for (int n : kTokenCounts) {
       CAPTURE(cols);
@@ -341,15 +327,13 @@ TEST_CASE("Q8_0: the AVX-512 level's products equal the AVX2 level's bit for bit
   }
 }
 
-TEST_CASE(
-    "quantized weights: the scalar level equals dequantized weights "
-    "times dequantized activations") {
+TEST_CASE("quantized weights: the scalar level equals dequantized weights times dequantized activations") {
   std::mt19937 rng(9);
   for (DType t : kQuantTypes) {
     const std::int64_t cols = 2 * dtype_info(t).block_elems, rows = 5;
     const Matrix w = random_matrix(rng, t, rows, cols);
     const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(3 * cols), 1.0f);
-    const cpu::Kernels &k = cpu::kernels_for(t, Isa::scalar);
+    const cpu::Kernels& k = cpu::kernels_for(t, Isa::scalar);
     const Acts acts = prepare(k, x, 3, cols);
     const std::vector<float> y = run_gemm(k, w.view, acts, 3);
     const Reference ref = reference(k, w.view, acts, 3);
@@ -358,9 +342,7 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
-    "float weights: every level within 1e-6 of a double-precision "
-    "product of the stored values") {
+TEST_CASE("float weights: every level within 1e-6 of a double-precision product of the stored values") {
   std::mt19937 rng(21);
   std::vector<Isa> levels = simd_levels();
   levels.insert(levels.begin(), Isa::scalar);
@@ -373,7 +355,7 @@ TEST_CASE(
       const TensorView w{t, rows, cols, bytes.data()};
       const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(17 * cols), 1.0f);
       for (Isa isa : levels) {
-        const cpu::Kernels &k = cpu::kernels_for(t, isa);
+        const cpu::Kernels& k = cpu::kernels_for(t, isa);
         const Acts acts = prepare(k, x, 17, cols);
         for (int n : kTokenCounts) {
           CAPTURE(std::string(dtype_name(t)));
@@ -391,16 +373,15 @@ TEST_CASE(
 
 namespace {
 
-// n fp32 activation rows (cols apart) packed for a batch product, group by
-// group, into a 64-byte aligned buffer (the vector's own buffer: moving the
-// struct keeps it).
+// n fp32 activation rows (cols apart) packed for a batch product, group by group, into a
+// 64-byte aligned buffer (the vector's own buffer: moving the struct keeps it).
 struct PackedActs {
   std::vector<std::byte> storage;
-  std::byte *data = nullptr;
+  std::byte* data = nullptr;
   std::size_t stride = 0;
 };
 
-PackedActs pack_batch(const cpu::BatchKernels &b, const std::vector<float> &x, int n, std::int64_t cols) {
+PackedActs pack_batch(const cpu::BatchKernels& b, const std::vector<float>& x, int n, std::int64_t cols) {
   PackedActs a;
   a.stride = cpu::act_row_bytes(b.act, cols);
   const int groups = (n + cpu::kGroupTokens - 1) / cpu::kGroupTokens;
@@ -425,36 +406,30 @@ std::vector<Isa> batch_levels(DType t) {
 
 }  // namespace
 
-// The AMX tiles hold 16 weight rows x 16 tokens x 32 columns: every remainder
-// of rows (mod 16 and 32), tokens (mod 16 and 32, 1 to 40), row ranges starting
-// mid-matrix, and 4096 columns, where a bf16 product takes several passes over
-// the rows (32 tokens each), with accumulation on and off. bf16: the
-// activations are split into bf16 parts, not rounded, so the products must stay
-// as close to the double-precision product of the fp32 activations as the
-// avx512 level's fp32 products (1e-6 of the terms' magnitude). Q8_0 and Q4_0:
-// the groups hold the q8_0 rows every level quantizes to (the bytes the block
-// sums take), and the products are those of the scalar level's activations,
-// within 1e-6 as every level's.
-TEST_CASE(
-    "batch products: within 1e-6 of a double-precision product on every "
-    "remainder") {
+// The AMX tiles hold 16 weight rows x 16 tokens x 32 columns: every remainder of rows (mod
+// 16 and 32), tokens (mod 16 and 32, 1 to 40), row ranges starting mid-matrix, and 4096
+// columns, where a bf16 product takes several passes over the rows (32 tokens each), with
+// accumulation on and off. bf16: the activations are split into bf16 parts, not rounded, so
+// the products must stay as close to the double-precision product of the fp32 activations
+// as the avx512 level's fp32 products (1e-6 of the terms' magnitude). Q8_0 and Q4_0: the
+// groups hold the q8_0 rows every level quantizes to (the bytes the block sums take), and
+// the products are those of the scalar level's activations, within 1e-6 as every level's.
+TEST_CASE("batch products: within 1e-6 of a double-precision product on every remainder") {
   std::mt19937 rng(31);
   for (DType type : {DType::bf16, DType::q8_0, DType::q4_0}) {
     for (Isa isa : batch_levels(type)) {
-      const cpu::Kernels &k = cpu::kernels_for(type, isa);
-      const cpu::Kernels &ref_kernels = cpu::kernels_for(type, Isa::scalar);
+      const cpu::Kernels& k = cpu::kernels_for(type, isa);
+      const cpu::Kernels& ref_kernels = cpu::kernels_for(type, Isa::scalar);
       double worst = 0.0;
       for (std::int64_t cols : {32, 96, 768, 4096}) {
         for (std::int64_t rows : {5, 16, 33, 35, 47, 64, 70}) {
           const Matrix w = random_matrix(rng, type, rows, cols);
           const int max_tokens = cols == 96 ? 35 : 40;
           std::vector<float> x = random_floats(rng, static_cast<std::size_t>(max_tokens * cols), 1.0f);
-          x[3] = 3.0e-39f;  // a denormal, x[4] a value whose bf16 parts run into
-                            // the denormals
+          x[3] = 3.0e-39f;  // a denormal, x[4] a value whose bf16 parts run into the denormals
           x[4] = 1.0e-36f;
-          // A large value: its term is a good part of its products (fp32 sums
-          // over 4096 terms of which one is most of the magnitude lose more
-          // than 1e-6 of it at every level).
+          // A large value: its term is a good part of its products (fp32 sums over 4096 terms of
+          // which one is most of the magnitude lose more than 1e-6 of it at every level).
           x[5] = 1.0e3f;
           const Acts ref_acts = prepare(ref_kernels, x, max_tokens, cols);
           const Reference ref = reference(ref_kernels, w.view, ref_acts, max_tokens);
@@ -464,21 +439,20 @@ TEST_CASE(
             CAPTURE(cols);
             CAPTURE(rows);
             CAPTURE(n);
-            const cpu::BatchKernels *b = k.batch_for(cols, n);
+            const cpu::BatchKernels* b = k.batch_for(cols, n);
             REQUIRE((b != nullptr) == (n >= k.batch.min_tokens));
             const PackedActs acts = pack_batch(k.batch, x, n, cols);
             if (k.batch.act == cpu::ActFormat::q8_0_tiles) {
               const std::size_t row = cpu::act_row_bytes(cpu::ActFormat::q8_0, cols);
               const std::size_t used = static_cast<std::size_t>(cols + 8 * (cols / kQ0Block));  // not the padding
               for (int t = 0; t < n; ++t) {
-                const std::byte *group =
+                const std::byte* group =
                     acts.data + static_cast<std::size_t>(t / cpu::kGroupTokens) * cpu::kGroupTokens * acts.stride;
                 CHECK(std::memcmp(group + static_cast<std::size_t>(t % cpu::kGroupTokens) * row,
                                   ref_acts.bytes.data() + static_cast<std::size_t>(t) * ref_acts.stride, used) == 0);
               }
             }
-            // Rows [r0, r1) into y with gaps (ldy > rows), over a background of
-            // 0.5.
+            // Rows [r0, r1) into y with gaps (ldy > rows), over a background of 0.5.
             const std::int64_t r0 = rows > 20 ? 3 : 0, r1 = rows;
             const std::size_t ldy = static_cast<std::size_t>(rows) + 5;
             for (bool accumulate : {false, true}) {
@@ -505,8 +479,7 @@ TEST_CASE(
                                               << " weights: worst error " << worst << " of the terms' magnitude");
     }
   }
-  // bf16 columns that are not whole 32-column chunks go through the level's
-  // gemm.
+  // bf16 columns that are not whole 32-column chunks go through the level's gemm.
   for (Isa isa : batch_levels(DType::bf16)) {
     CHECK(cpu::kernels_for(DType::bf16, isa).batch_for(40, 64) == nullptr);
     CHECK(cpu::kernels_for(DType::bf16, isa).batch_for(688, 64) == nullptr);
@@ -524,7 +497,7 @@ TEST_CASE("gemm writes only its row range and accumulates when asked") {
     for (Isa isa : levels) {
       CAPTURE(std::string(dtype_name(t)));
       CAPTURE(std::string(cpu::isa_name(isa)));
-      const cpu::Kernels &k = cpu::kernels_for(t, isa);
+      const cpu::Kernels& k = cpu::kernels_for(t, isa);
       const Acts acts = prepare(k, x, 3, cols);
       const std::vector<float> full = run_gemm(k, w.view, acts, 3);
       const std::size_t ldy = 16;  // wider than the rows: the gaps must stay untouched
@@ -579,11 +552,9 @@ ModelConfig tiny_config(int hidden) {
 
 }  // namespace
 
-// 3 tokens take each level's gemm, 17 its batch product where it has one (amx:
-// bf16, Q8_0, Q4_0).
-TEST_CASE(
-    "backend: prepared activations are reused only while the input "
-    "buffer and their format are unchanged") {
+// 3 tokens take each level's gemm, 17 its batch product where it has one (amx: bf16, Q8_0,
+// Q4_0).
+TEST_CASE("backend: prepared activations are reused only while the input buffer and their format are unchanged") {
   std::mt19937 rng(23);
   BackendOptions options;
   options.threads = 2;
@@ -594,8 +565,7 @@ TEST_CASE(
       CAPTURE(std::string(dtype_name(t)));
       const std::int64_t cols = t == DType::q4_k ? 256 : 64;
       CpuBackend b(tiny_config(static_cast<int>(cols)), options);
-      // w3 has another type than w1 and w2, so x is prepared in another format
-      // in between.
+      // w3 has another type than w1 and w2, so x is prepared in another format in between.
       const DType other = t == DType::q8_0 ? DType::bf16 : DType::q8_0;
       const Matrix w1 = random_matrix(rng, t, 24, cols), w2 = random_matrix(rng, t, 40, cols),
                    w3 = random_matrix(rng, other, 24, cols);
@@ -615,11 +585,10 @@ TEST_CASE(
       });
       for (int r = 0; r < n; ++r) std::copy_n(second.data() + r * cols, cols, x.row(r));  // x changes
       b.run(step, [&] { b.matmul(step, w1.view, x, y3); });                               // must see the new x
-      // Within 1e-6 of the double-precision product with the scalar level's
-      // activations (every level's, for the quantized formats), as the kernel
-      // tests hold every path.
-      auto expect = [&](const Matrix &w, const std::vector<float> &in, auto &y) {
-        const cpu::Kernels &ref = cpu::kernels_for(w.view.dtype, Isa::scalar);
+      // Within 1e-6 of the double-precision product with the scalar level's activations
+      // (every level's, for the quantized formats), as the kernel tests hold every path.
+      auto expect = [&](const Matrix& w, const std::vector<float>& in, auto& y) {
+        const cpu::Kernels& ref = cpu::kernels_for(w.view.dtype, Isa::scalar);
         const Reference want = reference(ref, w.view, prepare(ref, in, n, cols), n);
         for (int r = 0; r < n; ++r) {
           for (std::int64_t i = 0; i < w.view.rows; ++i) {
@@ -637,9 +606,7 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
-    "exp_approx: within 4 ulp of e^x over the floats softmax meets, "
-    "saturating beyond") {
+TEST_CASE("exp_approx: within 4 ulp of e^x over the floats softmax meets, saturating beyond") {
   double worst = 0;
   for (float x = -87.0f; x <= 88.0f; x += 0.0137f) {
     const double want = std::exp(static_cast<double>(x));

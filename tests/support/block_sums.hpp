@@ -13,25 +13,25 @@
 
 namespace smallcoder::cpu {
 
-using BlockSumsFn = void (*)(const std::byte *w_row, const std::byte *act_row, std::int64_t cols, std::int32_t *out);
+using BlockSumsFn = void (*)(const std::byte* w_row, const std::byte* act_row, std::int64_t cols, std::int32_t* out);
 
 namespace scalar {
 
-inline void block_sums_q8_0(const std::byte *row, const std::byte *act, std::int64_t n, std::int32_t *out) {
-  const BlockQ8_0 *w = reinterpret_cast<const BlockQ8_0 *>(row);
+inline void block_sums_q8_0(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
+  const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(row);
   const Q8Acts a = q8_acts(act, n);
   for (std::int64_t b = 0; b < n / kQ0Block; ++b) out[b] = dot_q8_0(w[b], a.qs + b * kQ0Block);
 }
 
-inline void block_sums_q4_0(const std::byte *row, const std::byte *act, std::int64_t n, std::int32_t *out) {
-  const BlockQ4_0 *w = reinterpret_cast<const BlockQ4_0 *>(row);
+inline void block_sums_q4_0(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
+  const BlockQ4_0* w = reinterpret_cast<const BlockQ4_0*>(row);
   const Q8Acts a = q8_acts(act, n);
   for (std::int64_t b = 0; b < n / kQ0Block; ++b) out[b] = dot_q4_0(w[b], a.qs + b * kQ0Block);
 }
 
-inline void block_sums_q4_k(const std::byte *row, const std::byte *act, std::int64_t n, std::int32_t *out) {
-  const BlockQ4K *w = reinterpret_cast<const BlockQ4K *>(row);
-  const BlockQ8K *a = reinterpret_cast<const BlockQ8K *>(act);
+inline void block_sums_q4_k(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
+  const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
+  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
   for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
     const Q4KSums s = dot_q4_k(w[b], a[b]);
     out[2 * b] = s.scaled;
@@ -39,9 +39,9 @@ inline void block_sums_q4_k(const std::byte *row, const std::byte *act, std::int
   }
 }
 
-inline void block_sums_q6_k(const std::byte *row, const std::byte *act, std::int64_t n, std::int32_t *out) {
-  const BlockQ6K *w = reinterpret_cast<const BlockQ6K *>(row);
-  const BlockQ8K *a = reinterpret_cast<const BlockQ8K *>(act);
+inline void block_sums_q6_k(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
+  const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
+  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
   for (std::int64_t b = 0; b < n / kQKBlock; ++b) out[b] = dot_q6_k(w[b], a[b]);
 }
 
@@ -52,18 +52,18 @@ inline void block_sums_q6_k(const std::byte *row, const std::byte *act, std::int
 namespace avx2 {
 
 template <class Blocks>
-SMALLCODER_AVX2 inline void block_sums(const std::byte *row, const std::byte *act, std::int64_t n, std::int32_t *out) {
+SMALLCODER_AVX2 inline void block_sums(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
   const Q8Acts a = q8_acts(act, n);
   for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
-    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(a.qs + b * kQ0Block));
+    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + b * kQ0Block));
     out[b] = hsum(Blocks::lanes(Blocks::unpack(row + b * Blocks::kBytes), av, a.sums[b]));
   }
 }
 
-SMALLCODER_AVX2 inline void block_sums_q4_k(const std::byte *row, const std::byte *act, std::int64_t n,
-                                            std::int32_t *out) {
-  const BlockQ4K *w = reinterpret_cast<const BlockQ4K *>(row);
-  const BlockQ8K *a = reinterpret_cast<const BlockQ8K *>(act);
+SMALLCODER_AVX2 inline void block_sums_q4_k(const std::byte* row, const std::byte* act, std::int64_t n,
+                                            std::int32_t* out) {
+  const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
+  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
   for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
     const Q4KLanes lanes = q4k_lanes(w[b], a[b]);
     out[2 * b] = hsum(lanes.scaled);
@@ -71,10 +71,10 @@ SMALLCODER_AVX2 inline void block_sums_q4_k(const std::byte *row, const std::byt
   }
 }
 
-SMALLCODER_AVX2 inline void block_sums_q6_k(const std::byte *row, const std::byte *act, std::int64_t n,
-                                            std::int32_t *out) {
-  const BlockQ6K *w = reinterpret_cast<const BlockQ6K *>(row);
-  const BlockQ8K *a = reinterpret_cast<const BlockQ8K *>(act);
+SMALLCODER_AVX2 inline void block_sums_q6_k(const std::byte* row, const std::byte* act, std::int64_t n,
+                                            std::int32_t* out) {
+  const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
+  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
   for (std::int64_t b = 0; b < n / kQKBlock; ++b) out[b] = hsum(q6k_lanes(w[b], a[b]));
 }
 
@@ -89,8 +89,8 @@ SMALLCODER_AVX2 inline void block_sums_q6_k(const std::byte *row, const std::byt
 namespace avx512 {
 
 template <class Blocks, int G>
-SMALLCODER_AVX512_INLINE inline void group_sums(const std::byte *row, const Q8Acts &a, std::int64_t b,
-                                                std::int32_t *out) {
+SMALLCODER_AVX512_INLINE inline void group_sums(const std::byte* row, const Q8Acts& a, std::int64_t b,
+                                                std::int32_t* out) {
   __m512i wa, wb;
   Blocks::template unpack<G>(row + b * Blocks::kBytes, wa, wb);
   const __m512i lanes = group_lanes(act_group<G>(a, b), wa, wb);
@@ -99,8 +99,8 @@ SMALLCODER_AVX512_INLINE inline void group_sums(const std::byte *row, const Q8Ac
 }
 
 template <class Blocks>
-SMALLCODER_AVX512 inline void block_sums(const std::byte *row, const std::byte *act, std::int64_t n,
-                                         std::int32_t *out) {
+SMALLCODER_AVX512 inline void block_sums(const std::byte* row, const std::byte* act, std::int64_t n,
+                                         std::int32_t* out) {
   const Q8Acts a = q8_acts(act, n);
   const std::int64_t blocks = n / kQ0Block;
   std::int64_t b = 0;
@@ -120,11 +120,11 @@ SMALLCODER_AVX512 inline void block_sums(const std::byte *row, const std::byte *
   }
 }
 
-SMALLCODER_AVX512 inline void block_sums_q8_0(const std::byte *row, const std::byte *act, std::int64_t n,
-                                              std::int32_t *out) {
+SMALLCODER_AVX512 inline void block_sums_q8_0(const std::byte* row, const std::byte* act, std::int64_t n,
+                                              std::int32_t* out) {
   const Q8Acts a = q8_acts(act, n);
   for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
-    const std::byte *block = row + b * sizeof(BlockQ8_0);
+    const std::byte* block = row + b * sizeof(BlockQ8_0);
     const __m512i lanes = Q8_0Tiles::lanes(Q8_0Tiles::unpack(block, block), Q8_0Tiles::broadcast_block(a, b));
     out[b] = avx2::hsum(_mm512_castsi512_si256(lanes));
   }

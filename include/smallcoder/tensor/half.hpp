@@ -38,8 +38,7 @@ inline float f16_to_f32(std::uint16_t h) {
   } else if (mant == 0) {
     bits = sign;  // signed zero
   } else {
-    // Subnormal: shift the mantissa up until its leading one is the implicit
-    // bit.
+    // Subnormal: shift the mantissa up until its leading one is the implicit bit.
     exp = 113;
     while ((mant & 0x400u) == 0) {
       mant <<= 1;
@@ -52,8 +51,7 @@ inline float f16_to_f32(std::uint16_t h) {
   return f;
 }
 
-// Round to nearest even; overflow gives infinity, tiny values become subnormals
-// or zero.
+// Round to nearest even; overflow gives infinity, tiny values become subnormals or zero.
 inline std::uint16_t f32_to_f16(float f) {
   std::uint32_t bits;
   std::memcpy(&bits, &f, sizeof bits);
@@ -66,8 +64,7 @@ inline std::uint16_t f32_to_f16(float f) {
     return static_cast<std::uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
   }
   if (abs < 0x33000000u) return sign;  // below half the smallest subnormal
-  // Subnormal half: value = mant * 2^-24; shift the full 24-bit mantissa
-  // accordingly.
+  // Subnormal half: value = mant * 2^-24; shift the full 24-bit mantissa accordingly.
   const std::uint32_t exp = abs >> 23;
   const std::uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
   const std::uint32_t shift = 126u - exp;  // 14..24
@@ -81,30 +78,30 @@ inline std::uint16_t f32_to_f16(float f) {
 // Rows of the float weight types widened to fp32 and stored from it, in the
 // shape of the block types' row functions (quant_blocks.hpp, quant_encode.hpp),
 // so that the type records (dtype.hpp) hold every type alike.
-inline void widen_f32_row(const std::byte *src, std::int64_t n, float *dst) {
+inline void widen_f32_row(const std::byte* src, std::int64_t n, float* dst) {
   std::memcpy(dst, src, sizeof(float) * static_cast<std::size_t>(n));
 }
 
-inline void widen_f16_row(const std::byte *src, std::int64_t n, float *dst) {
-  const std::uint16_t *s = reinterpret_cast<const std::uint16_t *>(src);
+inline void widen_f16_row(const std::byte* src, std::int64_t n, float* dst) {
+  const std::uint16_t* s = reinterpret_cast<const std::uint16_t*>(src);
   for (std::int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
 }
 
-inline void widen_bf16_row(const std::byte *src, std::int64_t n, float *dst) {
-  const std::uint16_t *s = reinterpret_cast<const std::uint16_t *>(src);
+inline void widen_bf16_row(const std::byte* src, std::int64_t n, float* dst) {
+  const std::uint16_t* s = reinterpret_cast<const std::uint16_t*>(src);
   for (std::int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
 }
 
-inline void store_f32_row(const float *x, std::int64_t n, std::byte *dst) {
+inline void store_f32_row(const float* x, std::int64_t n, std::byte* dst) {
   std::memcpy(dst, x, sizeof(float) * static_cast<std::size_t>(n));
 }
 
-inline void store_f16_row(const float *x, std::int64_t n, std::byte *dst) {
-  for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t *>(dst)[i] = f32_to_f16(x[i]);
+inline void store_f16_row(const float* x, std::int64_t n, std::byte* dst) {
+  for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t*>(dst)[i] = f32_to_f16(x[i]);
 }
 
-inline void store_bf16_row(const float *x, std::int64_t n, std::byte *dst) {
-  for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t *>(dst)[i] = f32_to_bf16(x[i]);
+inline void store_bf16_row(const float* x, std::int64_t n, std::byte* dst) {
+  for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t*>(dst)[i] = f32_to_bf16(x[i]);
 }
 
 }  // namespace smallcoder
