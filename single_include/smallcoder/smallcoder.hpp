@@ -495,8 +495,7 @@ inline float f16_to_f32(std::uint16_t h) {
   } else if (mant == 0) {
     bits = sign;  // signed zero
   } else {
-    // Subnormal: shift the mantissa up until its leading one is the implicit
-    // bit.
+    // Subnormal: shift the mantissa up until its leading one is the implicit bit.
     exp = 113;
     while ((mant & 0x400u) == 0) {
       mant <<= 1;
@@ -509,8 +508,7 @@ inline float f16_to_f32(std::uint16_t h) {
   return f;
 }
 
-// Round to nearest even; overflow gives infinity, tiny values become subnormals
-// or zero.
+// Round to nearest even; overflow gives infinity, tiny values become subnormals or zero.
 inline std::uint16_t f32_to_f16(float f) {
   std::uint32_t bits;
   std::memcpy(&bits, &f, sizeof bits);
@@ -523,8 +521,7 @@ inline std::uint16_t f32_to_f16(float f) {
     return static_cast<std::uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
   }
   if (abs < 0x33000000u) return sign;  // below half the smallest subnormal
-  // Subnormal half: value = mant * 2^-24; shift the full 24-bit mantissa
-  // accordingly.
+  // Subnormal half: value = mant * 2^-24; shift the full 24-bit mantissa accordingly.
   const std::uint32_t exp = abs >> 23;
   const std::uint32_t mant = (abs & 0x7fffffu) | 0x800000u;
   const std::uint32_t shift = 126u - exp;  // 14..24
@@ -538,30 +535,30 @@ inline std::uint16_t f32_to_f16(float f) {
 // Rows of the float weight types widened to fp32 and stored from it, in the
 // shape of the block types' row functions (quant_blocks.hpp, quant_encode.hpp),
 // so that the type records (dtype.hpp) hold every type alike.
-inline void widen_f32_row(const std::byte *src, std::int64_t n, float *dst) {
+inline void widen_f32_row(const std::byte* src, std::int64_t n, float* dst) {
   std::memcpy(dst, src, sizeof(float) * static_cast<std::size_t>(n));
 }
 
-inline void widen_f16_row(const std::byte *src, std::int64_t n, float *dst) {
-  const std::uint16_t *s = reinterpret_cast<const std::uint16_t *>(src);
+inline void widen_f16_row(const std::byte* src, std::int64_t n, float* dst) {
+  const std::uint16_t* s = reinterpret_cast<const std::uint16_t*>(src);
   for (std::int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
 }
 
-inline void widen_bf16_row(const std::byte *src, std::int64_t n, float *dst) {
-  const std::uint16_t *s = reinterpret_cast<const std::uint16_t *>(src);
+inline void widen_bf16_row(const std::byte* src, std::int64_t n, float* dst) {
+  const std::uint16_t* s = reinterpret_cast<const std::uint16_t*>(src);
   for (std::int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
 }
 
-inline void store_f32_row(const float *x, std::int64_t n, std::byte *dst) {
+inline void store_f32_row(const float* x, std::int64_t n, std::byte* dst) {
   std::memcpy(dst, x, sizeof(float) * static_cast<std::size_t>(n));
 }
 
-inline void store_f16_row(const float *x, std::int64_t n, std::byte *dst) {
-  for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t *>(dst)[i] = f32_to_f16(x[i]);
+inline void store_f16_row(const float* x, std::int64_t n, std::byte* dst) {
+  for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t*>(dst)[i] = f32_to_f16(x[i]);
 }
 
-inline void store_bf16_row(const float *x, std::int64_t n, std::byte *dst) {
-  for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t *>(dst)[i] = f32_to_bf16(x[i]);
+inline void store_bf16_row(const float* x, std::int64_t n, std::byte* dst) {
+  for (std::int64_t i = 0; i < n; ++i) reinterpret_cast<std::uint16_t*>(dst)[i] = f32_to_bf16(x[i]);
 }
 
 }  // namespace smallcoder
@@ -781,13 +778,13 @@ constexpr int kDTypeCount = static_cast<int>(DType::q6_k) + 1;
 
 // n stored elements to fp32, and n fp32 values stored (n a whole number of
 // blocks).
-using RowToF32Fn = void (*)(const std::byte *src, std::int64_t n, float *dst);
-using RowFromF32Fn = void (*)(const float *x, std::int64_t n, std::byte *dst);
+using RowToF32Fn = void (*)(const std::byte* src, std::int64_t n, float* dst);
+using RowFromF32Fn = void (*)(const float* x, std::int64_t n, std::byte* dst);
 
 struct DTypeInfo {
   DType type;
-  const char *name;               // lower-case, as flags and messages spell it ("bf16", "q8_0")
-  const char *file_name;          // as GGUF and safetensors files spell it ("BF16", "Q8_0")
+  const char* name;               // lower-case, as flags and messages spell it ("bf16", "q8_0")
+  const char* file_name;          // as GGUF and safetensors files spell it ("BF16", "Q8_0")
   int block_elems;                // elements per block (1 for the float types)
   int block_bytes;                // bytes per block
   bool is_float;                  // f32/f16/bf16: what norms, KV caches and safetensors files
@@ -811,17 +808,19 @@ constexpr DTypeInfo kDTypes[] = {
     {DType::q6_k, "q6_k", "Q6_K", kQKBlock, sizeof(BlockQ6K), false, 14, 18, dequantize_row_q6_k, nullptr},
 };
 
-constexpr bool dtype_records_in_order() {
-  for (int i = 0; i < kDTypeCount; ++i) {
-    if (static_cast<int>(kDTypes[i].type) != i) return false;
+// Whether a table of per-type records (this file's, cpu/kernels.hpp's) has one record per
+// DType, listed in enum order, so that indexing it by the enum finds the type's record.
+template <class Record, std::size_t N>
+constexpr bool one_record_per_dtype(const Record (&records)[N]) {
+  for (std::size_t i = 0; i < N; ++i) {
+    if (static_cast<std::size_t>(records[i].type) != i) return false;
   }
-  return true;
+  return N == kDTypeCount;
 }
-static_assert(sizeof kDTypes / sizeof kDTypes[0] == kDTypeCount, "one DTypeInfo record per DType");
-static_assert(dtype_records_in_order(), "kDTypes must list the types in enum order");
+static_assert(one_record_per_dtype(kDTypes), "kDTypes: one DTypeInfo per DType, in enum order");
 
-constexpr const DTypeInfo &dtype_info(DType t) { return kDTypes[static_cast<int>(t)]; }
-constexpr const char *dtype_name(DType t) { return dtype_info(t).name; }
+constexpr const DTypeInfo& dtype_info(DType t) { return kDTypes[static_cast<int>(t)]; }
+constexpr const char* dtype_name(DType t) { return dtype_info(t).name; }
 constexpr bool is_float_dtype(DType t) { return dtype_info(t).is_float; }
 constexpr bool can_quantize_to(DType t) { return dtype_info(t).from_f32 != nullptr; }
 
@@ -830,7 +829,7 @@ constexpr bool can_quantize_to(DType t) { return dtype_info(t).from_f32 != nullp
 template <class Keep>
 std::string dtype_names(Keep keep, bool file_names = false) {
   std::string list;
-  for (const DTypeInfo &r : kDTypes) {
+  for (const DTypeInfo& r : kDTypes) {
     if (!keep(r)) continue;
     if (!list.empty()) list += ", ";
     list += file_names ? r.file_name : r.name;
@@ -839,23 +838,28 @@ std::string dtype_names(Keep keep, bool file_names = false) {
 }
 
 inline std::string all_dtype_names(bool file_names = false) {
-  return dtype_names([](const DTypeInfo &) { return true; }, file_names);
+  return dtype_names([](const DTypeInfo&) { return true; }, file_names);
+}
+
+// The types quantize_row can produce (those with a quantizer), for messages.
+inline std::string quantizable_dtype_names() {
+  return dtype_names([](const DTypeInfo& r) { return r.from_f32 != nullptr; });
 }
 
 // Parses a user-facing name ("bf16", "F16", "q8_0"); throws naming `where`
 // otherwise.
-inline DType parse_dtype(std::string_view name, const std::string &where) {
+inline DType parse_dtype(std::string_view name, const std::string& where) {
   std::string lower(name);
-  for (char &c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  for (const DTypeInfo &r : kDTypes) {
+  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  for (const DTypeInfo& r : kDTypes) {
     if (lower == r.name) return r.type;
   }
   fail(where, "unknown dtype '" + std::string(name) + "' (known: " + all_dtype_names() + ")");
 }
 
 // The type GGUF numbers `id`, if it is one of ours.
-inline bool dtype_from_ggml_type(std::uint32_t id, DType &out) {
-  for (const DTypeInfo &r : kDTypes) {
+inline bool dtype_from_ggml_type(std::uint32_t id, DType& out) {
+  for (const DTypeInfo& r : kDTypes) {
     if (r.ggml_type == id) {
       out = r.type;
       return true;
@@ -867,22 +871,21 @@ inline bool dtype_from_ggml_type(std::uint32_t id, DType &out) {
 // Bytes taken by `elems` consecutive elements; elems must be a whole number of
 // blocks.
 inline std::size_t dtype_bytes(DType t, std::int64_t elems) {
-  const DTypeInfo &r = dtype_info(t);
+  const DTypeInfo& r = dtype_info(t);
   return static_cast<std::size_t>(elems / r.block_elems) * static_cast<std::size_t>(r.block_bytes);
 }
 
 // Widens n stored elements of any type (one embedding row, say) to fp32.
-inline void row_to_f32(DType t, const std::byte *src, std::int64_t n, float *dst) { dtype_info(t).to_f32(src, n, dst); }
+inline void row_to_f32(DType t, const std::byte* src, std::int64_t n, float* dst) { dtype_info(t).to_f32(src, n, dst); }
 
 // Stores n fp32 values as `t` (dtype_bytes(t, n) bytes at dst). Throws naming
 // `where` for a type without a quantizer (the k-quants, whose search-based
 // quantizers this project does not implement) or a length that is not a whole
 // number of blocks.
-inline void quantize_row(DType t, const float *x, std::int64_t n, std::byte *dst, const std::string &where) {
-  const DTypeInfo &r = dtype_info(t);
+inline void quantize_row(DType t, const float* x, std::int64_t n, std::byte* dst, const std::string& where) {
+  const DTypeInfo& r = dtype_info(t);
   if (r.from_f32 == nullptr) {
-    fail(where, std::string("cannot quantize to ") + r.name +
-                    " (supported: " + dtype_names([](const DTypeInfo &s) { return s.from_f32 != nullptr; }) + ")");
+    fail(where, std::string("cannot quantize to ") + r.name + " (supported: " + quantizable_dtype_names() + ")");
   }
   if (n % r.block_elems != 0) {
     fail(where, "row of " + std::to_string(n) + " elements is not a whole number of " + r.name + " blocks of " +
@@ -4413,8 +4416,7 @@ inline DType matrix_dtype(DType target, std::int64_t cols, DType fallback) {
 inline void check_storable(DType target, const std::string& where) {
   if (!can_quantize_to(target)) {
     fail(where,
-         std::string("cannot store weights as ") + dtype_name(target) + " (supported: " +
-             dtype_names([](const DTypeInfo& r) { return r.from_f32 != nullptr; }) + ")");
+         std::string("cannot store weights as ") + dtype_name(target) + " (supported: " + quantizable_dtype_names() + ")");
   }
 }
 
@@ -4932,12 +4934,11 @@ inline Isa active_isa() {
 }  // namespace smallcoder::cpu
 // ---- end smallcoder/cpu/isa.hpp ----
 // ---- begin smallcoder/cpu/kernels.hpp ----
-// The CPU kernel table: one record per weight type (kTypeKernels) saying how
-// activation rows are prepared (fp32 as they are, or quantized to 8 bits once
-// per row) and which tile product each SIMD level runs, plus, where a level has
-// one, a product for batches with activations of its own format.
-// kernels_for(type) answers for the level chosen at run time (cpu/isa.hpp); the
-// backend only ever calls through this table.
+// The CPU kernel table: one record per weight type (kTypeKernels) saying how activation rows
+// are prepared (fp32 as they are, or quantized to 8 bits once per row) and which tile
+// product each SIMD level runs, plus, where a level has one, a product for batches with
+// activations of its own format. kernels_for(type) answers for the level chosen at run
+// time (cpu/isa.hpp); the backend only ever calls through this table.
 
 #include <cstddef>
 #include <cstdint>
@@ -6658,27 +6659,23 @@ inline float row_dot_q6_k(const std::byte* row, const std::byte* act, std::int64
 
 namespace smallcoder::cpu {
 
-// y[t * ldy + r] (+)= W[r] . act_t for weight rows r in [r0, r1) and tokens t <
-// n_tokens, act_t being prepared activation row t (act_stride bytes apart; for
-// ActFormat::f32 simply the fp32 rows). n_tokens == 1 is the decode
-// matrix-vector product.
-using GemmFn = void (*)(const TensorView &w, std::int64_t r0, std::int64_t r1, const std::byte *acts,
-                        std::size_t act_stride, int n_tokens, float *y, std::size_t ldy, bool accumulate);
+// y[t * ldy + r] (+)= W[r] . act_t for weight rows r in [r0, r1) and tokens t < n_tokens,
+// act_t being prepared activation row t (act_stride bytes apart; for ActFormat::f32 simply
+// the fp32 rows). n_tokens == 1 is the decode matrix-vector product.
+using GemmFn = void (*)(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
+                        std::size_t act_stride, int n_tokens, float* y, std::size_t ldy, bool accumulate);
 
-// Quantizes one fp32 activation row of `cols` elements into
-// act_row_bytes(format, cols) bytes.
-using QuantizeActsFn = void (*)(const float *x, std::int64_t cols, std::byte *out);
+// Quantizes one fp32 activation row of `cols` elements into act_row_bytes(format, cols) bytes.
+using QuantizeActsFn = void (*)(const float* x, std::int64_t cols, std::byte* out);
 
-// Packs n <= kGroupTokens fp32 rows of `cols` values (ldx floats apart) into
-// one group of a grouped activation format (ActFormat::bf16_split) at out,
-// 64-byte aligned.
-using PackActsFn = void (*)(const float *x, std::size_t ldx, int n, std::int64_t cols, std::byte *out);
+// Packs n <= kGroupTokens fp32 rows of `cols` values (ldx floats apart) into one group of
+// a grouped activation format (ActFormat::bf16_split) at out, 64-byte aligned.
+using PackActsFn = void (*)(const float* x, std::size_t ldx, int n, std::int64_t cols, std::byte* out);
 
-// A level's second product, for batches: from min_tokens tokens, on matrices
-// whose cols are a multiple of cols_multiple, it beats Kernels::gemm. Its
-// activations, in format `act`, are packed a group of kGroupTokens tokens at a
-// time; gemm then takes act_stride = act_row_bytes(act, cols), one token's
-// share of a group.
+// A level's second product, for batches: from min_tokens tokens, on matrices whose cols are
+// a multiple of cols_multiple, it beats Kernels::gemm. Its activations, in format `act`, are
+// packed a group of kGroupTokens tokens at a time; gemm then takes act_stride =
+// act_row_bytes(act, cols), one token's share of a group.
 struct BatchKernels {
   ActFormat act = ActFormat::f32;
   PackActsFn pack_acts = nullptr;
@@ -6687,11 +6684,11 @@ struct BatchKernels {
   std::int64_t cols_multiple = 1;
 };
 
-// Weight rows per work item of a batch product on `threads` threads: an equal
-// share per thread in whole 16-row tiles, at most 256. Each activation tile it
-// loads serves every row of the item, so items larger than the 64 rows of the
-// other batched products keep the activations in cache longer (measured: +25%
-// on SmallCoder-Medium's 3328-column down projection).
+// Weight rows per work item of a batch product on `threads` threads: an equal share per
+// thread in whole 16-row tiles, at most 256. Each activation tile it loads serves every row
+// of the item, so items larger than the 64 rows of the other batched products keep the
+// activations in cache longer (measured: +25% on SmallCoder-Medium's 3328-column down
+// projection).
 inline std::int64_t batch_item_rows(std::int64_t matrix_rows, int threads) {
   constexpr std::int64_t kMaxRows = 256;
   const std::int64_t per_thread = (matrix_rows + threads - 1) / threads;
@@ -6770,14 +6767,7 @@ constexpr TypeKernels kTypeKernels[] = {
 
 #undef SMALLCODER_X86_ONLY
 
-constexpr bool type_kernels_in_order() {
-  for (int i = 0; i < kDTypeCount; ++i) {
-    if (static_cast<int>(kTypeKernels[i].type) != i) return false;
-  }
-  return true;
-}
-static_assert(sizeof kTypeKernels / sizeof kTypeKernels[0] == kDTypeCount, "one TypeKernels record per DType");
-static_assert(type_kernels_in_order(), "kTypeKernels must list the types in enum order");
+static_assert(one_record_per_dtype(kTypeKernels), "kTypeKernels: one TypeKernels per DType, in enum order");
 
 // One weight type's kernels resolved for one SIMD level: what the backend
 // calls.
@@ -6790,7 +6780,7 @@ struct Kernels {
 
   // The batch product for n tokens on a matrix of `cols` columns, or null where
   // gemm serves.
-  const BatchKernels *batch_for(std::int64_t cols, int n) const {
+  const BatchKernels* batch_for(std::int64_t cols, int n) const {
     const bool applies = batch.gemm != nullptr && n >= batch.min_tokens && cols % batch.cols_multiple == 0;
     return applies ? &batch : nullptr;
   }
@@ -6818,7 +6808,7 @@ inline QuantizeActsFn quantize_acts_for(ActFormat format, Isa isa) {
 
 // A record's kernels at `isa`: its own product there, else the nearest level
 // below's.
-inline Kernels resolve(const TypeKernels &r, Isa isa) {
+inline Kernels resolve(const TypeKernels& r, Isa isa) {
   Kernels k;
   k.isa = isa;
   k.act = r.act;
@@ -6846,13 +6836,13 @@ struct KernelTable {
 
 // The kernels for weights of type t at SIMD level isa (which the CPU must
 // support).
-inline const Kernels &kernels_for(DType t, Isa isa) {
+inline const Kernels& kernels_for(DType t, Isa isa) {
   static const detail::KernelTable table;
   return table.entries[static_cast<int>(isa)][static_cast<int>(t)];
 }
 
 // The kernels for weights of type t at the active level (active_isa()).
-inline const Kernels &kernels_for(DType t) { return kernels_for(t, active_isa()); }
+inline const Kernels& kernels_for(DType t) { return kernels_for(t, active_isa()); }
 
 }  // namespace smallcoder::cpu
 // ---- end smallcoder/cpu/kernels.hpp ----

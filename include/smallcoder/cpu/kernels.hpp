@@ -1,9 +1,8 @@
-// The CPU kernel table: one record per weight type (kTypeKernels) saying how
-// activation rows are prepared (fp32 as they are, or quantized to 8 bits once
-// per row) and which tile product each SIMD level runs, plus, where a level has
-// one, a product for batches with activations of its own format.
-// kernels_for(type) answers for the level chosen at run time (cpu/isa.hpp); the
-// backend only ever calls through this table.
+// The CPU kernel table: one record per weight type (kTypeKernels) saying how activation rows
+// are prepared (fp32 as they are, or quantized to 8 bits once per row) and which tile
+// product each SIMD level runs, plus, where a level has one, a product for batches with
+// activations of its own format. kernels_for(type) answers for the level chosen at run
+// time (cpu/isa.hpp); the backend only ever calls through this table.
 #pragma once
 
 #include <cstddef>
@@ -21,27 +20,23 @@
 
 namespace smallcoder::cpu {
 
-// y[t * ldy + r] (+)= W[r] . act_t for weight rows r in [r0, r1) and tokens t <
-// n_tokens, act_t being prepared activation row t (act_stride bytes apart; for
-// ActFormat::f32 simply the fp32 rows). n_tokens == 1 is the decode
-// matrix-vector product.
-using GemmFn = void (*)(const TensorView &w, std::int64_t r0, std::int64_t r1, const std::byte *acts,
-                        std::size_t act_stride, int n_tokens, float *y, std::size_t ldy, bool accumulate);
+// y[t * ldy + r] (+)= W[r] . act_t for weight rows r in [r0, r1) and tokens t < n_tokens,
+// act_t being prepared activation row t (act_stride bytes apart; for ActFormat::f32 simply
+// the fp32 rows). n_tokens == 1 is the decode matrix-vector product.
+using GemmFn = void (*)(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
+                        std::size_t act_stride, int n_tokens, float* y, std::size_t ldy, bool accumulate);
 
-// Quantizes one fp32 activation row of `cols` elements into
-// act_row_bytes(format, cols) bytes.
-using QuantizeActsFn = void (*)(const float *x, std::int64_t cols, std::byte *out);
+// Quantizes one fp32 activation row of `cols` elements into act_row_bytes(format, cols) bytes.
+using QuantizeActsFn = void (*)(const float* x, std::int64_t cols, std::byte* out);
 
-// Packs n <= kGroupTokens fp32 rows of `cols` values (ldx floats apart) into
-// one group of a grouped activation format (ActFormat::bf16_split) at out,
-// 64-byte aligned.
-using PackActsFn = void (*)(const float *x, std::size_t ldx, int n, std::int64_t cols, std::byte *out);
+// Packs n <= kGroupTokens fp32 rows of `cols` values (ldx floats apart) into one group of
+// a grouped activation format (ActFormat::bf16_split) at out, 64-byte aligned.
+using PackActsFn = void (*)(const float* x, std::size_t ldx, int n, std::int64_t cols, std::byte* out);
 
-// A level's second product, for batches: from min_tokens tokens, on matrices
-// whose cols are a multiple of cols_multiple, it beats Kernels::gemm. Its
-// activations, in format `act`, are packed a group of kGroupTokens tokens at a
-// time; gemm then takes act_stride = act_row_bytes(act, cols), one token's
-// share of a group.
+// A level's second product, for batches: from min_tokens tokens, on matrices whose cols are
+// a multiple of cols_multiple, it beats Kernels::gemm. Its activations, in format `act`, are
+// packed a group of kGroupTokens tokens at a time; gemm then takes act_stride =
+// act_row_bytes(act, cols), one token's share of a group.
 struct BatchKernels {
   ActFormat act = ActFormat::f32;
   PackActsFn pack_acts = nullptr;
@@ -50,11 +45,11 @@ struct BatchKernels {
   std::int64_t cols_multiple = 1;
 };
 
-// Weight rows per work item of a batch product on `threads` threads: an equal
-// share per thread in whole 16-row tiles, at most 256. Each activation tile it
-// loads serves every row of the item, so items larger than the 64 rows of the
-// other batched products keep the activations in cache longer (measured: +25%
-// on SmallCoder-Medium's 3328-column down projection).
+// Weight rows per work item of a batch product on `threads` threads: an equal share per
+// thread in whole 16-row tiles, at most 256. Each activation tile it loads serves every row
+// of the item, so items larger than the 64 rows of the other batched products keep the
+// activations in cache longer (measured: +25% on SmallCoder-Medium's 3328-column down
+// projection).
 inline std::int64_t batch_item_rows(std::int64_t matrix_rows, int threads) {
   constexpr std::int64_t kMaxRows = 256;
   const std::int64_t per_thread = (matrix_rows + threads - 1) / threads;
@@ -133,14 +128,7 @@ constexpr TypeKernels kTypeKernels[] = {
 
 #undef SMALLCODER_X86_ONLY
 
-constexpr bool type_kernels_in_order() {
-  for (int i = 0; i < kDTypeCount; ++i) {
-    if (static_cast<int>(kTypeKernels[i].type) != i) return false;
-  }
-  return true;
-}
-static_assert(sizeof kTypeKernels / sizeof kTypeKernels[0] == kDTypeCount, "one TypeKernels record per DType");
-static_assert(type_kernels_in_order(), "kTypeKernels must list the types in enum order");
+static_assert(one_record_per_dtype(kTypeKernels), "kTypeKernels: one TypeKernels per DType, in enum order");
 
 // One weight type's kernels resolved for one SIMD level: what the backend
 // calls.
@@ -153,7 +141,7 @@ struct Kernels {
 
   // The batch product for n tokens on a matrix of `cols` columns, or null where
   // gemm serves.
-  const BatchKernels *batch_for(std::int64_t cols, int n) const {
+  const BatchKernels* batch_for(std::int64_t cols, int n) const {
     const bool applies = batch.gemm != nullptr && n >= batch.min_tokens && cols % batch.cols_multiple == 0;
     return applies ? &batch : nullptr;
   }
@@ -181,7 +169,7 @@ inline QuantizeActsFn quantize_acts_for(ActFormat format, Isa isa) {
 
 // A record's kernels at `isa`: its own product there, else the nearest level
 // below's.
-inline Kernels resolve(const TypeKernels &r, Isa isa) {
+inline Kernels resolve(const TypeKernels& r, Isa isa) {
   Kernels k;
   k.isa = isa;
   k.act = r.act;
@@ -209,12 +197,12 @@ struct KernelTable {
 
 // The kernels for weights of type t at SIMD level isa (which the CPU must
 // support).
-inline const Kernels &kernels_for(DType t, Isa isa) {
+inline const Kernels& kernels_for(DType t, Isa isa) {
   static const detail::KernelTable table;
   return table.entries[static_cast<int>(isa)][static_cast<int>(t)];
 }
 
 // The kernels for weights of type t at the active level (active_isa()).
-inline const Kernels &kernels_for(DType t) { return kernels_for(t, active_isa()); }
+inline const Kernels& kernels_for(DType t) { return kernels_for(t, active_isa()); }
 
 }  // namespace smallcoder::cpu

@@ -31,8 +31,7 @@ inline DType matrix_dtype(DType target, std::int64_t cols, DType fallback) {
 inline void check_storable(DType target, const std::string& where) {
   if (!can_quantize_to(target)) {
     fail(where,
-         std::string("cannot store weights as ") + dtype_name(target) + " (supported: " +
-             dtype_names([](const DTypeInfo& r) { return r.from_f32 != nullptr; }) + ")");
+         std::string("cannot store weights as ") + dtype_name(target) + " (supported: " + quantizable_dtype_names() + ")");
   }
 }
 
