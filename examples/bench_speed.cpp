@@ -13,9 +13,9 @@
 
 #include "cli.hpp"
 #include "model_source.hpp"
-#include "smallcoder/bench/bandwidth.hpp"
-#include "smallcoder/bench/memory.hpp"
-#include "smallcoder/bench/report_table.hpp"
+#include "bench/bandwidth.hpp"
+#include "bench/memory.hpp"
+#include "bench/report_table.hpp"
 
 namespace {
 
@@ -108,7 +108,7 @@ int run(int argc, char** argv) {
   const std::optional<smallcoder::DType> dtype = tools::parse_dtype_flag(f.dtype);
   const std::vector<int> pp = prompt_lengths(f.prompt_lengths);
   smallcoder::BackendOptions backend;
-  backend.threads = f.threads > 0 ? static_cast<int>(f.threads) : smallcoder::cpu::default_thread_count();
+  backend.threads = f.threads > 0 ? static_cast<int>(f.threads) : smallcoder::default_thread_count();
   backend.kv_cache = tools::parse_kv_cache_flag(f.kv_cache);
 
   const Clock::time_point load_start = Clock::now();

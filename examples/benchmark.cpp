@@ -14,16 +14,16 @@
 
 #include "cli.hpp"
 #include "model_source.hpp"
-#include "smallcoder/bench/bandwidth.hpp"
-#include "smallcoder/bench/machine.hpp"
-#include "smallcoder/bench/report_json.hpp"
-#include "smallcoder/bench/report_markdown.hpp"
-#include "smallcoder/bench/report_table.hpp"
-#include "smallcoder/bench/runner.hpp"
-#include "smallcoder/bench/suites.hpp"
+#include "bench/bandwidth.hpp"
+#include "bench/machine.hpp"
+#include "bench/report_json.hpp"
+#include "bench/report_markdown.hpp"
+#include "bench/report_table.hpp"
+#include "bench/runner.hpp"
+#include "bench/suites.hpp"
 
 #ifdef SMALLCODER_CUDA  // device memory and bandwidth overloads for CudaBackend
-#include "smallcoder/cuda/bench_support.hpp"
+#include "bench/cuda_support.hpp"
 #endif
 
 namespace {
@@ -275,7 +275,7 @@ int run_benchmark(const Flags& f, std::vector<Entry> entries, const std::vector<
     if (!f.quiet) std::fprintf(stderr, "%s\n", line.c_str());
   };
   smallcoder::BackendOptions backend;
-  backend.threads = f.threads > 0 ? static_cast<int>(f.threads) : smallcoder::cpu::default_thread_count();
+  backend.threads = f.threads > 0 ? static_cast<int>(f.threads) : smallcoder::default_thread_count();
   backend.kv_cache = tools::parse_kv_cache_flag(f.kv_cache);
   bench::RunOptions run;
   run.max_tokens = settings.max_tokens;

@@ -6,7 +6,7 @@
 
 #include "cli.hpp"
 #include "model_source.hpp"
-#include "smallcoder/io/gguf_writer.hpp"
+#include "smallcoder/model/save_gguf.hpp"
 
 namespace {
 

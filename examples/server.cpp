@@ -19,7 +19,7 @@
 #include "server_client.hpp"
 #include "server_queue.hpp"
 #include "server_request.hpp"
-#include "smallcoder/bench/json_writer.hpp"
+#include "json_writer.hpp"
 // After Eigen (through smallcoder): httplib brings in <resolv.h>, whose `_res` macro
 // would rename Eigen's parameters of that name.
 #include <httplib.h>

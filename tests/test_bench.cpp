@@ -10,17 +10,17 @@
 #include <string>
 #include <vector>
 
-#include "smallcoder/bench/bandwidth.hpp"
-#include "smallcoder/bench/chart.hpp"
-#include "smallcoder/bench/keywords.hpp"
-#include "smallcoder/bench/machine.hpp"
-#include "smallcoder/bench/memory.hpp"
-#include "smallcoder/bench/report_json.hpp"
-#include "smallcoder/bench/report_markdown.hpp"
-#include "smallcoder/bench/report_table.hpp"
-#include "smallcoder/bench/runner.hpp"
-#include "smallcoder/bench/suites.hpp"
-#include "smallcoder/bench/syntax.hpp"
+#include "bench/bandwidth.hpp"
+#include "bench/chart.hpp"
+#include "bench/keywords.hpp"
+#include "bench/machine.hpp"
+#include "bench/memory.hpp"
+#include "bench/report_json.hpp"
+#include "bench/report_markdown.hpp"
+#include "bench/report_table.hpp"
+#include "bench/runner.hpp"
+#include "bench/suites.hpp"
+#include "bench/syntax.hpp"
 #include "smallcoder/smallcoder.hpp"
 #include "support/test_data.hpp"
 

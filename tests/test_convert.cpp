@@ -1,5 +1,5 @@
-// Re-storing weights at load time (model/convert.hpp) and random weights drawn straight into a
-// type (model/random_init.hpp): quantize-on-load to q8_0 / q4_0 keeps rows that are not whole
+// Re-storing weights at load time (model/make_weights.hpp: convert_weights) and random weights drawn straight into a
+// type (random_weights): quantize-on-load to q8_0 / q4_0 keeps rows that are not whole
 // blocks and norms in their float types, gives the quantizer's exact bytes, and lets the
 // file mapping go.
 #include <doctest/doctest.h>

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "smallcoder/cpu/backend.hpp"
-#include "smallcoder/model/random_init.hpp"
+#include "smallcoder/model/make_weights.hpp"
 #include "smallcoder/model/transformer.hpp"
 #include "smallcoder/random.hpp"
 #include "support/reference_forward.hpp"

@@ -11,6 +11,7 @@
 
 #include "smallcoder/io/gguf.hpp"
 #include "smallcoder/io/gguf_writer.hpp"
+#include "smallcoder/model/save_gguf.hpp"
 #include "smallcoder/smallcoder.hpp"
 #include "support/golden.hpp"
 #include "support/test_data.hpp"

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "smallcoder/bench/memory.hpp"
-#include "smallcoder/io/gguf_writer.hpp"
+#include "bench/memory.hpp"
+#include "smallcoder/model/save_gguf.hpp"
 #include "smallcoder/smallcoder.hpp"
 #include "support/golden.hpp"
 #include "support/test_data.hpp"

@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "smallcoder/bench/bandwidth.hpp"
+#include "bench/bandwidth.hpp"
 #include "smallcoder/cpu/kernels.hpp"
-#include "smallcoder/cpu/threads.hpp"
+#include "smallcoder/threads.hpp"
 #include "smallcoder/tensor/dtype.hpp"
 
 using namespace smallcoder;
@@ -84,20 +84,20 @@ int main(int argc, char** argv) {
         auto product = [&](int copy) {
           const TensorView w{t, rows, cols, weights.data() + matrix * static_cast<std::size_t>(copy)};
           if (batch != nullptr) {
-            cpu::parallel_for(groups, [&](std::int64_t g) {
+            smallcoder::parallel_for(groups, [&](std::int64_t g) {
               const int first = static_cast<int>(g) * cpu::kGroupTokens;
               batch->pack_acts(x.data() + static_cast<std::size_t>(first) * cols, static_cast<std::size_t>(cols),
                                std::min(cpu::kGroupTokens, tokens - first), cols,
                                acts + static_cast<std::size_t>(first) * stride);
             });
           } else if (k.quantize_acts != nullptr) {
-            cpu::parallel_for(tokens, [&](std::int64_t i) {
+            smallcoder::parallel_for(tokens, [&](std::int64_t i) {
               k.quantize_acts(x.data() + i * cols, cols, acts + static_cast<std::size_t>(i) * stride);
             });
           }
           const std::byte* a = format != cpu::ActFormat::f32 ? acts : reinterpret_cast<const std::byte*>(x.data());
           const cpu::GemmFn gemm = batch != nullptr ? batch->gemm : k.gemm;
-          cpu::parallel_for((rows + chunk - 1) / chunk, [&](std::int64_t c) {
+          smallcoder::parallel_for((rows + chunk - 1) / chunk, [&](std::int64_t c) {
             gemm(w, c * chunk, std::min<std::int64_t>(rows, (c + 1) * chunk), a, stride, tokens, y.data(),
                  static_cast<std::size_t>(rows), false);
           });
@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
           for (int rep = 0; rep < 5; ++rep) {
             // One parallel region for all iterations, as the model opens one per step.
             const auto t0 = std::chrono::steady_clock::now();
-            cpu::parallel_region(threads, [&] {
+            smallcoder::parallel_region(threads, [&] {
               for (int i = 0; i < iterations; ++i) product(cold ? (i + rep * iterations) % copies : 0);
             });
             best = std::min(best, seconds_since(t0) / iterations);

@@ -16,8 +16,8 @@
 
 #include "../cli.hpp"
 #include "../model_source.hpp"
-#include "smallcoder/bench/memory.hpp"
-#include "smallcoder/bench/suites.hpp"
+#include "bench/memory.hpp"
+#include "bench/suites.hpp"
 #include "smallcoder/smallcoder.hpp"
 
 namespace {

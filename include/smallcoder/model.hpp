@@ -8,7 +8,7 @@
 #include "smallcoder/cpu/backend.hpp"
 #include "smallcoder/generate/generator.hpp"
 #include "smallcoder/generate/session.hpp"
-#include "smallcoder/io/checkpoint.hpp"
+#include "smallcoder/model/load.hpp"
 #include "smallcoder/model/transformer.hpp"
 
 namespace smallcoder {

@@ -8,10 +8,10 @@
 #include "smallcoder/generate/generator.hpp"
 #include "smallcoder/generate/sampler.hpp"
 #include "smallcoder/generate/session.hpp"
-#include "smallcoder/io/checkpoint.hpp"
+#include "smallcoder/model/load.hpp"
 #include "smallcoder/model.hpp"
 #include "smallcoder/text/sentencepiece.hpp"
 
 #if defined(SMALLCODER_CUDA)
-#include "smallcoder/cuda/cuda_model.hpp"
+#include "smallcoder/cuda_model.hpp"
 #endif

@@ -2482,13 +2482,23 @@ class GenerationSession {
 
 }  // namespace smallcoder
 // ---- end smallcoder/generate/session.hpp ----
-// ---- begin smallcoder/io/checkpoint.hpp ----
-// Loads a model from disk into a Checkpoint: config, tokenizer and weight views.
+// ---- begin smallcoder/model/load.hpp ----
+// Loading a model: read_checkpoint (checkpoint.hpp) maps the file's weights as they are
+// stored; LoadOptions::dtype then re-stores the matrices in another type (make_weights.hpp,
+// which copies them). random_checkpoint makes a model without a file.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+// ---- begin smallcoder/model/checkpoint.hpp ----
+// Reads a model from disk into a Checkpoint: config, tokenizer and views of the weights
+// where the file maps them (nothing is copied or converted here; model/load.hpp adds that).
 // A path is a Hugging Face folder (config.json, model.safetensors, tokenizer.model),
 // a .safetensors file with those two files beside it, or a self-contained .gguf file.
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <sys/stat.h>
 
@@ -4294,224 +4304,8 @@ class SafeTensors {
 
 }  // namespace smallcoder
 // ---- end smallcoder/io/safetensors.hpp ----
-// ---- begin smallcoder/model/convert.hpp ----
-// Re-stores the weight matrices of a model in another type at load time: bf16 -> f32, or
-// quantize-on-load to q8_0 / q4_0 (any stored type, quantized ones included, is widened to
-// fp32 one row at a time on the way). Norm vectors keep their stored type.
-
-#include <cstring>
-#include <memory>
-#include <string>
-#include <vector>
-
-// ---- begin smallcoder/model/random_init.hpp ----
-// Deterministic random weights for any config, by the original benchmark's rule:
-// every linear and embedding weight ~ N(0, hidden^-0.5), the PAD embedding row zero,
-// norm weights one. Each row draws from its own seeded stream, so the result is the
-// same for any thread count. Rows are drawn in fp32 and stored straight away in the
-// requested type (quantized too), so the fp32 model never exists in memory.
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <memory>
-#include <string>
-#include <vector>
-
-// ---- begin smallcoder/cpu/threads.hpp ----
-// Threading for the CPU backend. A whole forward step runs inside ONE OpenMP
-// parallel region (opened by CpuBackend::run); each op splits its loop across the
-// threads already there with an orphaned `omp for`, whose implicit barrier orders
-// the ops. That avoids a fork/join per op. Without OpenMP everything runs serially.
-
-#include <algorithm>
-#include <cstdint>
-#include <fstream>
-#include <set>
-#include <string>
-#include <thread>
-
-#include <sched.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-namespace smallcoder::cpu {
-
-// Physical cores this process may run on: hyper-threads share one core's execution
-// units and its memory bandwidth, so they only add contention in bandwidth-bound decode.
-inline int physical_core_count() {
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
-    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  }
-  std::set<std::string> cores;
-  int logical = 0;
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (!CPU_ISSET(cpu, &allowed)) continue;
-    ++logical;
-    std::ifstream siblings("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/thread_siblings_list");
-    std::string list;
-    if (siblings && std::getline(siblings, list)) {
-      cores.insert(list);
-    } else {
-      cores.insert("cpu" + std::to_string(cpu));  // no topology: count it as its own core
-    }
-  }
-  return std::max(1, std::min(logical, static_cast<int>(cores.size())));
-}
-
-inline int default_thread_count() {
-#ifdef _OPENMP
-  return physical_core_count();
-#else
-  return 1;
-#endif
-}
-
-inline int thread_index() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-// Runs body(i) for i in [0, n) split statically across the threads of the enclosing
-// parallel region (serially outside one). Every thread must call it; all wait at the end.
-template <class Body>
-inline void parallel_for(std::int64_t n, Body&& body) {
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-  for (std::int64_t i = 0; i < n; ++i) body(i);
-}
-
-// Opens the parallel region for one forward step with `threads` threads.
-template <class Body>
-inline void parallel_region(int threads, Body&& body) {
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads)
-  body();
-#else
-  (void)threads;
-  body();
-#endif
-}
-
-}  // namespace smallcoder::cpu
-// ---- end smallcoder/cpu/threads.hpp ----
 
 namespace smallcoder {
-
-// The type a matrix takes when the model is asked for `target`: a block type only where
-// its rows are whole blocks (smallcoder-nano's 688-wide down projection is not), else `fallback`.
-inline DType matrix_dtype(DType target, std::int64_t cols, DType fallback) {
-  return cols % dtype_info(target).block_elems == 0 ? target : fallback;
-}
-
-// Throws naming `where` unless the weights can be stored in `target` (quantize_row's types).
-inline void check_storable(DType target, const std::string& where) {
-  if (!can_quantize_to(target)) {
-    fail(where,
-         std::string("cannot store weights as ") + dtype_name(target) + " (supported: " + quantizable_dtype_names() + ")");
-  }
-}
-
-// Fills every row of `view` (stored in view.dtype at `base`) from row_values(r, fp32 row),
-// rows split across threads; each thread holds one fp32 row at a time. view.dtype must be
-// one quantize_row produces and view.cols a whole number of its blocks.
-template <class RowValues>
-inline void fill_rows(const TensorView& view, std::byte* base, int threads, RowValues&& row_values) {
-  cpu::parallel_region(threads, [&] {
-    std::vector<float> row(static_cast<std::size_t>(view.cols));
-    cpu::parallel_for(view.rows, [&](std::int64_t r) {
-      row_values(r, row.data());
-      quantize_row(view.dtype, row.data(), view.cols, base + view.row_bytes() * static_cast<std::size_t>(r), "");
-    });
-  });
-}
-
-// Random weights in `dtype`: f32, f16 or bf16 (norms in that type too), or q8_0 / q4_0
-// (norms in f32, matrices whose rows are not whole blocks in bf16).
-inline ModelWeights random_weights(const ModelConfig& config, std::uint64_t seed, DType dtype, int threads = 0) {
-  check_storable(dtype, "random init");
-  if (threads <= 0) threads = cpu::default_thread_count();
-  const bool quantized = !is_float_dtype(dtype);
-  ModelWeights w;
-  const double stddev = 1.0 / std::sqrt(static_cast<double>(config.hidden_size));
-  std::uint64_t tensor_index = 0;
-  for_each_weight(config, w, [&](const WeightSlot& slot) {
-    const DType type =
-        slot.is_vector() ? (quantized ? DType::f32 : dtype) : matrix_dtype(dtype, slot.cols, DType::bf16);
-    auto buffer = std::make_shared<std::vector<std::byte>>(dtype_bytes(type, slot.rows * slot.cols));
-    *slot.view = TensorView{type, slot.rows, slot.cols, buffer->data()};
-    const std::uint64_t stream = seed * 0x100000001b3ull + (++tensor_index) * 0x9e3779b97f4a7c15ull;
-    const bool zero_pad_row = slot.role == WeightRole::embed && config.pad_id >= 0;
-    fill_rows(*slot.view, buffer->data(), threads, [&](std::int64_t r, float* row) {
-      if (slot.is_vector()) {
-        std::fill(row, row + slot.cols, 1.0f);
-      } else if (zero_pad_row && r == config.pad_id) {
-        std::fill(row, row + slot.cols, 0.0f);
-      } else {
-        Rng rng(stream ^ (static_cast<std::uint64_t>(r) * 0xd6e8feb86659fd93ull));
-        for (std::int64_t c = 0; c < slot.cols; ++c) row[c] = static_cast<float>(rng.normal() * stddev);
-      }
-    });
-    w.owners.push_back(std::move(buffer));
-  });
-  tie_output_if_needed(config, w);
-  return w;
-}
-
-}  // namespace smallcoder
-// ---- end smallcoder/model/random_init.hpp ----
-
-namespace smallcoder {
-
-// Every matrix becomes `target` where its rows are whole blocks of it and stays in its type
-// elsewhere. When anything changes, every tensor (norms and kept matrices too) moves into
-// buffers of its own and the old owners (a mapped file, earlier buffers) are let go, so the
-// model then holds exactly one copy of its weights. When nothing changes, nothing is copied.
-inline void convert_weights(const ModelConfig& config, ModelWeights& w, DType target, int threads = 0) {
-  check_storable(target, "convert");
-  bool changes = false;
-  for_each_weight(config, w, [&](const WeightSlot& slot) {
-    const TensorView& v = *slot.view;
-    changes = changes || (!slot.is_vector() && matrix_dtype(target, v.cols, v.dtype) != v.dtype);
-  });
-  if (!changes) return;
-  if (threads <= 0) threads = cpu::default_thread_count();
-  std::vector<std::shared_ptr<const void>> owners;
-  for_each_weight(config, w, [&](const WeightSlot& slot) {
-    const TensorView source = *slot.view;
-    const DType type = slot.is_vector() ? source.dtype : matrix_dtype(target, source.cols, source.dtype);
-    auto buffer = std::make_shared<std::vector<std::byte>>(dtype_bytes(type, source.rows * source.cols));
-    *slot.view = TensorView{type, source.rows, source.cols, buffer->data()};
-    if (type == source.dtype) {
-      std::memcpy(buffer->data(), source.data, source.bytes());
-    } else {
-      fill_rows(*slot.view, buffer->data(), threads,
-                [&](std::int64_t r, float* row) { row_to_f32(source.dtype, source.row(r), source.cols, row); });
-    }
-    owners.push_back(std::move(buffer));
-  });
-  w.owners = std::move(owners);
-  tie_output_if_needed(config, w);
-}
-
-}  // namespace smallcoder
-// ---- end smallcoder/model/convert.hpp ----
-
-namespace smallcoder {
-
-struct LoadOptions {
-  std::string tokenizer_path;   // empty: tokenizer.model beside the weights
-  std::optional<DType> dtype;   // re-store the weight matrices in this type (copies them)
-  int threads = 0;              // for conversions; 0: one per physical core
-};
 
 struct Checkpoint {
   ModelConfig config;
@@ -4590,14 +4384,8 @@ inline void check_vocab(const Checkpoint& c, const std::string& path) {
   }
 }
 
-// Re-stores the matrices in options.dtype (each tensor already in that type is kept as it is).
-inline void finish_checkpoint(Checkpoint& c, const LoadOptions& options) {
-  if (options.dtype) convert_weights(c.config, c.weights, *options.dtype, options.threads);
-  c.dtype = c.weights.embed.dtype;
-}
-
 // A .gguf file holds everything: config (llama.*), tokenizer (tokenizer.ggml.*) and tensors.
-inline Checkpoint load_gguf(const std::string& path, const LoadOptions& options) {
+inline Checkpoint read_gguf(const std::string& path, const std::string& tokenizer_path) {
   const Gguf file = Gguf::open(path);
   Checkpoint c;
   c.config = config_from_gguf(file);
@@ -4606,21 +4394,23 @@ inline Checkpoint load_gguf(const std::string& path, const LoadOptions& options)
     c.config.name = file_name.substr(0, file_name.size() - 5);
   }
   c.weights = bind_gguf(c.config, file);
-  c.tokenizer = std::make_shared<const Tokenizer>(options.tokenizer_path.empty()
+  c.tokenizer = std::make_shared<const Tokenizer>(tokenizer_path.empty()
                                                       ? Tokenizer(tokenizer_spec_from_gguf(file), path)
-                                                      : Tokenizer::from_file(options.tokenizer_path));
+                                                      : Tokenizer::from_file(tokenizer_path));
   check_vocab(c, path);
   c.source = path;
   c.format = "gguf";
-  finish_checkpoint(c, options);
+  c.dtype = c.weights.embed.dtype;
   return c;
 }
 
 }  // namespace detail
 
-inline Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options = {}) {
+// The tokenizer comes from tokenizer_path where given, else from the model (beside a
+// safetensors file, inside a GGUF file).
+inline Checkpoint read_checkpoint(const std::string& path, const std::string& tokenizer_path = {}) {
   std::string folder, weights_path;
-  if (!detail::is_directory(path) && detail::ends_with(path, ".gguf")) return detail::load_gguf(path, options);
+  if (!detail::is_directory(path) && detail::ends_with(path, ".gguf")) return detail::read_gguf(path, tokenizer_path);
   if (detail::is_directory(path)) {
     folder = path;
     weights_path = path + "/model.safetensors";
@@ -4640,11 +4430,233 @@ inline Checkpoint load_checkpoint(const std::string& path, const LoadOptions& op
   const SafeTensors file = SafeTensors::open(weights_path);
   c.weights = detail::bind_safetensors(c.config, file);
   c.tokenizer = std::make_shared<const Tokenizer>(
-      Tokenizer::from_file(options.tokenizer_path.empty() ? folder + "/tokenizer.model" : options.tokenizer_path));
+      Tokenizer::from_file(tokenizer_path.empty() ? folder + "/tokenizer.model" : tokenizer_path));
   detail::check_vocab(c, path);
   c.source = path;
   c.format = "safetensors";
-  detail::finish_checkpoint(c, options);
+  c.dtype = c.weights.embed.dtype;
+  return c;
+}
+
+}  // namespace smallcoder
+// ---- end smallcoder/model/checkpoint.hpp ----
+// ---- begin smallcoder/model/make_weights.hpp ----
+// Weights this process makes itself instead of mapping them from a file, all in this one
+// place: a model's matrices re-stored in another type at load time (convert_weights: bf16 ->
+// f32, or quantize-on-load to q8_0 / q4_0), and deterministic random weights for any config
+// (random_weights). Both write rows through quantize_row, one fp32 row per thread at a time,
+// so a full fp32 copy of the model never exists in memory.
+//
+// Random weights follow the original benchmark's rule: every linear and embedding weight
+// ~ N(0, hidden^-0.5), the PAD embedding row zero, norm weights one. Each row draws from its
+// own seeded stream, so the result is the same for any thread count.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+// ---- begin smallcoder/threads.hpp ----
+// Threads for the CPU backend and for conversions. A whole forward step runs inside ONE OpenMP
+// parallel region (opened by CpuBackend::run); each op splits its loop across the
+// threads already there with an orphaned `omp for`, whose implicit barrier orders
+// the ops. That avoids a fork/join per op. Without OpenMP everything runs serially.
+
+#include <algorithm>
+#include <cstdint>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <sched.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace smallcoder {
+
+// Physical cores this process may run on: hyper-threads share one core's execution
+// units and its memory bandwidth, so they only add contention in bandwidth-bound decode.
+inline int physical_core_count() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  std::set<std::string> cores;
+  int logical = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    ++logical;
+    std::ifstream siblings("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/thread_siblings_list");
+    std::string list;
+    if (siblings && std::getline(siblings, list)) {
+      cores.insert(list);
+    } else {
+      cores.insert("cpu" + std::to_string(cpu));  // no topology: count it as its own core
+    }
+  }
+  return std::max(1, std::min(logical, static_cast<int>(cores.size())));
+}
+
+inline int default_thread_count() {
+#ifdef _OPENMP
+  return physical_core_count();
+#else
+  return 1;
+#endif
+}
+
+inline int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// Runs body(i) for i in [0, n) split statically across the threads of the enclosing
+// parallel region (serially outside one). Every thread must call it; all wait at the end.
+template <class Body>
+inline void parallel_for(std::int64_t n, Body&& body) {
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+  for (std::int64_t i = 0; i < n; ++i) body(i);
+}
+
+// Opens the parallel region for one forward step with `threads` threads.
+template <class Body>
+inline void parallel_region(int threads, Body&& body) {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+  body();
+#else
+  (void)threads;
+  body();
+#endif
+}
+
+}  // namespace smallcoder
+// ---- end smallcoder/threads.hpp ----
+
+namespace smallcoder {
+
+// The type a matrix takes when the model is asked for `target`: a block type only where
+// its rows are whole blocks (smallcoder-nano's 688-wide down projection is not), else `fallback`.
+inline DType matrix_dtype(DType target, std::int64_t cols, DType fallback) {
+  return cols % dtype_info(target).block_elems == 0 ? target : fallback;
+}
+
+// Throws naming `where` unless the weights can be stored in `target` (quantize_row's types).
+inline void check_storable(DType target, const std::string& where) {
+  if (!can_quantize_to(target)) {
+    fail(where, std::string("cannot store weights as ") + dtype_name(target) +
+                    " (supported: " + quantizable_dtype_names() + ")");
+  }
+}
+
+// Fills every row of `view` (stored in view.dtype at `base`) from row_values(r, fp32 row),
+// rows split across threads; each thread holds one fp32 row at a time. view.dtype must be
+// one quantize_row produces and view.cols a whole number of its blocks.
+template <class RowValues>
+inline void fill_rows(const TensorView& view, std::byte* base, int threads, RowValues&& row_values) {
+  parallel_region(threads, [&] {
+    std::vector<float> row(static_cast<std::size_t>(view.cols));
+    parallel_for(view.rows, [&](std::int64_t r) {
+      row_values(r, row.data());
+      quantize_row(view.dtype, row.data(), view.cols, base + view.row_bytes() * static_cast<std::size_t>(r), "");
+    });
+  });
+}
+
+// Random weights in `dtype`: f32, f16 or bf16 (norms in that type too), or q8_0 / q4_0
+// (norms in f32, matrices whose rows are not whole blocks in bf16).
+inline ModelWeights random_weights(const ModelConfig& config, std::uint64_t seed, DType dtype, int threads = 0) {
+  check_storable(dtype, "random init");
+  if (threads <= 0) threads = default_thread_count();
+  const bool quantized = !is_float_dtype(dtype);
+  ModelWeights w;
+  const double stddev = 1.0 / std::sqrt(static_cast<double>(config.hidden_size));
+  std::uint64_t tensor_index = 0;
+  for_each_weight(config, w, [&](const WeightSlot& slot) {
+    const DType type =
+        slot.is_vector() ? (quantized ? DType::f32 : dtype) : matrix_dtype(dtype, slot.cols, DType::bf16);
+    auto buffer = std::make_shared<std::vector<std::byte>>(dtype_bytes(type, slot.rows * slot.cols));
+    *slot.view = TensorView{type, slot.rows, slot.cols, buffer->data()};
+    const std::uint64_t stream = seed * 0x100000001b3ull + (++tensor_index) * 0x9e3779b97f4a7c15ull;
+    const bool zero_pad_row = slot.role == WeightRole::embed && config.pad_id >= 0;
+    fill_rows(*slot.view, buffer->data(), threads, [&](std::int64_t r, float* row) {
+      if (slot.is_vector()) {
+        std::fill(row, row + slot.cols, 1.0f);
+      } else if (zero_pad_row && r == config.pad_id) {
+        std::fill(row, row + slot.cols, 0.0f);
+      } else {
+        Rng rng(stream ^ (static_cast<std::uint64_t>(r) * 0xd6e8feb86659fd93ull));
+        for (std::int64_t c = 0; c < slot.cols; ++c) row[c] = static_cast<float>(rng.normal() * stddev);
+      }
+    });
+    w.owners.push_back(std::move(buffer));
+  });
+  tie_output_if_needed(config, w);
+  return w;
+}
+
+// Every matrix becomes `target` where its rows are whole blocks of it and stays in its type
+// elsewhere. When anything changes, every tensor (norms and kept matrices too) moves into
+// buffers of its own and the old owners (a mapped file, earlier buffers) are let go, so the
+// model then holds exactly one copy of its weights. When nothing changes, nothing is copied.
+inline void convert_weights(const ModelConfig& config, ModelWeights& w, DType target, int threads = 0) {
+  check_storable(target, "convert");
+  bool changes = false;
+  for_each_weight(config, w, [&](const WeightSlot& slot) {
+    const TensorView& v = *slot.view;
+    changes = changes || (!slot.is_vector() && matrix_dtype(target, v.cols, v.dtype) != v.dtype);
+  });
+  if (!changes) return;
+  if (threads <= 0) threads = default_thread_count();
+  std::vector<std::shared_ptr<const void>> owners;
+  for_each_weight(config, w, [&](const WeightSlot& slot) {
+    const TensorView source = *slot.view;
+    const DType type = slot.is_vector() ? source.dtype : matrix_dtype(target, source.cols, source.dtype);
+    auto buffer = std::make_shared<std::vector<std::byte>>(dtype_bytes(type, source.rows * source.cols));
+    *slot.view = TensorView{type, source.rows, source.cols, buffer->data()};
+    if (type == source.dtype) {
+      std::memcpy(buffer->data(), source.data, source.bytes());
+    } else {
+      fill_rows(*slot.view, buffer->data(), threads,
+                [&](std::int64_t r, float* row) { row_to_f32(source.dtype, source.row(r), source.cols, row); });
+    }
+    owners.push_back(std::move(buffer));
+  });
+  w.owners = std::move(owners);
+  tie_output_if_needed(config, w);
+}
+
+}  // namespace smallcoder
+// ---- end smallcoder/model/make_weights.hpp ----
+
+namespace smallcoder {
+
+struct LoadOptions {
+  std::string tokenizer_path;  // empty: tokenizer.model beside the weights
+  std::optional<DType> dtype;  // re-store the weight matrices in this type (copies them)
+  int threads = 0;             // for conversions; 0: one per physical core
+};
+
+// Reads the model at `path` and re-stores its matrices in options.dtype where given (each
+// tensor already in that type is kept as it is).
+inline Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options = {}) {
+  Checkpoint c = read_checkpoint(path, options.tokenizer_path);
+  if (options.dtype) {
+    convert_weights(c.config, c.weights, *options.dtype, options.threads);
+    c.dtype = c.weights.embed.dtype;
+  }
   return c;
 }
 
@@ -4663,7 +4675,7 @@ inline Checkpoint random_checkpoint(const ModelConfig& config, std::uint64_t see
 }
 
 }  // namespace smallcoder
-// ---- end smallcoder/io/checkpoint.hpp ----
+// ---- end smallcoder/model/load.hpp ----
 // ---- begin smallcoder/model.hpp ----
 // The public entry point: a loaded model (checkpoint + transformer on a backend) that
 // turns a prompt into a streamed continuation.
@@ -6877,7 +6889,6 @@ inline const Kernels& kernels_for(DType t) { return kernels_for(t, active_isa())
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 namespace smallcoder::cpu {
 
@@ -6896,30 +6907,6 @@ inline void rmsnorm_row(const float* x, const float* weight, float eps, int n, f
   const float inv = static_cast<float>(1.0 / std::sqrt(sum / n + static_cast<double>(eps)));
   for (i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
 }
-
-// cos/sin of every (position, frequency) pair, computed once per model. Angles follow
-// the reference: inv_freq = 1 / theta^(2i/d) and angle = pos * inv_freq in fp32.
-class RopeTable {
- public:
-  RopeTable(int context, int head_dim, float theta) : half_(head_dim / 2) {
-    cos_.resize(static_cast<std::size_t>(context) * half_);
-    sin_.resize(cos_.size());
-    for (int i = 0; i < half_; ++i) {
-      const float inv_freq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
-      for (int p = 0; p < context; ++p) {
-        const float angle = static_cast<float>(p) * inv_freq;
-        cos_[static_cast<std::size_t>(p) * half_ + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
-        sin_[static_cast<std::size_t>(p) * half_ + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
-      }
-    }
-  }
-  const float* cos(int pos) const { return cos_.data() + static_cast<std::size_t>(pos) * half_; }
-  const float* sin(int pos) const { return sin_.data() + static_cast<std::size_t>(pos) * half_; }
-
- private:
-  int half_;
-  std::vector<float> cos_, sin_;
-};
 
 // Rotates one head in place. Rotate-half pairs element i with i + d/2 (Hugging Face
 // layout); interleaved pairs 2i with 2i+1 (llama.cpp's GGUF layout, whose Q/K rows
@@ -7489,6 +7476,41 @@ inline KvKernels kv_kernels_for(DType t) { return kv_kernels_for(t, active_isa()
 
 }  // namespace smallcoder::cpu
 // ---- end smallcoder/cpu/kv_rows.hpp ----
+// ---- begin smallcoder/model/rope.hpp ----
+// The rotary position embedding's angles, shared by every backend.
+
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+namespace smallcoder {
+
+// cos/sin of every (position, frequency) pair, computed once per model. Angles follow
+// the reference: inv_freq = 1 / theta^(2i/d) and angle = pos * inv_freq in fp32.
+class RopeTable {
+ public:
+  RopeTable(int context, int head_dim, float theta) : half_(head_dim / 2) {
+    cos_.resize(static_cast<std::size_t>(context) * half_);
+    sin_.resize(cos_.size());
+    for (int i = 0; i < half_; ++i) {
+      const float inv_freq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
+      for (int p = 0; p < context; ++p) {
+        const float angle = static_cast<float>(p) * inv_freq;
+        cos_[static_cast<std::size_t>(p) * half_ + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
+        sin_[static_cast<std::size_t>(p) * half_ + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+      }
+    }
+  }
+  const float* cos(int pos) const { return cos_.data() + static_cast<std::size_t>(pos) * half_; }
+  const float* sin(int pos) const { return sin_.data() + static_cast<std::size_t>(pos) * half_; }
+
+ private:
+  int half_;
+  std::vector<float> cos_, sin_;
+};
+
+}  // namespace smallcoder
+// ---- end smallcoder/model/rope.hpp ----
 
 namespace smallcoder {
 
@@ -7525,7 +7547,7 @@ class CpuBackend {
 
   CpuBackend(const ModelConfig& config, const BackendOptions& options)
       : config_(config),
-        threads_(options.threads > 0 ? options.threads : cpu::default_thread_count()),
+        threads_(options.threads > 0 ? options.threads : default_thread_count()),
         max_batch_(options.max_batch),
         context_(options.context > 0 ? options.context : config.max_context),
         kv_type_(options.kv_cache),
@@ -7568,11 +7590,11 @@ class CpuBackend {
   // Runs one forward step's ops (a callable) inside a single parallel region.
   template <class Ops>
   void run(const Step&, Ops&& ops) {
-    cpu::parallel_region(threads_, ops);
+    parallel_region(threads_, ops);
   }
 
   void embed(const Step& s, const TensorView& table, Buffer& x) {
-    cpu::parallel_for(s.rows, [&](std::int64_t i) {
+    parallel_for(s.rows, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i);
       row_to_f32(table.dtype, table.row(s.tokens[r]), table.cols, x.row(r));
     });
@@ -7580,14 +7602,14 @@ class CpuBackend {
 
   void rmsnorm(const Step& s, const Buffer& x, const TensorView& weight, Buffer& out) {
     const float* w = reinterpret_cast<const float*>(weight.data);
-    cpu::parallel_for(s.rows, [&](std::int64_t i) {
+    parallel_for(s.rows, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i);
       float* dst = out.row(r);
       if (weight.dtype == DType::f32) {
         cpu::rmsnorm_row(x.row(r), w, config_.rms_norm_eps, x.cols(), dst);
       } else {
         // Norm weights stored in 16 bits: widen into this thread's scratch first.
-        float* wide = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
+        float* wide = scratch_[static_cast<std::size_t>(thread_index())].data();
         row_to_f32(weight.dtype, weight.data, weight.cols, wide);
         cpu::rmsnorm_row(x.row(r), wide, config_.rms_norm_eps, x.cols(), dst);
       }
@@ -7604,7 +7626,7 @@ class CpuBackend {
   void rope(const Step& s, Buffer& q, Buffer& k, RopeLayout layout) {
     const int hd = config_.head_dim, heads = config_.num_heads, kv_heads = config_.num_kv_heads;
     const bool interleaved = layout == RopeLayout::interleaved;
-    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * (heads + kv_heads), [&](std::int64_t i) {
+    parallel_for(static_cast<std::int64_t>(s.rows) * (heads + kv_heads), [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / (heads + kv_heads));
       const int h = static_cast<int>(i % (heads + kv_heads));
       const int pos = s.pos0 + r;
@@ -7618,7 +7640,7 @@ class CpuBackend {
   void attention(const Step& s, int layer, const Buffer& q, const Buffer& k, const Buffer& v, Buffer& out) {
     const int hd = config_.head_dim, kv_heads = config_.num_kv_heads;
     const cpu::KvKernels kv = cpu::kv_kernels_for(kv_type_);
-    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
+    parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / kv_heads);
       const int g = static_cast<int>(i % kv_heads);
       kv.store_key(k.row(r) + g * hd, hd, key_tiles(layer, g), s.pos0 + r);
@@ -7628,12 +7650,12 @@ class CpuBackend {
     // attention) score and mix together, so each cached row is read once per group.
     const int group = config_.kv_group();
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
+    parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / kv_heads);
       const int g = static_cast<int>(i % kv_heads);
       const int len = s.pos0 + r + 1;
       const std::size_t ld = static_cast<std::size_t>(len);
-      float* scores = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
+      float* scores = scratch_[static_cast<std::size_t>(thread_index())].data();
       kv.scores(q.row(r) + g * group * hd, group, key_tiles(layer, g), len, hd, scale, scores, ld);
       kv.softmax(scores, group, len, ld);
       kv.mix(scores, ld, group, value_row(layer, g, 0), kv_row_bytes_, len, hd, out.row(r) + g * group * hd);
@@ -7645,7 +7667,7 @@ class CpuBackend {
   void swiglu(const Step& s, const Buffer& gate, const Buffer& up, Buffer& out) {
     constexpr int kSpan = 512;
     const int cols = gate.cols(), spans = (cols + kSpan - 1) / kSpan;
-    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * spans, [&](std::int64_t i) {
+    parallel_for(static_cast<std::int64_t>(s.rows) * spans, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / spans);
       const int c = static_cast<int>(i % spans) * kSpan;
       cpu::swiglu_row(gate.row(r) + c, up.row(r) + c, std::min(kSpan, cols - c), out.row(r) + c);
@@ -7681,8 +7703,8 @@ class CpuBackend {
       return;
     }
     if (cpu::kEigenGemmVectorized && k.act == cpu::ActFormat::f32 && rows >= cpu::kEigenMinTokens) {
-      cpu::parallel_for((w.rows + kBatchRows - 1) / kBatchRows, [&](std::int64_t c) {
-        float* scratch = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
+      parallel_for((w.rows + kBatchRows - 1) / kBatchRows, [&](std::int64_t c) {
+        float* scratch = scratch_[static_cast<std::size_t>(thread_index())].data();
         cpu::float_gemm_rows(w, x.row(first), rows, x.cols(), y, static_cast<int>(ldy), c * kBatchRows,
                              std::min(w.rows, (c + 1) * kBatchRows), accumulate, scratch);
       });
@@ -7702,7 +7724,7 @@ class CpuBackend {
   // Runs gemm on W's rows in chunks of `chunk` rows split statically across the threads.
   void split_rows(cpu::GemmFn gemm, const TensorView& w, std::int64_t chunk, const std::byte* acts,
                   std::size_t act_stride, int rows, float* y, std::size_t ldy, bool accumulate) {
-    cpu::parallel_for((w.rows + chunk - 1) / chunk, [&](std::int64_t c) {
+    parallel_for((w.rows + chunk - 1) / chunk, [&](std::int64_t c) {
       gemm(w, c * chunk, std::min(w.rows, (c + 1) * chunk), acts, act_stride, rows, y, ldy, accumulate);
     });
   }
@@ -7716,10 +7738,10 @@ class CpuBackend {
     const bool fresh = prepared_.source == &x && prepared_.format == format && prepared_.first == first &&
                        prepared_.rows == rows && !x.changed_.load(std::memory_order_relaxed);
     if (!fresh) {
-      cpu::parallel_for(items, prepare);
+      parallel_for(items, prepare);
       // After parallel_for's barrier every thread has read the old record; the next read
       // comes after the product's barrier.
-      if (cpu::thread_index() == 0) {
+      if (thread_index() == 0) {
         prepared_ = {&x, format, first, rows};
         x.changed_.store(false, std::memory_order_relaxed);
       }
@@ -7746,7 +7768,7 @@ class CpuBackend {
   DType kv_type_;             // of the cache's elements
   std::size_t kv_row_bytes_;  // one head's values at one position
   std::size_t key_area_bytes_;  // one head's key tiles for the whole context
-  cpu::RopeTable rope_;
+  RopeTable rope_;
   std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
   std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms, Eigen GEMM tiles
@@ -7802,7 +7824,7 @@ using Model = BasicModel<CpuBackend>;
 // ---- end smallcoder/model.hpp ----
 
 #if defined(SMALLCODER_CUDA)
-// ---- begin smallcoder/cuda/cuda_model.hpp ----
+// ---- begin smallcoder/cuda_model.hpp ----
 // The CUDA half of the public API, included by smallcoder.hpp when SMALLCODER_CUDA is
 // defined (build with nvcc): CudaBackend, CudaModel, and the device figures the benchmark reports.
 
@@ -9864,7 +9886,7 @@ class CudaBackend {
 
     // RoPE tables: the CPU backend's own values, so both rotate by the same angles.
     const int half = config.head_dim / 2;
-    const cpu::RopeTable rope(context_, config.head_dim, config.rope_theta);
+    const RopeTable rope(context_, config.head_dim, config.rope_theta);
     const std::size_t table_bytes = sizeof(float) * static_cast<std::size_t>(context_) * half;
     rope_cos_ = cuda::device_alloc(table_bytes, "the RoPE cos table");
     rope_sin_ = cuda::device_alloc(table_bytes, "the RoPE sin table");
@@ -10665,6 +10687,6 @@ namespace smallcoder {
 using CudaModel = BasicModel<CudaBackend>;
 
 }  // namespace smallcoder
-// ---- end smallcoder/cuda/cuda_model.hpp ----
+// ---- end smallcoder/cuda_model.hpp ----
 #endif
 // ---- end smallcoder/smallcoder.hpp ----

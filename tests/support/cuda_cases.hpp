@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "smallcoder/cpu/backend.hpp"
-#include "smallcoder/model/convert.hpp"
+#include "smallcoder/model/make_weights.hpp"
 #include "smallcoder/smallcoder.hpp"
 #include "support/golden.hpp"
 #include "support/test_data.hpp"

@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "memory_file.hpp"
-#include "smallcoder/io/checkpoint.hpp"
+#include "smallcoder/model/load.hpp"
 #include "smallcoder/io/gguf.hpp"
 #include "smallcoder/io/gguf_llama.hpp"
 

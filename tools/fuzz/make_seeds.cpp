@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "smallcoder/io/gguf_writer.hpp"
+#include "smallcoder/model/save_gguf.hpp"
 #include "smallcoder/io/safetensors_writer.hpp"
 #include "smallcoder/smallcoder.hpp"
 

@@ -17,8 +17,9 @@
 #include "smallcoder/cpu/kernels.hpp"
 #include "smallcoder/cpu/kv_rows.hpp"
 #include "smallcoder/cpu/ops.hpp"
-#include "smallcoder/cpu/threads.hpp"
+#include "smallcoder/threads.hpp"
 #include "smallcoder/model/backend_options.hpp"
+#include "smallcoder/model/rope.hpp"
 #include "smallcoder/model/step.hpp"
 #include "smallcoder/model/weights.hpp"
 
@@ -57,7 +58,7 @@ class CpuBackend {
 
   CpuBackend(const ModelConfig& config, const BackendOptions& options)
       : config_(config),
-        threads_(options.threads > 0 ? options.threads : cpu::default_thread_count()),
+        threads_(options.threads > 0 ? options.threads : default_thread_count()),
         max_batch_(options.max_batch),
         context_(options.context > 0 ? options.context : config.max_context),
         kv_type_(options.kv_cache),
@@ -100,11 +101,11 @@ class CpuBackend {
   // Runs one forward step's ops (a callable) inside a single parallel region.
   template <class Ops>
   void run(const Step&, Ops&& ops) {
-    cpu::parallel_region(threads_, ops);
+    parallel_region(threads_, ops);
   }
 
   void embed(const Step& s, const TensorView& table, Buffer& x) {
-    cpu::parallel_for(s.rows, [&](std::int64_t i) {
+    parallel_for(s.rows, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i);
       row_to_f32(table.dtype, table.row(s.tokens[r]), table.cols, x.row(r));
     });
@@ -112,14 +113,14 @@ class CpuBackend {
 
   void rmsnorm(const Step& s, const Buffer& x, const TensorView& weight, Buffer& out) {
     const float* w = reinterpret_cast<const float*>(weight.data);
-    cpu::parallel_for(s.rows, [&](std::int64_t i) {
+    parallel_for(s.rows, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i);
       float* dst = out.row(r);
       if (weight.dtype == DType::f32) {
         cpu::rmsnorm_row(x.row(r), w, config_.rms_norm_eps, x.cols(), dst);
       } else {
         // Norm weights stored in 16 bits: widen into this thread's scratch first.
-        float* wide = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
+        float* wide = scratch_[static_cast<std::size_t>(thread_index())].data();
         row_to_f32(weight.dtype, weight.data, weight.cols, wide);
         cpu::rmsnorm_row(x.row(r), wide, config_.rms_norm_eps, x.cols(), dst);
       }
@@ -136,7 +137,7 @@ class CpuBackend {
   void rope(const Step& s, Buffer& q, Buffer& k, RopeLayout layout) {
     const int hd = config_.head_dim, heads = config_.num_heads, kv_heads = config_.num_kv_heads;
     const bool interleaved = layout == RopeLayout::interleaved;
-    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * (heads + kv_heads), [&](std::int64_t i) {
+    parallel_for(static_cast<std::int64_t>(s.rows) * (heads + kv_heads), [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / (heads + kv_heads));
       const int h = static_cast<int>(i % (heads + kv_heads));
       const int pos = s.pos0 + r;
@@ -150,7 +151,7 @@ class CpuBackend {
   void attention(const Step& s, int layer, const Buffer& q, const Buffer& k, const Buffer& v, Buffer& out) {
     const int hd = config_.head_dim, kv_heads = config_.num_kv_heads;
     const cpu::KvKernels kv = cpu::kv_kernels_for(kv_type_);
-    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
+    parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / kv_heads);
       const int g = static_cast<int>(i % kv_heads);
       kv.store_key(k.row(r) + g * hd, hd, key_tiles(layer, g), s.pos0 + r);
@@ -160,12 +161,12 @@ class CpuBackend {
     // attention) score and mix together, so each cached row is read once per group.
     const int group = config_.kv_group();
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
+    parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / kv_heads);
       const int g = static_cast<int>(i % kv_heads);
       const int len = s.pos0 + r + 1;
       const std::size_t ld = static_cast<std::size_t>(len);
-      float* scores = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
+      float* scores = scratch_[static_cast<std::size_t>(thread_index())].data();
       kv.scores(q.row(r) + g * group * hd, group, key_tiles(layer, g), len, hd, scale, scores, ld);
       kv.softmax(scores, group, len, ld);
       kv.mix(scores, ld, group, value_row(layer, g, 0), kv_row_bytes_, len, hd, out.row(r) + g * group * hd);
@@ -177,7 +178,7 @@ class CpuBackend {
   void swiglu(const Step& s, const Buffer& gate, const Buffer& up, Buffer& out) {
     constexpr int kSpan = 512;
     const int cols = gate.cols(), spans = (cols + kSpan - 1) / kSpan;
-    cpu::parallel_for(static_cast<std::int64_t>(s.rows) * spans, [&](std::int64_t i) {
+    parallel_for(static_cast<std::int64_t>(s.rows) * spans, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i / spans);
       const int c = static_cast<int>(i % spans) * kSpan;
       cpu::swiglu_row(gate.row(r) + c, up.row(r) + c, std::min(kSpan, cols - c), out.row(r) + c);
@@ -213,8 +214,8 @@ class CpuBackend {
       return;
     }
     if (cpu::kEigenGemmVectorized && k.act == cpu::ActFormat::f32 && rows >= cpu::kEigenMinTokens) {
-      cpu::parallel_for((w.rows + kBatchRows - 1) / kBatchRows, [&](std::int64_t c) {
-        float* scratch = scratch_[static_cast<std::size_t>(cpu::thread_index())].data();
+      parallel_for((w.rows + kBatchRows - 1) / kBatchRows, [&](std::int64_t c) {
+        float* scratch = scratch_[static_cast<std::size_t>(thread_index())].data();
         cpu::float_gemm_rows(w, x.row(first), rows, x.cols(), y, static_cast<int>(ldy), c * kBatchRows,
                              std::min(w.rows, (c + 1) * kBatchRows), accumulate, scratch);
       });
@@ -234,7 +235,7 @@ class CpuBackend {
   // Runs gemm on W's rows in chunks of `chunk` rows split statically across the threads.
   void split_rows(cpu::GemmFn gemm, const TensorView& w, std::int64_t chunk, const std::byte* acts,
                   std::size_t act_stride, int rows, float* y, std::size_t ldy, bool accumulate) {
-    cpu::parallel_for((w.rows + chunk - 1) / chunk, [&](std::int64_t c) {
+    parallel_for((w.rows + chunk - 1) / chunk, [&](std::int64_t c) {
       gemm(w, c * chunk, std::min(w.rows, (c + 1) * chunk), acts, act_stride, rows, y, ldy, accumulate);
     });
   }
@@ -248,10 +249,10 @@ class CpuBackend {
     const bool fresh = prepared_.source == &x && prepared_.format == format && prepared_.first == first &&
                        prepared_.rows == rows && !x.changed_.load(std::memory_order_relaxed);
     if (!fresh) {
-      cpu::parallel_for(items, prepare);
+      parallel_for(items, prepare);
       // After parallel_for's barrier every thread has read the old record; the next read
       // comes after the product's barrier.
-      if (cpu::thread_index() == 0) {
+      if (thread_index() == 0) {
         prepared_ = {&x, format, first, rows};
         x.changed_.store(false, std::memory_order_relaxed);
       }
@@ -278,7 +279,7 @@ class CpuBackend {
   DType kv_type_;             // of the cache's elements
   std::size_t kv_row_bytes_;  // one head's values at one position
   std::size_t key_area_bytes_;  // one head's key tiles for the whole context
-  cpu::RopeTable rope_;
+  RopeTable rope_;
   std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
   std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms, Eigen GEMM tiles

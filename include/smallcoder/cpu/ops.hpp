@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 namespace smallcoder::cpu {
 
@@ -24,30 +23,6 @@ inline void rmsnorm_row(const float* x, const float* weight, float eps, int n, f
   const float inv = static_cast<float>(1.0 / std::sqrt(sum / n + static_cast<double>(eps)));
   for (i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
 }
-
-// cos/sin of every (position, frequency) pair, computed once per model. Angles follow
-// the reference: inv_freq = 1 / theta^(2i/d) and angle = pos * inv_freq in fp32.
-class RopeTable {
- public:
-  RopeTable(int context, int head_dim, float theta) : half_(head_dim / 2) {
-    cos_.resize(static_cast<std::size_t>(context) * half_);
-    sin_.resize(cos_.size());
-    for (int i = 0; i < half_; ++i) {
-      const float inv_freq = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
-      for (int p = 0; p < context; ++p) {
-        const float angle = static_cast<float>(p) * inv_freq;
-        cos_[static_cast<std::size_t>(p) * half_ + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
-        sin_[static_cast<std::size_t>(p) * half_ + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
-      }
-    }
-  }
-  const float* cos(int pos) const { return cos_.data() + static_cast<std::size_t>(pos) * half_; }
-  const float* sin(int pos) const { return sin_.data() + static_cast<std::size_t>(pos) * half_; }
-
- private:
-  int half_;
-  std::vector<float> cos_, sin_;
-};
 
 // Rotates one head in place. Rotate-half pairs element i with i + d/2 (Hugging Face
 // layout); interleaved pairs 2i with 2i+1 (llama.cpp's GGUF layout, whose Q/K rows

@@ -21,7 +21,7 @@
 
 #include "smallcoder/config.hpp"
 #include "smallcoder/tensor/dtype.hpp"
-#include "smallcoder/cpu/ops.hpp"
+#include "smallcoder/model/rope.hpp"
 #include "smallcoder/cuda/device_info.hpp"
 #include "smallcoder/cuda/launch.hpp"
 #include "smallcoder/cuda/profile.hpp"
@@ -105,7 +105,7 @@ class CudaBackend {
 
     // RoPE tables: the CPU backend's own values, so both rotate by the same angles.
     const int half = config.head_dim / 2;
-    const cpu::RopeTable rope(context_, config.head_dim, config.rope_theta);
+    const RopeTable rope(context_, config.head_dim, config.rope_theta);
     const std::size_t table_bytes = sizeof(float) * static_cast<std::size_t>(context_) * half;
     rope_cos_ = cuda::device_alloc(table_bytes, "the RoPE cos table");
     rope_sin_ = cuda::device_alloc(table_bytes, "the RoPE sin table");

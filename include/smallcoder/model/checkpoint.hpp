@@ -1,10 +1,10 @@
-// Loads a model from disk into a Checkpoint: config, tokenizer and weight views.
+// Reads a model from disk into a Checkpoint: config, tokenizer and views of the weights
+// where the file maps them (nothing is copied or converted here; model/load.hpp adds that).
 // A path is a Hugging Face folder (config.json, model.safetensors, tokenizer.model),
 // a .safetensors file with those two files beside it, or a self-contained .gguf file.
 #pragma once
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <sys/stat.h>
 
@@ -13,18 +13,10 @@
 #include "smallcoder/io/gguf_llama.hpp"
 #include "smallcoder/io/hf_config.hpp"
 #include "smallcoder/io/safetensors.hpp"
-#include "smallcoder/model/convert.hpp"
-#include "smallcoder/model/random_init.hpp"
 #include "smallcoder/model/weights.hpp"
 #include "smallcoder/text/sentencepiece.hpp"
 
 namespace smallcoder {
-
-struct LoadOptions {
-  std::string tokenizer_path;   // empty: tokenizer.model beside the weights
-  std::optional<DType> dtype;   // re-store the weight matrices in this type (copies them)
-  int threads = 0;              // for conversions; 0: one per physical core
-};
 
 struct Checkpoint {
   ModelConfig config;
@@ -103,14 +95,8 @@ inline void check_vocab(const Checkpoint& c, const std::string& path) {
   }
 }
 
-// Re-stores the matrices in options.dtype (each tensor already in that type is kept as it is).
-inline void finish_checkpoint(Checkpoint& c, const LoadOptions& options) {
-  if (options.dtype) convert_weights(c.config, c.weights, *options.dtype, options.threads);
-  c.dtype = c.weights.embed.dtype;
-}
-
 // A .gguf file holds everything: config (llama.*), tokenizer (tokenizer.ggml.*) and tensors.
-inline Checkpoint load_gguf(const std::string& path, const LoadOptions& options) {
+inline Checkpoint read_gguf(const std::string& path, const std::string& tokenizer_path) {
   const Gguf file = Gguf::open(path);
   Checkpoint c;
   c.config = config_from_gguf(file);
@@ -119,21 +105,23 @@ inline Checkpoint load_gguf(const std::string& path, const LoadOptions& options)
     c.config.name = file_name.substr(0, file_name.size() - 5);
   }
   c.weights = bind_gguf(c.config, file);
-  c.tokenizer = std::make_shared<const Tokenizer>(options.tokenizer_path.empty()
+  c.tokenizer = std::make_shared<const Tokenizer>(tokenizer_path.empty()
                                                       ? Tokenizer(tokenizer_spec_from_gguf(file), path)
-                                                      : Tokenizer::from_file(options.tokenizer_path));
+                                                      : Tokenizer::from_file(tokenizer_path));
   check_vocab(c, path);
   c.source = path;
   c.format = "gguf";
-  finish_checkpoint(c, options);
+  c.dtype = c.weights.embed.dtype;
   return c;
 }
 
 }  // namespace detail
 
-inline Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options = {}) {
+// The tokenizer comes from tokenizer_path where given, else from the model (beside a
+// safetensors file, inside a GGUF file).
+inline Checkpoint read_checkpoint(const std::string& path, const std::string& tokenizer_path = {}) {
   std::string folder, weights_path;
-  if (!detail::is_directory(path) && detail::ends_with(path, ".gguf")) return detail::load_gguf(path, options);
+  if (!detail::is_directory(path) && detail::ends_with(path, ".gguf")) return detail::read_gguf(path, tokenizer_path);
   if (detail::is_directory(path)) {
     folder = path;
     weights_path = path + "/model.safetensors";
@@ -153,25 +141,11 @@ inline Checkpoint load_checkpoint(const std::string& path, const LoadOptions& op
   const SafeTensors file = SafeTensors::open(weights_path);
   c.weights = detail::bind_safetensors(c.config, file);
   c.tokenizer = std::make_shared<const Tokenizer>(
-      Tokenizer::from_file(options.tokenizer_path.empty() ? folder + "/tokenizer.model" : options.tokenizer_path));
+      Tokenizer::from_file(tokenizer_path.empty() ? folder + "/tokenizer.model" : tokenizer_path));
   detail::check_vocab(c, path);
   c.source = path;
   c.format = "safetensors";
-  detail::finish_checkpoint(c, options);
-  return c;
-}
-
-// A checkpoint of random weights (see random_init.hpp) with the given tokenizer.
-inline Checkpoint random_checkpoint(const ModelConfig& config, std::uint64_t seed, DType dtype,
-                                    std::shared_ptr<const Tokenizer> tokenizer, int threads = 0) {
-  config.validate(config.name);
-  Checkpoint c;
-  c.config = config;
-  c.weights = random_weights(config, seed, dtype, threads);
-  c.tokenizer = std::move(tokenizer);
-  c.source = "random init (seed " + std::to_string(seed) + ")";
-  c.format = "random";
-  c.dtype = dtype;
+  c.dtype = c.weights.embed.dtype;
   return c;
 }
 

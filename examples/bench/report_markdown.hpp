@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "smallcoder/bench/chart.hpp"
-#include "smallcoder/bench/report_table.hpp"
-#include "smallcoder/bench/results.hpp"
+#include "bench/chart.hpp"
+#include "bench/report_table.hpp"
+#include "bench/results.hpp"
 
 namespace smallcoder::bench {
 

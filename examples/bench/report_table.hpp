@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "smallcoder/bench/results.hpp"
+#include "bench/results.hpp"
 
 namespace smallcoder::bench {
 

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "smallcoder/bench/bandwidth.hpp"
-#include "smallcoder/bench/keywords.hpp"
-#include "smallcoder/bench/machine.hpp"
-#include "smallcoder/bench/syntax.hpp"
+#include "bench/bandwidth.hpp"
+#include "bench/keywords.hpp"
+#include "bench/machine.hpp"
+#include "bench/syntax.hpp"
 #include "smallcoder/config.hpp"
 #include "smallcoder/generate/sampler.hpp"
 

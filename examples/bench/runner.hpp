@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "smallcoder/bench/keywords.hpp"
-#include "smallcoder/bench/memory.hpp"
-#include "smallcoder/bench/results.hpp"
-#include "smallcoder/bench/suites.hpp"
-#include "smallcoder/bench/syntax.hpp"
+#include "bench/keywords.hpp"
+#include "bench/memory.hpp"
+#include "bench/results.hpp"
+#include "bench/suites.hpp"
+#include "bench/syntax.hpp"
 #include "smallcoder/cpu/backend.hpp"
 #include "smallcoder/model.hpp"
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <optional>
 
-#include "smallcoder/bench/bandwidth.hpp"
-#include "smallcoder/bench/results.hpp"
+#include "bench/bandwidth.hpp"
+#include "bench/results.hpp"
 #include "smallcoder/cuda/backend.hpp"
 #include "smallcoder/cuda/device_info.hpp"
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "smallcoder/bench/json_writer.hpp"
-#include "smallcoder/bench/results.hpp"
+#include "json_writer.hpp"
+#include "bench/results.hpp"
 #include "smallcoder/text/utf8.hpp"
 
 namespace smallcoder::bench {

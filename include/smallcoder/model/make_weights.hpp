@@ -1,23 +1,27 @@
-// Deterministic random weights for any config, by the original benchmark's rule:
-// every linear and embedding weight ~ N(0, hidden^-0.5), the PAD embedding row zero,
-// norm weights one. Each row draws from its own seeded stream, so the result is the
-// same for any thread count. Rows are drawn in fp32 and stored straight away in the
-// requested type (quantized too), so the fp32 model never exists in memory.
+// Weights this process makes itself instead of mapping them from a file, all in this one
+// place: a model's matrices re-stored in another type at load time (convert_weights: bf16 ->
+// f32, or quantize-on-load to q8_0 / q4_0), and deterministic random weights for any config
+// (random_weights). Both write rows through quantize_row, one fp32 row per thread at a time,
+// so a full fp32 copy of the model never exists in memory.
+//
+// Random weights follow the original benchmark's rule: every linear and embedding weight
+// ~ N(0, hidden^-0.5), the PAD embedding row zero, norm weights one. Each row draws from its
+// own seeded stream, so the result is the same for any thread count.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "smallcoder/config.hpp"
-#include "smallcoder/cpu/threads.hpp"
 #include "smallcoder/model/weights.hpp"
 #include "smallcoder/random.hpp"
 #include "smallcoder/tensor/dtype.hpp"
-#include "smallcoder/tensor/quant_encode.hpp"
+#include "smallcoder/threads.hpp"
 
 namespace smallcoder {
 
@@ -30,8 +34,8 @@ inline DType matrix_dtype(DType target, std::int64_t cols, DType fallback) {
 // Throws naming `where` unless the weights can be stored in `target` (quantize_row's types).
 inline void check_storable(DType target, const std::string& where) {
   if (!can_quantize_to(target)) {
-    fail(where,
-         std::string("cannot store weights as ") + dtype_name(target) + " (supported: " + quantizable_dtype_names() + ")");
+    fail(where, std::string("cannot store weights as ") + dtype_name(target) +
+                    " (supported: " + quantizable_dtype_names() + ")");
   }
 }
 
@@ -40,9 +44,9 @@ inline void check_storable(DType target, const std::string& where) {
 // one quantize_row produces and view.cols a whole number of its blocks.
 template <class RowValues>
 inline void fill_rows(const TensorView& view, std::byte* base, int threads, RowValues&& row_values) {
-  cpu::parallel_region(threads, [&] {
+  parallel_region(threads, [&] {
     std::vector<float> row(static_cast<std::size_t>(view.cols));
-    cpu::parallel_for(view.rows, [&](std::int64_t r) {
+    parallel_for(view.rows, [&](std::int64_t r) {
       row_values(r, row.data());
       quantize_row(view.dtype, row.data(), view.cols, base + view.row_bytes() * static_cast<std::size_t>(r), "");
     });
@@ -53,7 +57,7 @@ inline void fill_rows(const TensorView& view, std::byte* base, int threads, RowV
 // (norms in f32, matrices whose rows are not whole blocks in bf16).
 inline ModelWeights random_weights(const ModelConfig& config, std::uint64_t seed, DType dtype, int threads = 0) {
   check_storable(dtype, "random init");
-  if (threads <= 0) threads = cpu::default_thread_count();
+  if (threads <= 0) threads = default_thread_count();
   const bool quantized = !is_float_dtype(dtype);
   ModelWeights w;
   const double stddev = 1.0 / std::sqrt(static_cast<double>(config.hidden_size));
@@ -79,6 +83,37 @@ inline ModelWeights random_weights(const ModelConfig& config, std::uint64_t seed
   });
   tie_output_if_needed(config, w);
   return w;
+}
+
+// Every matrix becomes `target` where its rows are whole blocks of it and stays in its type
+// elsewhere. When anything changes, every tensor (norms and kept matrices too) moves into
+// buffers of its own and the old owners (a mapped file, earlier buffers) are let go, so the
+// model then holds exactly one copy of its weights. When nothing changes, nothing is copied.
+inline void convert_weights(const ModelConfig& config, ModelWeights& w, DType target, int threads = 0) {
+  check_storable(target, "convert");
+  bool changes = false;
+  for_each_weight(config, w, [&](const WeightSlot& slot) {
+    const TensorView& v = *slot.view;
+    changes = changes || (!slot.is_vector() && matrix_dtype(target, v.cols, v.dtype) != v.dtype);
+  });
+  if (!changes) return;
+  if (threads <= 0) threads = default_thread_count();
+  std::vector<std::shared_ptr<const void>> owners;
+  for_each_weight(config, w, [&](const WeightSlot& slot) {
+    const TensorView source = *slot.view;
+    const DType type = slot.is_vector() ? source.dtype : matrix_dtype(target, source.cols, source.dtype);
+    auto buffer = std::make_shared<std::vector<std::byte>>(dtype_bytes(type, source.rows * source.cols));
+    *slot.view = TensorView{type, source.rows, source.cols, buffer->data()};
+    if (type == source.dtype) {
+      std::memcpy(buffer->data(), source.data, source.bytes());
+    } else {
+      fill_rows(*slot.view, buffer->data(), threads,
+                [&](std::int64_t r, float* row) { row_to_f32(source.dtype, source.row(r), source.cols, row); });
+    }
+    owners.push_back(std::move(buffer));
+  });
+  w.owners = std::move(owners);
+  tie_output_if_needed(config, w);
 }
 
 }  // namespace smallcoder

@@ -14,7 +14,7 @@
 
 #include <sys/utsname.h>
 
-#include "smallcoder/cpu/threads.hpp"
+#include "smallcoder/threads.hpp"
 
 namespace smallcoder::bench {
 
@@ -146,7 +146,7 @@ inline MachineInfo describe_machine(int threads_used) {
     }
   }
   m.logical_cpus = static_cast<int>(std::thread::hardware_concurrency());
-  m.physical_cores = cpu::physical_core_count();
+  m.physical_cores = physical_core_count();
   m.threads_used = threads_used;
   m.ram_bytes = std::strtoull(proc_field("/proc/meminfo", "MemTotal").c_str(), nullptr, 10) * 1024;
   m.last_level_cache_bytes = last_level_cache_bytes();

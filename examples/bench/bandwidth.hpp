@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "smallcoder/cpu/isa.hpp"
-#include "smallcoder/cpu/threads.hpp"
+#include "smallcoder/threads.hpp"
 #include "smallcoder/error.hpp"
 
 namespace smallcoder::bench {
@@ -73,15 +73,15 @@ struct BandwidthMeasurement {
 inline BandwidthMeasurement measure_read_bandwidth(std::uint64_t buffer_bytes, int threads, int passes = 5) {
   using Clock = std::chrono::steady_clock;
   constexpr std::size_t kChunkWords = (std::size_t{1} << 20) / sizeof(std::uint64_t);
-  if (threads <= 0) threads = cpu::default_thread_count();
+  if (threads <= 0) threads = default_thread_count();
   if (passes <= 0) fail("bandwidth probe", "passes must be positive");
   const std::size_t chunks = std::max<std::size_t>(1, static_cast<std::size_t>(buffer_bytes >> 20));
   std::unique_ptr<std::uint64_t[]> buffer(new (std::nothrow) std::uint64_t[chunks * kChunkWords]);
   if (!buffer) fail("bandwidth probe", "cannot allocate " + std::to_string(chunks) + " MiB");
   std::uint64_t* words = buffer.get();
   const auto n_chunks = static_cast<std::int64_t>(chunks);
-  cpu::parallel_region(threads, [&] {
-    cpu::parallel_for(n_chunks, [&](std::int64_t c) {
+  parallel_region(threads, [&] {
+    parallel_for(n_chunks, [&](std::int64_t c) {
       std::uint64_t* p = words + static_cast<std::size_t>(c) * kChunkWords;
       for (std::size_t i = 0; i < kChunkWords; ++i) p[i] = i ^ static_cast<std::uint64_t>(c);
     });
@@ -96,12 +96,12 @@ inline BandwidthMeasurement measure_read_bandwidth(std::uint64_t buffer_bytes, i
   for (int pass = 0; pass < passes; ++pass) {
     std::fill(sums.begin(), sums.end(), 0);
     const Clock::time_point start = Clock::now();
-    cpu::parallel_region(threads, [&] {
+    parallel_region(threads, [&] {
       std::uint64_t total = 0;
-      cpu::parallel_for(n_chunks, [&](std::int64_t c) {
+      parallel_for(n_chunks, [&](std::int64_t c) {
         total += sum_chunk(words + static_cast<std::size_t>(c) * kChunkWords, kChunkWords);
       });
-      sums[static_cast<std::size_t>(cpu::thread_index())] = total;
+      sums[static_cast<std::size_t>(thread_index())] = total;
     });
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     for (std::uint64_t v : sums) sink = sink + v;

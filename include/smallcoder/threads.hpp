@@ -1,4 +1,4 @@
-// Threading for the CPU backend. A whole forward step runs inside ONE OpenMP
+// Threads for the CPU backend and for conversions. A whole forward step runs inside ONE OpenMP
 // parallel region (opened by CpuBackend::run); each op splits its loop across the
 // threads already there with an orphaned `omp for`, whose implicit barrier orders
 // the ops. That avoids a fork/join per op. Without OpenMP everything runs serially.
@@ -17,7 +17,7 @@
 #include <omp.h>
 #endif
 
-namespace smallcoder::cpu {
+namespace smallcoder {
 
 // Physical cores this process may run on: hyper-threads share one core's execution
 // units and its memory bandwidth, so they only add contention in bandwidth-bound decode.
@@ -81,4 +81,4 @@ inline void parallel_region(int threads, Body&& body) {
 #endif
 }
 
-}  // namespace smallcoder::cpu
+}  // namespace smallcoder
