@@ -49,6 +49,7 @@ TEST_CASE(
   CHECK(dtype_info(DType::q4_k).llama_file_type == 15);
   CHECK(all_dtype_names() == "f32, f16, bf16, q8_0, q4_0, q4_k, q6_k");
   CHECK(all_dtype_names(true) == "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K");
+  CHECK(quantizable_dtype_names() == "f32, f16, bf16, q8_0, q4_0");
   for (const DTypeInfo &r : kDTypes) {
     CAPTURE(std::string(r.name));
     CHECK(parse_dtype(r.name, "test") == r.type);

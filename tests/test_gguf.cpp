@@ -579,8 +579,9 @@ TEST_CASE("bad input: unknown or unsupported tensor types name the tensor and th
   Bytes f = header(1, 0);
   tensor_info(f, "blk.0.attn_q.weight", {32, 2}, 3, 0).pad_to(32);
   f.b.append(64, '\0');
+  // The list of supported types comes from the type records (test_dtype pins the records).
   CHECK(contains(open_error("q4_1", f.b), "tensor 'blk.0.attn_q.weight': ggml type 3 (Q4_1) is not supported "
-                                          "(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)"));
+                                          "(supported: " + all_dtype_names(true) + ")"));
   Bytes g = header(1, 0);
   tensor_info(g, "w", {8}, 99, 0).pad_to(32);
   CHECK(contains(open_error("type99", g.b), "tensor 'w': ggml type 99 (unknown) is not supported"));
