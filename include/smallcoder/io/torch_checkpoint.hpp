@@ -247,7 +247,8 @@ class TorchCheckpoint {
     for (const PickleStorage& s : pickle_.storages()) {
       const ZipEntry* entry = zip_.find(folder_ + "/data/" + s.key);
       const std::string what = "storage " + quote_untrusted(s.key) + " (torch." + s.type + ")";
-      if (entry == nullptr) fail(path(), what + " has no entry data/" + s.key + " in the archive");
+      if (entry == nullptr)
+        fail(path(), what + " has no entry " + quote_untrusted("data/" + s.key) + " in the archive");
       if (entry->size % s.element_bytes != 0 || static_cast<std::uint64_t>(s.numel) != entry->size / s.element_bytes) {
         fail(path(), what + " has " + std::to_string(s.numel) + " elements of " + std::to_string(s.element_bytes) +
                          " bytes, but its entry holds " + std::to_string(entry->size) + " bytes");
