@@ -26,7 +26,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kBandwidthBytes = std::uint64_t{1} << 30;
 
 struct Flags {
-  std::string model, variant = "SmallCoder-Tiny", dtype, tokenizer, kv_cache = "f32", prompt = "def fibonacci(n):";
+  std::string model, variant, dtype, tokenizer, kv_cache = "f32", prompt = "def fibonacci(n):";
   std::vector<std::string> prompt_lengths;  // -p values, each one number or a comma list
   long long generate = 128, repetitions = 5, threads = 0, seed = 0, context_fill = 0;
 };
@@ -90,8 +90,9 @@ int run(int argc, char** argv) {
                 "Measures prompt processing (ppN) and decode (tgN) tokens/s of one model, as llama-bench does,\n"
                 "and decode's bytes read per second against the memory bandwidth measured in the same run.\n"
                 "Without --model it runs a random-weight variant (--variant).");
-  p.text("--model", &f.model, "PATH", "model folder, .safetensors or .gguf");
-  p.text("--variant", &f.variant, "NAME", "random-weight variant when no --model is given (default SmallCoder-Tiny)");
+  p.text("--model", &f.model, "PATH", "model folder, .safetensors, .gguf or PyTorch .pt");
+  p.text("--variant", &f.variant, "NAME",
+         "random-weight variant without --model (default SmallCoder-Tiny); with a bare state_dict .pt, its shape");
   p.text("--dtype", &f.dtype, "TYPE", "store weights as f32|f16|bf16|q8_0|q4_0 (default: as stored; bf16 for random weights)");
   p.integer("--threads", &f.threads, 0, 1024, "CPU threads (default: physical cores)");
   p.text("--kv-cache", &f.kv_cache, "f32|f16|bf16", "KV-cache element type (default f32)");
@@ -104,7 +105,7 @@ int run(int argc, char** argv) {
   p.integer("--seed", &f.seed, 0, (1ll << 62), "random-weight seed (default 0)");
   p.text("--tokenizer", &f.tokenizer, "PATH", "tokenizer.model to use");
   if (!p.parse(argc, argv)) return 0;
-  if (f.model.empty()) tools::check_variant_flag(f.variant);
+  f.variant = tools::resolve_variant_flag(f.model, f.variant);
   const std::optional<smallcoder::DType> dtype = tools::parse_dtype_flag(f.dtype);
   const std::vector<int> pp = prompt_lengths(f.prompt_lengths);
   smallcoder::BackendOptions backend;

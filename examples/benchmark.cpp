@@ -156,9 +156,8 @@ std::vector<Entry> plan_entries(const Flags& f) {
 void validate_checkpoints(std::vector<Entry>& entries, const std::string& tokenizer) {
   for (Entry& e : entries) {
     if (e.path.empty()) continue;
-    smallcoder::LoadOptions load;
-    load.tokenizer_path = tokenizer;
-    const smallcoder::Checkpoint c = smallcoder::load_checkpoint(e.path, load);
+    const smallcoder::Checkpoint c = smallcoder::load_checkpoint(
+        e.path, tools::checkpoint_load_options(e.path, tokenizer, e.preset ? e.preset->name : ""));
     e.parameters = c.config.parameter_count();
     if (e.preset) {
       const std::string mismatch = config_mismatch(*e.preset, c.config, true);
@@ -307,8 +306,8 @@ int run_benchmark(const Flags& f, std::vector<Entry> entries, const std::vector<
     auto load = [&]() {
       smallcoder::Checkpoint c;
       if (!e.path.empty()) {
-        smallcoder::LoadOptions options;
-        options.tokenizer_path = f.tokenizer;
+        smallcoder::LoadOptions options =
+            tools::checkpoint_load_options(e.path, f.tokenizer, e.preset ? e.preset->name : "");
         options.dtype = dtype;
         options.threads = backend.threads;
         c = smallcoder::load_checkpoint(e.path, options);

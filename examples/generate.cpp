@@ -13,7 +13,7 @@
 namespace {
 
 struct Flags {
-  std::string model, variant = "SmallCoder-Tiny", prompt, tokenizer, dtype, device = "cpu", activations = "f32", kv_cache = "f32";
+  std::string model, variant, prompt, tokenizer, dtype, device = "cpu", activations = "f32", kv_cache = "f32";
   std::vector<std::string> stop;
   bool interactive = false, greedy = false, print_ids = false;
   long long max_tokens = 150, top_k = 50, seed = 0, threads = 0, context = 0;
@@ -95,8 +95,9 @@ int run(int argc, char** argv) {
   cli::Parser p("generate", "Streams a SmallCoder model's continuation of a prompt.\n"
                             "Without --model it runs a random-weight variant (--variant) on a built-in prompt.");
   p.text("--model", &f.model, "PATH",
-         "model folder (config.json, model.safetensors, tokenizer.model), .safetensors or .gguf");
-  p.text("--variant", &f.variant, "NAME", "random-weight variant when no --model is given (default SmallCoder-Tiny)");
+         "model folder (config.json, model.safetensors, tokenizer.model), .safetensors, .gguf or PyTorch .pt");
+  p.text("--variant", &f.variant, "NAME",
+         "random-weight variant without --model (default SmallCoder-Tiny); with a bare state_dict .pt, its shape");
   p.text("--prompt", &f.prompt, "TEXT", "prompt to continue (default: \"def fibonacci(n):\")");
   p.flag("--interactive", &f.interactive, "read prompts from stdin, one per line (end a line with \\ to continue it)");
   p.integer("--max-tokens", &f.max_tokens, 0, 1 << 20, "tokens to generate at most (default 150)");
@@ -131,7 +132,7 @@ int run(int argc, char** argv) {
   if (kv_cache != smallcoder::DType::f32 && f.device != "cpu") {
     throw cli::UsageError("--kv-cache " + f.kv_cache + " needs --device cpu");
   }
-  if (f.model.empty()) tools::check_variant_flag(f.variant);
+  f.variant = tools::resolve_variant_flag(f.model, f.variant);
   const std::optional<smallcoder::DType> dtype = tools::parse_dtype_flag(f.dtype);
 
   smallcoder::GenerateOptions options;

@@ -64,6 +64,36 @@ inline void check_variant_flag(const std::string& variant) {
   }
 }
 
+// --variant names the random-weight model when there is no --model (SmallCoder-Tiny by
+// default), and the architecture of a .pt that holds a bare state_dict when there is.
+inline std::string resolve_variant_flag(const std::string& model, const std::string& variant) {
+  if (!variant.empty()) check_variant_flag(variant);
+  return variant.empty() && model.empty() ? "SmallCoder-Tiny" : variant;
+}
+
+inline bool is_torch_checkpoint(const std::string& path) {
+  const std::size_t dot = path.find_last_of("./");
+  const std::string extension = dot == std::string::npos ? "" : path.substr(dot);
+  return extension == ".pt" || extension == ".pth";
+}
+
+// How a tool loads --model: a .pt holds no tokenizer, so without --tokenizer or a
+// tokenizer.model beside it the shared one is taken (the vocabulary the original project
+// used), as for random weights; `variant` is the architecture of a bare state_dict.
+inline smallcoder::LoadOptions checkpoint_load_options(const std::string& model, const std::string& tokenizer_flag,
+                                                       const std::string& variant) {
+  smallcoder::LoadOptions load;
+  load.tokenizer_path = tokenizer_flag;
+  load.variant = variant;
+  const std::size_t slash = model.find_last_of('/');
+  const std::string beside =
+      (slash == std::string::npos ? std::string(".") : model.substr(0, slash)) + "/tokenizer.model";
+  if (tokenizer_flag.empty() && is_torch_checkpoint(model) && !file_exists(beside)) {
+    load.tokenizer_path = find_default_tokenizer("");
+  }
+  return load;
+}
+
 struct RandomModelSpec {
   std::string variant;
   std::uint64_t seed = 0;
@@ -85,8 +115,8 @@ inline smallcoder::Checkpoint random_model(const RandomModelSpec& spec) {
 }
 
 // What --model / --variant / --dtype / --tokenizer / --seed ask a tool to run: the
-// checkpoint at `model` when given (converted to `dtype` when set), else the variant's
-// random weights (in `dtype`, bf16 by default).
+// checkpoint at `model` when given (converted to `dtype` when set; `variant` is the shape of
+// a bare state_dict .pt), else the variant's random weights (in `dtype`, bf16 by default).
 struct ModelChoice {
   std::string model;
   std::string variant;
@@ -98,8 +128,7 @@ struct ModelChoice {
 
 inline smallcoder::Checkpoint load_model_choice(const ModelChoice& choice) {
   if (!choice.model.empty()) {
-    smallcoder::LoadOptions load;
-    load.tokenizer_path = choice.tokenizer_flag;
+    smallcoder::LoadOptions load = checkpoint_load_options(choice.model, choice.tokenizer_flag, choice.variant);
     load.dtype = choice.dtype;
     load.threads = choice.threads;
     return smallcoder::load_checkpoint(choice.model, load);

@@ -1,5 +1,6 @@
 // quantize: write a GGUF file (llama.cpp's format and conventions, the tokenizer embedded)
-// from a safetensors checkpoint or a random-weight variant, in f32, f16, bf16, q8_0 or q4_0.
+// from a checkpoint (a model folder, .safetensors, .gguf or PyTorch .pt) or a random-weight
+// variant, in f32, f16, bf16, q8_0 or q4_0.
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -21,8 +22,11 @@ int run(int argc, char** argv) {
                 "Writes a model as a GGUF file that llama.cpp and smallcoder load: config, tokenizer and weights\n"
                 "in one file, matrices in --dtype (rows that are not whole q8_0/q4_0 blocks keep their float type;\n"
                 "norms are F32).");
-  p.text("--model", &f.model, "PATH", "checkpoint to convert: a model folder, a .safetensors or a .gguf file");
-  p.text("--variant", &f.variant, "NAME", "or a SmallCoder variant with deterministic random weights (see --seed)");
+  p.text("--model", &f.model, "PATH",
+         "checkpoint to convert: a model folder, a .safetensors, .gguf or PyTorch .pt file");
+  p.text("--variant", &f.variant, "NAME",
+         "without --model, a SmallCoder variant with deterministic random weights (see --seed); with a .pt "
+         "holding a bare state_dict, its architecture");
   p.text("--dtype", &f.dtype, "TYPE", "f32|f16|bf16|q8_0|q4_0 (required)");
   p.text("--output", &f.output, "FILE.gguf", "file to write (required)");
   p.integer("--seed", &f.seed, 0, (1ll << 62), "random-weight seed (default 0)");
@@ -30,7 +34,8 @@ int run(int argc, char** argv) {
          "tokenizer.model to embed (default: the checkpoint's, or the shared one)");
   p.integer("--threads", &f.threads, 0, 1024, "CPU threads for converting (default: physical cores)");
   if (!p.parse(argc, argv)) return 0;
-  if (f.model.empty() == f.variant.empty()) throw cli::UsageError("give exactly one of --model and --variant");
+  if (f.model.empty() && f.variant.empty())
+    throw cli::UsageError("give --model (a checkpoint) or --variant (random weights)");
   if (!f.variant.empty()) tools::check_variant_flag(f.variant);
   if (f.dtype.empty()) throw cli::UsageError("--dtype is required (f32, f16, bf16, q8_0 or q4_0)");
   if (f.output.size() <= 5 || f.output.compare(f.output.size() - 5, 5, ".gguf") != 0) {

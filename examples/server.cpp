@@ -32,7 +32,7 @@ using Writer = smallcoder::bench::JsonWriter;
 using Clock = std::chrono::steady_clock;
 
 struct Flags {
-  std::string model, variant = "SmallCoder-Tiny", tokenizer, dtype, kv_cache = "f32", host = "127.0.0.1", api_key;
+  std::string model, variant, tokenizer, dtype, kv_cache = "f32", host = "127.0.0.1", api_key;
   long long port = 8012, threads = 0, context = 0, seed = 0, queue = 8, max_body = 1 << 20;
 };
 
@@ -481,8 +481,9 @@ int run(int argc, char** argv) {
                 "A local completion server (llama.cpp server and OpenAI endpoints) for editors.\n"
                 "Without --model it serves a random-weight variant (--variant): its text is noise.");
   p.text("--model", &f.model, "PATH",
-         "model folder (config.json, model.safetensors, tokenizer.model), .safetensors or .gguf");
-  p.text("--variant", &f.variant, "NAME", "random-weight variant when no --model is given (default SmallCoder-Tiny)");
+         "model folder (config.json, model.safetensors, tokenizer.model), .safetensors, .gguf or PyTorch .pt");
+  p.text("--variant", &f.variant, "NAME",
+         "random-weight variant without --model (default SmallCoder-Tiny); with a bare state_dict .pt, its shape");
   p.text("--tokenizer", &f.tokenizer, "PATH", "tokenizer.model to use");
   p.text("--dtype", &f.dtype, "TYPE",
          "store weights as f32|f16|bf16|q8_0|q4_0 (default: as stored; bf16 for random weights)");
@@ -498,7 +499,7 @@ int run(int argc, char** argv) {
             "largest request body in bytes; larger get 413 (default 1 MiB)");
   if (!p.parse(argc, argv)) return 0;
   const smallcoder::DType kv_cache = tools::parse_kv_cache_flag(f.kv_cache);
-  if (f.model.empty()) tools::check_variant_flag(f.variant);
+  f.variant = tools::resolve_variant_flag(f.model, f.variant);
   const std::optional<smallcoder::DType> dtype = tools::parse_dtype_flag(f.dtype);
   smallcoder::BackendOptions backend;
   backend.threads = static_cast<int>(f.threads);

@@ -16,10 +16,12 @@
 #include "support/expect_error.hpp"
 #include "support/golden.hpp"
 #include "support/reference_forward.hpp"
+#include "support/small_model.hpp"
 #include "support/test_data.hpp"
 
 using namespace smallcoder;
 using smallcoder::test::check_error;
+using smallcoder::test::small_config;
 namespace fs = std::filesystem;
 
 namespace {
@@ -27,22 +29,6 @@ namespace {
 const std::string& nano_dir() {
   static const std::string dir = test::data_path("models/smallcoder-nano");
   return dir;
-}
-
-// A small model over the tokenizer's 32000 pieces (the loader refuses fewer embeddings).
-ModelConfig small_config(bool tied) {
-  ModelConfig c;
-  c.name = "checkpoint-test";
-  c.hidden_size = 32;
-  c.intermediate_size = 72;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 32000;
-  c.max_context = 64;
-  c.tie_word_embeddings = tied;
-  return c;
 }
 
 std::string config_json(const ModelConfig& c, const std::string& extra = "") {

@@ -11,9 +11,12 @@
 #include <sys/stat.h>
 
 #include "smallcoder/smallcoder.hpp"
+#include "support/resident.hpp"
 #include "support/test_data.hpp"
 
 using namespace smallcoder;
+using smallcoder::test::check_resident;
+using smallcoder::test::mib;
 
 namespace {
 
@@ -58,26 +61,6 @@ Mapping mapping_of(const void* address) {
   if (!inside) FAIL("no mapping contains the address");
   return m;
 }
-
-// AddressSanitizer adds shadow memory and keeps freed blocks in quarantine, so resident
-// sizes there say nothing about the runtime's own footprint: only the normal build
-// asserts the bounds on them (the zero-copy checks on addresses run everywhere).
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kResidentSizeIsMeaningful = false;
-#else
-constexpr bool kResidentSizeIsMeaningful = true;
-#endif
-
-// Checks a resident-size bound where it means something; otherwise only reports it.
-void check_resident(bool ok, const std::string& what) {
-  if (kResidentSizeIsMeaningful) {
-    CHECK_MESSAGE(ok, what);
-  } else if (!ok) {
-    MESSAGE("not asserted under AddressSanitizer (shadow memory and quarantine): " << what);
-  }
-}
-
-double mib(std::size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
 }  // namespace
 

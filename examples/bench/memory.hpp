@@ -58,9 +58,11 @@ inline bool reset_peak_rss() {
   return static_cast<bool>(clear);
 }
 
-// One mapping of a file in this process: its address range and its resident bytes.
+// One mapping of a file in this process: its address range, the file offset it starts at,
+// and its resident bytes.
 struct FileMapping {
   std::uintptr_t begin = 0, end = 0;
+  std::uint64_t offset = 0;
   std::uint64_t resident = 0;
 };
 
@@ -75,7 +77,7 @@ inline std::vector<FileMapping> file_mappings(const std::string& path) {
   std::string line;
   bool inside = false;
   while (std::getline(smaps, line)) {
-    // A mapping's header line starts "begin-end perms ..."; its fields ("Rss:  12 kB") follow.
+    // A mapping's header line is "begin-end perms offset dev inode path"; its fields ("Rss:  12 kB") follow.
     const std::size_t dash = line.find('-');
     const bool header = dash != std::string::npos && dash > 0 && line.find(' ') > dash &&
                         std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(dash),
@@ -85,7 +87,10 @@ inline std::vector<FileMapping> file_mappings(const std::string& path) {
       if (inside) {
         FileMapping m;
         m.begin = std::strtoull(line.c_str(), nullptr, 16);
-        m.end = std::strtoull(line.c_str() + dash + 1, nullptr, 16);
+        char* after_end = nullptr;
+        m.end = std::strtoull(line.c_str() + dash + 1, &after_end, 16);
+        const std::size_t perms = static_cast<std::size_t>(after_end - line.c_str()) + 1;  // "r--p 0000a000 ..."
+        m.offset = std::strtoull(line.c_str() + line.find(' ', perms) + 1, nullptr, 16);
         out.push_back(m);
       }
     } else if (inside && line.rfind("Rss:", 0) == 0) {

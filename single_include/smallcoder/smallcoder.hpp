@@ -19,8 +19,10 @@
 // The one exception type of smallcoder. Every message names where the problem
 // is (a file, a field, a tensor) and why, so a user can act on it without a debugger.
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace smallcoder {
 
@@ -32,6 +34,22 @@ class Error : public std::runtime_error {
 // Builds "where: what" messages: fail("model.safetensors", "header length 9 exceeds file size 8").
 [[noreturn]] inline void fail(const std::string& where, const std::string& what) {
   throw Error(where.empty() ? what : where + ": " + what);
+}
+
+// Text from a file, made safe to put in a message: quoted, printable ASCII kept, other
+// bytes as \xNN, cut to `max` bytes, so a hostile name cannot forge or flood a message.
+inline std::string quote_untrusted(std::string_view text, std::size_t max = 80) {
+  static const char hex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (std::size_t i = 0; i < text.size() && i < max; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += {'\\', 'x', hex[c >> 4], hex[c & 15]};
+    }
+  }
+  return out + (text.size() > max ? "'..." : "'");
 }
 
 }  // namespace smallcoder
@@ -2496,11 +2514,14 @@ class GenerationSession {
 // Reads a model from disk into a Checkpoint: config, tokenizer and views of the weights
 // where the file maps them (nothing is copied or converted here; model/load.hpp adds that).
 // A path is a Hugging Face folder (config.json, model.safetensors, tokenizer.model),
-// a .safetensors file with those two files beside it, or a self-contained .gguf file.
+// a .safetensors file with those two files beside it, a self-contained .gguf file, or a
+// PyTorch .pt/.pth checkpoint (torch.save of a training dict or of a bare state_dict).
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <sys/stat.h>
+#include <unordered_set>
 
 // ---- begin smallcoder/io/gguf.hpp ----
 // Reader for GGUF files (llama.cpp's model format, versions 2 and 3): header, typed
@@ -2521,12 +2542,16 @@ class GenerationSession {
 #include <vector>
 
 // ---- begin smallcoder/io/mapped_file.hpp ----
-// A whole file mapped read-only into memory (POSIX mmap). Weight readers hand out
-// pointers into the mapping instead of copying tensors, so the kernel pages them in
-// on first use and shares them between processes.
+// Read-only access to files: a whole file or a byte range of it mapped into memory (POSIX
+// mmap), and positioned reads for the small parts of a container that a reader parses.
+// Weight readers hand out pointers into mappings instead of copying tensors, so the kernel
+// pages them in on first use and shares them between processes; a range mapping leaves the
+// rest of the file (a checkpoint's optimizer state, say) outside the address space.
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -2540,76 +2565,138 @@ class GenerationSession {
 
 namespace smallcoder {
 
-// Move-only owner of one mapping; unmapped in the destructor. An empty file has
-// size 0 and data nullptr (mmap cannot map zero bytes). Pointers into the mapping
-// stay valid while the object lives; readers keep it alive through shared_ptr.
+class ReadOnlyFile;
+
+// Move-only owner of one mapping; unmapped in the destructor. An empty file (or range) has
+// size 0 and data nullptr (mmap cannot map zero bytes). Pointers into the mapping stay
+// valid while the object lives; readers keep it alive through shared_ptr.
 // Truncating the file on disk while it is mapped makes later reads fault (SIGBUS):
 // that is mmap's contract and no check here can prevent it.
 class MappedFile {
  public:
-  static std::shared_ptr<const MappedFile> open(const std::string& path) {
-    // O_NONBLOCK: opening a FIFO read-only would otherwise wait for a writer forever;
-    // it has no effect on regular files, and anything else is rejected below.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) fail(path, "cannot open: " + std::generic_category().message(errno));
-    const FileDescriptor guard{fd};
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) fail(path, "cannot stat: " + std::generic_category().message(errno));
-    if (S_ISDIR(st.st_mode)) fail(path, "is a directory");
-    if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
-
-    std::shared_ptr<MappedFile> file(new MappedFile(path));
-    file->size_ = static_cast<std::size_t>(st.st_size);
-    if (file->size_ == 0) return file;
-    void* addr = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (addr == MAP_FAILED) fail(path, "cannot map: " + std::generic_category().message(errno));
-    file->data_ = static_cast<const std::byte*>(addr);
-    return file;
-  }
+  // Maps the whole file at `path`.
+  static std::shared_ptr<const MappedFile> open(const std::string& path);
 
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
-  MappedFile(MappedFile&& other) noexcept
-      : path_(std::move(other.path_)), data_(other.data_), size_(other.size_) {
-    other.data_ = nullptr;
-    other.size_ = 0;
-  }
+  MappedFile(MappedFile&& other) noexcept { take(other); }
   MappedFile& operator=(MappedFile&& other) noexcept {
     if (this != &other) {
       unmap();
-      path_ = std::move(other.path_);
-      data_ = other.data_;
-      size_ = other.size_;
-      other.data_ = nullptr;
-      other.size_ = 0;
+      take(other);
     }
     return *this;
   }
   ~MappedFile() { unmap(); }
 
-  const std::byte* data() const { return data_; }
+  const std::byte* data() const { return data_; }  // the first byte of the file or range
   std::size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
  private:
-  // Closes the descriptor on every exit path; the mapping does not need it open.
-  struct FileDescriptor {
-    int fd;
-    ~FileDescriptor() { ::close(fd); }
-  };
+  friend class ReadOnlyFile;
 
   explicit MappedFile(std::string path) : path_(std::move(path)) {}
 
+  void take(MappedFile& other) {
+    path_ = std::move(other.path_);
+    base_ = other.base_;
+    mapped_bytes_ = other.mapped_bytes_;
+    data_ = other.data_;
+    size_ = other.size_;
+    other.base_ = other.data_ = nullptr;
+    other.mapped_bytes_ = other.size_ = 0;
+  }
+
   void unmap() {
-    if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
-    data_ = nullptr;
-    size_ = 0;
+    if (base_ != nullptr) ::munmap(const_cast<std::byte*>(base_), mapped_bytes_);
+    base_ = data_ = nullptr;
+    mapped_bytes_ = size_ = 0;
   }
 
   std::string path_;
+  const std::byte* base_ = nullptr;  // the mapping starts on a page boundary at or before data_
+  std::size_t mapped_bytes_ = 0;
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
 };
+
+// An open regular file: its size, positioned reads and mappings of byte ranges. Every
+// range is checked against the size the file had when it was opened.
+class ReadOnlyFile {
+ public:
+  static std::shared_ptr<const ReadOnlyFile> open(const std::string& path) {
+    // O_NONBLOCK: opening a FIFO read-only would otherwise wait for a writer forever;
+    // it has no effect on regular files, and anything else is rejected below.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) fail(path, "cannot open: " + std::generic_category().message(errno));
+    std::shared_ptr<ReadOnlyFile> file(new ReadOnlyFile(path, fd));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) fail(path, "cannot stat: " + std::generic_category().message(errno));
+    if (S_ISDIR(st.st_mode)) fail(path, "is a directory");
+    if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
+    file->size_ = static_cast<std::uint64_t>(st.st_size);
+    return file;
+  }
+
+  ReadOnlyFile(const ReadOnlyFile&) = delete;
+  ReadOnlyFile& operator=(const ReadOnlyFile&) = delete;
+  ~ReadOnlyFile() { ::close(fd_); }
+
+  const std::string& path() const { return path_; }
+  std::uint64_t size() const { return size_; }
+
+  // Bytes [offset, offset + n) as a string; Error when the range leaves the file or a read fails.
+  std::string read(std::uint64_t offset, std::size_t n) const {
+    check_range(offset, n);
+    std::string out(n, '\0');
+    for (std::size_t done = 0; done < n;) {
+      const ssize_t got = ::pread(fd_, &out[done], n - done, static_cast<off_t>(offset + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) fail(path_, "cannot read: " + std::generic_category().message(errno));
+      if (got == 0) fail(path_, "the file ended at byte " + std::to_string(offset + done) + " while being read");
+      done += static_cast<std::size_t>(got);
+    }
+    return out;
+  }
+
+  // Maps bytes [offset, offset + n); the mapping outlives this object.
+  std::shared_ptr<const MappedFile> map(std::uint64_t offset, std::size_t n) const {
+    check_range(offset, n);
+    std::shared_ptr<MappedFile> mapped(new MappedFile(path_));
+    if (n == 0) return mapped;
+    const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    const std::uint64_t start = offset / page * page;
+    const std::size_t lead = static_cast<std::size_t>(offset - start);
+    void* addr = ::mmap(nullptr, lead + n, PROT_READ, MAP_PRIVATE, fd_, static_cast<off_t>(start));
+    if (addr == MAP_FAILED) fail(path_, "cannot map: " + std::generic_category().message(errno));
+    mapped->base_ = static_cast<const std::byte*>(addr);
+    mapped->mapped_bytes_ = lead + n;
+    mapped->data_ = mapped->base_ + lead;
+    mapped->size_ = n;
+    return mapped;
+  }
+
+ private:
+  ReadOnlyFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+
+  void check_range(std::uint64_t offset, std::size_t n) const {
+    if (offset > size_ || n > size_ - offset) {
+      fail(path_, std::to_string(n) + " bytes at offset " + std::to_string(offset) + " run past the end of the file (" +
+                      std::to_string(size_) + " bytes)");
+    }
+  }
+
+  std::string path_;
+  int fd_;
+  std::uint64_t size_ = 0;
+};
+
+inline std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
+  const std::shared_ptr<const ReadOnlyFile> file = ReadOnlyFile::open(path);
+  if (file->size() > std::numeric_limits<std::size_t>::max()) fail(path, "is too large to map");
+  return file->map(0, static_cast<std::size_t>(file->size()));
+}
 
 }  // namespace smallcoder
 // ---- end smallcoder/io/mapped_file.hpp ----
@@ -4304,6 +4391,1223 @@ class SafeTensors {
 
 }  // namespace smallcoder
 // ---- end smallcoder/io/safetensors.hpp ----
+// ---- begin smallcoder/io/torch_checkpoint.hpp ----
+// A PyTorch checkpoint as torch.save (1.6 and later) writes it: a zip archive whose one
+// folder holds data.pkl (the pickled object) and data/<key>, the bytes of each storage.
+// Opening reads only the central directory and the pickle, and checks every storage and
+// tensor against the archive; a tensor's bytes are mapped when it is asked for, so a
+// training checkpoint's optimizer state (twice the weights for AdamW) is never read or
+// even mapped.
+
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+// ---- begin smallcoder/io/pickle.hpp ----
+// A restricted unpickler for the data.pkl of a torch.save archive. Python's pickle format
+// is a small stack machine whose GLOBAL/REDUCE opcodes import and call arbitrary
+// functions; this reader never calls or imports anything. It understands exactly what a
+// checkpoint holds: None, booleans, integers, floats, strings, tuples, lists, dicts,
+// collections.OrderedDict, tensors (torch._utils._rebuild_tensor_v2) and their storages
+// (persistent ids naming torch's storage types), and refuses every other global and opcode
+// by name. The result is a tree of inert values; tensors and storages are descriptions
+// (shape, strides, storage key), their bytes stay in the archive.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+
+namespace smallcoder {
+
+// One of torch's typed storages, as a persistent id names it:
+// ('storage', torch.FloatStorage, key, location, numel). Its bytes are the archive's
+// entry data/<key>.
+struct PickleStorage {
+  std::string key;
+  std::string type;  // "FloatStorage", "BFloat16Storage", ...
+  std::size_t element_bytes = 0;
+  std::optional<DType> dtype;  // for the float types the model computes from
+  std::string location;        // "cpu", "cuda:0", ...: where torch would put it; ignored here
+  std::int64_t numel = 0;
+};
+
+// A tensor as _rebuild_tensor_v2 describes it: a view of a storage.
+struct PickleTensor {
+  std::size_t storage = 0;  // index into Pickle::storages()
+  std::int64_t offset = 0;  // in elements
+  std::vector<std::int64_t> shape, stride;
+};
+
+struct PickleValue {
+  enum class Kind { none, boolean, integer, floating, string, tuple, list, dict, global, storage, tensor };
+  Kind kind = Kind::none;
+  bool boolean = false;
+  std::int64_t integer = 0;
+  double floating = 0;
+  std::string text;                       // string: UTF-8; global: "module.name"
+  std::vector<const PickleValue*> items;  // tuple, list: the elements; dict: the values
+  std::vector<const PickleValue*> keys;   // dict: the keys (strings or integers), beside items
+  std::size_t index = 0;                  // storage, tensor: into Pickle's lists; global: which one
+
+  // The dict's value under a string key, or nullptr (also when this is no dict).
+  const PickleValue* find(std::string_view key) const {
+    if (kind != Kind::dict || key_index_ == nullptr) return nullptr;
+    const auto it = key_index_->find(dict_key(Kind::string, key));
+    return it == key_index_->end() ? nullptr : items[it->second];
+  }
+
+  static const char* kind_name(Kind kind) {
+    static const char* const names[] = {"None", "bool", "int",    "float",   "str",   "tuple",
+                                        "list", "dict", "global", "storage", "tensor"};
+    return names[static_cast<int>(kind)];
+  }
+
+ private:
+  friend class PickleReader;
+  static std::string dict_key(Kind kind, std::string_view text) {
+    return (kind == Kind::string ? "s" : "i") + std::string(text);
+  }
+  std::unique_ptr<std::unordered_map<std::string, std::size_t>> key_index_;  // dict: key -> position
+};
+
+// The unpickled document: every value lives here; pointers between them stay valid while it does.
+class Pickle {
+ public:
+  const PickleValue& root() const { return *root_; }
+  const std::vector<PickleStorage>& storages() const { return storages_; }
+  const std::vector<PickleTensor>& tensors() const { return tensors_; }
+
+ private:
+  friend class PickleReader;
+  std::deque<PickleValue> values_;
+  const PickleValue* root_ = nullptr;
+  std::vector<PickleStorage> storages_;
+  std::vector<PickleTensor> tensors_;
+};
+
+namespace detail {
+
+// Every opcode of pickle protocols 0-5 by its byte, for messages.
+inline const char* pickle_opcode_name(unsigned char op) {
+  // clang-format off
+  static const std::pair<unsigned char, const char*> names[] = {
+      {'(', "MARK"},           {'.', "STOP"},           {'0', "POP"},            {'1', "POP_MARK"},
+      {'2', "DUP"},            {'F', "FLOAT"},          {'I', "INT"},            {'J', "BININT"},
+      {'K', "BININT1"},        {'L', "LONG"},           {'M', "BININT2"},        {'N', "NONE"},
+      {'P', "PERSID"},         {'Q', "BINPERSID"},      {'R', "REDUCE"},         {'S', "STRING"},
+      {'T', "BINSTRING"},      {'U', "SHORT_BINSTRING"}, {'V', "UNICODE"},        {'X', "BINUNICODE"},
+      {'a', "APPEND"},         {'b', "BUILD"},          {'c', "GLOBAL"},         {'d', "DICT"},
+      {'}', "EMPTY_DICT"},     {'e', "APPENDS"},        {'g', "GET"},            {'h', "BINGET"},
+      {'i', "INST"},           {'j', "LONG_BINGET"},    {'l', "LIST"},           {']', "EMPTY_LIST"},
+      {'o', "OBJ"},            {'p', "PUT"},            {'q', "BINPUT"},         {'r', "LONG_BINPUT"},
+      {'s', "SETITEM"},        {'t', "TUPLE"},          {')', "EMPTY_TUPLE"},    {'u', "SETITEMS"},
+      {'G', "BINFLOAT"},       {0x80, "PROTO"},         {0x81, "NEWOBJ"},        {0x82, "EXT1"},
+      {0x83, "EXT2"},          {0x84, "EXT4"},          {0x85, "TUPLE1"},        {0x86, "TUPLE2"},
+      {0x87, "TUPLE3"},        {0x88, "NEWTRUE"},       {0x89, "NEWFALSE"},      {0x8a, "LONG1"},
+      {0x8b, "LONG4"},         {'B', "BINBYTES"},       {'C', "SHORT_BINBYTES"}, {0x8c, "SHORT_BINUNICODE"},
+      {0x8d, "BINUNICODE8"},   {0x8e, "BINBYTES8"},     {0x8f, "EMPTY_SET"},     {0x90, "ADDITEMS"},
+      {0x91, "FROZENSET"},     {0x92, "NEWOBJ_EX"},     {0x93, "STACK_GLOBAL"},  {0x94, "MEMOIZE"},
+      {0x95, "FRAME"},         {0x96, "BYTEARRAY8"},    {0x97, "NEXT_BUFFER"},   {0x98, "READONLY_BUFFER"},
+  };
+  // clang-format on
+  for (const auto& [byte, name] : names) {
+    if (byte == op) return name;
+  }
+  return nullptr;
+}
+
+// torch's typed storages, as persistent ids name them ("torch.FloatStorage"). Only the float
+// ones can hold model weights; the others may appear elsewhere in a checkpoint.
+struct TorchStorageType {
+  const char* name;
+  std::size_t element_bytes;
+  std::optional<DType> dtype;
+};
+
+inline const TorchStorageType* torch_storage_type(std::string_view name) {
+  static const TorchStorageType types[] = {
+      {"FloatStorage", 4, DType::f32}, {"BFloat16Storage", 2, DType::bf16},
+      {"HalfStorage", 2, DType::f16},  {"DoubleStorage", 8, {}},
+      {"LongStorage", 8, {}},          {"IntStorage", 4, {}},
+      {"ShortStorage", 2, {}},         {"CharStorage", 1, {}},
+      {"ByteStorage", 1, {}},          {"BoolStorage", 1, {}},
+  };
+  for (const TorchStorageType& t : types) {
+    if (name == t.name) return &t;
+  }
+  return nullptr;
+}
+
+}  // namespace detail
+
+// Reads one pickle; use unpickle() below. Limits keep a hostile pickle's memory bounded:
+// a checkpoint's pickle builds a few thousand values.
+class PickleReader {
+ public:
+  static constexpr std::size_t max_values = std::size_t{1} << 20;
+
+  PickleReader(std::string_view bytes, std::string where) : bytes_(bytes), where_(std::move(where)) {}
+
+  Pickle read() {
+    while (true) {
+      if (pos_ >= bytes_.size()) fail(where_, "ends without a STOP opcode (truncated?)");
+      op_at_ = pos_;
+      const auto op = static_cast<unsigned char>(bytes_[pos_++]);
+      if (op == '.') break;
+      step(op);
+    }
+    if (!marks_.empty() || stack_.size() != 1) fail(where_, "STOP leaves a malformed stack");
+    if (pos_ != bytes_.size()) fail(where_, std::to_string(bytes_.size() - pos_) + " bytes follow the STOP opcode");
+    out_.root_ = stack_.back();
+    return std::move(out_);
+  }
+
+ private:
+  using Kind = PickleValue::Kind;
+  enum Global : std::size_t { ordered_dict, rebuild_tensor_v2, storage_type };
+
+  [[noreturn]] void error(const std::string& what) const {
+    fail(where_, "byte " + std::to_string(op_at_) + ": " + what);
+  }
+
+  void step(unsigned char op) {
+    switch (op) {
+      case 0x80: {  // PROTO
+        const std::uint64_t version = take_le(1);
+        if (version < 2 || version > 5) error("pickle protocol " + std::to_string(version) + " (expected 2 to 5)");
+        break;
+      }
+      case 0x95:
+        take_le(8);
+        break;  // FRAME: a length hint for buffered readers; nothing to do
+      case '(':
+        if (marks_.size() >= max_values) error("more than " + std::to_string(max_values) + " open MARKs");
+        marks_.push_back(stack_.size());
+        break;
+      case '0':
+        pop();
+        break;
+      case '1':
+        pop_mark();
+        break;
+      case '2':
+        push(top());
+        break;
+      case 'N':
+        push(make(Kind::none));
+        break;
+      case 0x88:
+      case 0x89: {
+        PickleValue* v = make(Kind::boolean);
+        v->boolean = op == 0x88;
+        push(v);
+        break;
+      }
+      case 'J':
+        push_int(static_cast<std::int32_t>(take_le(4)));
+        break;
+      case 'K':
+        push_int(static_cast<std::int64_t>(take_le(1)));
+        break;
+      case 'M':
+        push_int(static_cast<std::int64_t>(take_le(2)));
+        break;
+      case 0x8a:
+        push_long(static_cast<std::size_t>(take_le(1)));
+        break;
+      case 0x8b:
+        push_long(static_cast<std::size_t>(take_le(4)));
+        break;
+      case 'G': {
+        std::uint64_t bits = 0;  // big-endian IEEE 754 double
+        for (char c : take(8)) bits = bits << 8 | static_cast<std::uint8_t>(c);
+        PickleValue* v = make(Kind::floating);
+        std::memcpy(&v->floating, &bits, sizeof bits);
+        push(v);
+        break;
+      }
+      case 'X':
+        push_string(take(static_cast<std::size_t>(take_le(4))));
+        break;
+      case 0x8c:
+        push_string(take(static_cast<std::size_t>(take_le(1))));
+        break;
+      case 0x8d:
+        push_string(take(take_size(8)));
+        break;
+      case ')':
+        push(make(Kind::tuple));
+        break;
+      case 't':
+        push(make_sequence(Kind::tuple, pop_mark()));
+        break;
+      case 0x85:
+      case 0x86:
+      case 0x87: {
+        const std::size_t n = op - 0x84u;
+        std::vector<PickleValue*> items(n);
+        for (std::size_t i = n; i-- > 0;) items[i] = pop();
+        push(make_sequence(Kind::tuple, items));
+        break;
+      }
+      case ']':
+        push(make(Kind::list));
+        break;
+      case 'l':
+        push(make_sequence(Kind::list, pop_mark()));
+        break;
+      case 'a': {
+        PickleValue* item = pop();
+        append(top(), {item});
+        break;
+      }
+      case 'e': {
+        const std::vector<PickleValue*> items = pop_mark();
+        append(top(), items);
+        break;
+      }
+      case '}':
+        push(make_dict());
+        break;
+      case 'd': {
+        PickleValue* dict = make_dict();
+        set_items(dict, pop_mark());
+        push(dict);
+        break;
+      }
+      case 's': {
+        PickleValue* value = pop();
+        PickleValue* key = pop();
+        set_items(top(), {key, value});
+        break;
+      }
+      case 'u': {
+        const std::vector<PickleValue*> pairs = pop_mark();
+        set_items(top(), pairs);
+        break;
+      }
+      case 'q':
+        memo_[take_le(1)] = top();
+        break;
+      case 'r':
+        memo_[take_le(4)] = top();
+        break;
+      case 0x94:
+        memo_[memo_.size()] = top();
+        break;  // MEMOIZE: the next free index
+      case 'h':
+        push(memo_get(take_le(1)));
+        break;
+      case 'j':
+        push(memo_get(take_le(4)));
+        break;
+      case 'c': {
+        const std::string module = take_line(), name = take_line();
+        push(global(module, name));
+        break;
+      }
+      case 0x93: {  // STACK_GLOBAL: module and name as strings on the stack
+        PickleValue* name = pop();
+        PickleValue* module = pop();
+        if (module->kind != Kind::string || name->kind != Kind::string) error("STACK_GLOBAL needs two strings");
+        push(global(module->text, name->text));
+        break;
+      }
+      case 'Q':
+        push(persistent_load(pop()));
+        break;
+      case 'R': {
+        PickleValue* args = pop();
+        PickleValue* callable = pop();
+        push(reduce(callable, args));
+        break;
+      }
+      case 'b': {
+        PickleValue* state = pop();
+        build(top(), state);
+        break;
+      }
+      default: {
+        const char* name = detail::pickle_opcode_name(op);
+        if (name == nullptr) error("unknown opcode " + hex_byte(op));
+        error(std::string("opcode ") + name + " (" + hex_byte(op) +
+              ") is not allowed: a checkpoint needs only plain data, OrderedDict and tensors");
+      }
+    }
+  }
+
+  static std::string hex_byte(unsigned char op) {
+    static const char hex[] = "0123456789abcdef";
+    return std::string("0x") + hex[op >> 4] + hex[op & 15];
+  }
+
+  // ---- reading the opcode's arguments ----
+
+  std::string_view take(std::size_t n) {
+    if (n > bytes_.size() - pos_) error("the opcode's argument runs past the end of the pickle (truncated?)");
+    const std::string_view out = bytes_.substr(pos_, n);
+    pos_ += n;
+    return out;
+  }
+  std::uint64_t take_le(int width) {
+    std::uint64_t v = 0;
+    const std::string_view b = take(static_cast<std::size_t>(width));
+    for (int i = width - 1; i >= 0; --i) v = v << 8 | static_cast<std::uint8_t>(b[static_cast<std::size_t>(i)]);
+    return v;
+  }
+  std::size_t take_size(int width) {
+    const std::uint64_t n = take_le(width);
+    if (n > bytes_.size()) error("a length of " + std::to_string(n) + " bytes exceeds the pickle");
+    return static_cast<std::size_t>(n);
+  }
+  std::string take_line() {
+    const std::size_t end = bytes_.find('\n', pos_);
+    if (end == std::string_view::npos) error("GLOBAL's name has no end of line (truncated?)");
+    std::string line(bytes_.substr(pos_, end - pos_));
+    pos_ = end + 1;
+    return line;
+  }
+
+  // ---- the stack and the memo ----
+
+  PickleValue* make(Kind kind) {
+    if (out_.values_.size() >= max_values) {
+      error("the pickle builds more than " + std::to_string(max_values) + " values (a checkpoint's builds thousands)");
+    }
+    out_.values_.emplace_back();
+    out_.values_.back().kind = kind;
+    return &out_.values_.back();
+  }
+  PickleValue* make_dict() {
+    PickleValue* v = make(Kind::dict);
+    v->key_index_ = std::make_unique<std::unordered_map<std::string, std::size_t>>();
+    return v;
+  }
+  PickleValue* make_sequence(Kind kind, const std::vector<PickleValue*>& items) {
+    PickleValue* v = make(kind);
+    v->items.assign(items.begin(), items.end());
+    return v;
+  }
+  void push(PickleValue* v) {
+    if (stack_.size() >= max_values) error("the stack holds more than " + std::to_string(max_values) + " values");
+    stack_.push_back(v);
+  }
+  std::size_t floor() const { return marks_.empty() ? 0 : marks_.back(); }  // nothing below a mark is visible
+  PickleValue* top() const {
+    if (stack_.size() <= floor()) error("the stack is empty");
+    return stack_.back();
+  }
+  PickleValue* pop() {
+    PickleValue* v = top();
+    stack_.pop_back();
+    return v;
+  }
+  std::vector<PickleValue*> pop_mark() {
+    if (marks_.empty()) error("no MARK to pop to");
+    const std::size_t mark = marks_.back();
+    marks_.pop_back();
+    std::vector<PickleValue*> items(stack_.begin() + static_cast<std::ptrdiff_t>(mark), stack_.end());
+    stack_.resize(mark);
+    return items;
+  }
+  PickleValue* memo_get(std::uint64_t index) {
+    const auto it = memo_.find(index);
+    if (it == memo_.end()) error("memo entry " + std::to_string(index) + " was never stored");
+    return it->second;
+  }
+
+  // ---- values ----
+
+  void push_int(std::int64_t value) {
+    PickleValue* v = make(Kind::integer);
+    v->integer = value;
+    push(v);
+  }
+  // LONG1/LONG4: a little-endian two's complement integer of n bytes.
+  void push_long(std::size_t n) {
+    if (n > 8) error("an integer of " + std::to_string(n) + " bytes does not fit in 64 bits");
+    const std::string_view b = take(n);
+    std::uint64_t bits = 0;
+    for (std::size_t i = n; i-- > 0;) bits = bits << 8 | static_cast<std::uint8_t>(b[i]);
+    if (n > 0 && n < 8 && (static_cast<std::uint8_t>(b[n - 1]) & 0x80) != 0) bits |= ~std::uint64_t{0} << (8 * n);
+    push_int(static_cast<std::int64_t>(bits));
+  }
+  void push_string(std::string_view text) {
+    if (utf8_find_invalid(text) != std::string_view::npos) error("a string is not valid UTF-8");
+    PickleValue* v = make(Kind::string);
+    v->text = std::string(text);
+    push(v);
+  }
+
+  void append(PickleValue* list, const std::vector<PickleValue*>& items) {
+    if (list->kind != Kind::list) error(std::string("APPEND to a ") + PickleValue::kind_name(list->kind));
+    list->items.insert(list->items.end(), items.begin(), items.end());
+  }
+
+  // Pairs key, value, key, value...; a key set again replaces its value, as in Python.
+  void set_items(PickleValue* dict, const std::vector<PickleValue*>& pairs) {
+    if (dict->kind != Kind::dict) error(std::string("SETITEM on a ") + PickleValue::kind_name(dict->kind));
+    if (pairs.size() % 2 != 0) error("SETITEMS with an odd number of items");
+    for (std::size_t i = 0; i < pairs.size(); i += 2) {
+      const PickleValue* key = pairs[i];
+      std::string index_key;
+      if (key->kind == Kind::string) {
+        index_key = PickleValue::dict_key(Kind::string, key->text);
+      } else if (key->kind == Kind::integer) {
+        index_key = PickleValue::dict_key(Kind::integer, std::to_string(key->integer));
+      } else {
+        error(std::string("a dict key is a ") + PickleValue::kind_name(key->kind) +
+              " (a checkpoint's dict keys are strings or integers)");
+      }
+      const auto [it, added] = dict->key_index_->emplace(std::move(index_key), dict->items.size());
+      if (added) {
+        dict->keys.push_back(key);
+        dict->items.push_back(pairs[i + 1]);
+      } else {
+        dict->items[it->second] = pairs[i + 1];
+      }
+    }
+  }
+
+  // ---- the only globals: names, never imports ----
+
+  PickleValue* global(const std::string& module, const std::string& name) {
+    PickleValue* v = make(Kind::global);
+    v->text = module + "." + name;
+    if (module == "collections" && name == "OrderedDict") {
+      v->index = ordered_dict;
+    } else if (module == "torch._utils" && name == "_rebuild_tensor_v2") {
+      v->index = rebuild_tensor_v2;
+    } else if (module == "torch" && detail::torch_storage_type(name) != nullptr) {
+      v->index = storage_type;
+    } else {
+      error("global " + quote_untrusted(v->text) +
+            " is not allowed (a checkpoint needs only collections.OrderedDict, torch._utils._rebuild_tensor_v2 and "
+            "torch's storage types); nothing was imported or run");
+    }
+    return v;
+  }
+
+  PickleValue* reduce(PickleValue* callable, PickleValue* args) {
+    if (callable->kind != Kind::global) error(std::string("REDUCE calls a ") + PickleValue::kind_name(callable->kind));
+    if (args->kind != Kind::tuple) error("REDUCE's arguments are not a tuple");
+    if (callable->index == ordered_dict) {
+      if (!args->items.empty()) error("OrderedDict is called with arguments (a checkpoint's start empty)");
+      return make_dict();
+    }
+    if (callable->index == rebuild_tensor_v2) return rebuild_tensor(args->items);
+    error("REDUCE calls " + quote_untrusted(callable->text) + ", which is not callable here");
+  }
+
+  // BUILD sets an object's attributes: a state_dict's OrderedDict carries '_metadata'
+  // (module versions) that way. Nothing here has attributes, so the state is dropped.
+  void build(PickleValue* target, PickleValue* state) {
+    if (target->kind != Kind::dict || state->kind != Kind::dict) {
+      error(std::string("BUILD of a ") + PickleValue::kind_name(target->kind) + " with a " +
+            PickleValue::kind_name(state->kind) + " state (only an OrderedDict's attributes are expected)");
+    }
+  }
+
+  std::int64_t int_arg(const PickleValue* v, const char* what) const {
+    if (v->kind != Kind::integer)
+      error(std::string(what) + " is a " + PickleValue::kind_name(v->kind) + ", not an int");
+    return v->integer;
+  }
+
+  std::vector<std::int64_t> int_tuple(const PickleValue* v, const char* what) const {
+    if (v->kind != Kind::tuple) error(std::string(what) + " is a " + PickleValue::kind_name(v->kind) + ", not a tuple");
+    std::vector<std::int64_t> out;
+    for (const PickleValue* item : v->items) {
+      const std::int64_t x = int_arg(item, what);
+      if (x < 0) error(std::string(what) + " has a negative value");
+      out.push_back(x);
+    }
+    return out;
+  }
+
+  // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+  PickleValue* rebuild_tensor(const std::vector<const PickleValue*>& a) {
+    if (a.size() != 6 && a.size() != 7)
+      error("_rebuild_tensor_v2 takes 6 or 7 arguments, got " + std::to_string(a.size()));
+    if (a[0]->kind != Kind::storage) error("_rebuild_tensor_v2's first argument is not a storage");
+    PickleTensor t;
+    t.storage = a[0]->index;
+    t.offset = int_arg(a[1], "the storage offset");
+    if (t.offset < 0) error("the storage offset is negative");
+    t.shape = int_tuple(a[2], "the tensor's size");
+    t.stride = int_tuple(a[3], "the tensor's stride");
+    if (t.shape.size() != t.stride.size()) error("the tensor's size and stride have different lengths");
+    if (a[4]->kind != Kind::boolean) error("requires_grad is not a bool");
+    if (a[5]->kind != Kind::dict) error("backward_hooks is not a dict");
+    if (a.size() == 7 && a[6]->kind != Kind::dict && a[6]->kind != Kind::none)
+      error("the tensor's metadata is not a dict");
+    PickleValue* v = make(Kind::tensor);
+    v->index = out_.tensors_.size();
+    out_.tensors_.push_back(std::move(t));
+    return v;
+  }
+
+  // BINPERSID's id: ('storage', torch.<Type>Storage, key, location, numel). One key is one
+  // storage wherever it appears, so a second mention must agree with the first.
+  PickleValue* persistent_load(const PickleValue* pid) {
+    const auto& f = pid->items;
+    if (pid->kind != Kind::tuple || f.size() != 5 || f[0]->kind != Kind::string || f[0]->text != "storage") {
+      error("a persistent id that is not ('storage', type, key, location, numel)");
+    }
+    if (f[1]->kind != Kind::global || f[1]->index != storage_type) error("a persistent id without a storage type");
+    if (f[2]->kind != Kind::string || f[2]->text.empty()) error("a storage key that is not a string");
+    if (f[3]->kind != Kind::string) error("a storage location that is not a string");
+    PickleStorage s;
+    s.key = f[2]->text;
+    s.type = f[1]->text.substr(f[1]->text.find('.') + 1);
+    const detail::TorchStorageType* type = detail::torch_storage_type(s.type);
+    s.element_bytes = type->element_bytes;
+    s.dtype = type->dtype;
+    s.location = f[3]->text;
+    s.numel = int_arg(f[4], "the storage's element count");
+    if (s.numel < 0) error("the storage's element count is negative");
+    const auto [it, added] = storage_index_.emplace(s.key, out_.storages_.size());
+    if (added) {
+      out_.storages_.push_back(std::move(s));
+    } else {
+      const PickleStorage& first = out_.storages_[it->second];
+      if (first.type != s.type || first.numel != s.numel) {
+        error("storage " + quote_untrusted(s.key) + " is named twice with different types or sizes");
+      }
+    }
+    PickleValue* v = make(Kind::storage);
+    v->index = it->second;
+    return v;
+  }
+
+  std::string_view bytes_;
+  std::string where_;
+  std::size_t pos_ = 0, op_at_ = 0;
+  std::vector<PickleValue*> stack_;
+  std::vector<std::size_t> marks_;  // stack sizes at each open MARK
+  std::unordered_map<std::uint64_t, PickleValue*> memo_;
+  std::unordered_map<std::string, std::size_t> storage_index_;  // key -> index into storages
+  Pickle out_;
+};
+
+// Unpickles `bytes` (a torch.save archive's data.pkl); `where` names it in errors.
+inline Pickle unpickle(std::string_view bytes, const std::string& where) { return PickleReader(bytes, where).read(); }
+
+}  // namespace smallcoder
+// ---- end smallcoder/io/pickle.hpp ----
+// ---- begin smallcoder/io/zip.hpp ----
+// A strict reader of zip archives whose entries are stored uncompressed (what torch.save
+// writes), so that an entry's bytes can be mapped in place. It reads the end-of-central-
+// directory record (and its zip64 form), then the central directory, checking every offset
+// and size against the file before anything uses it; an entry's local header is read only
+// when the entry itself is asked for, so entries nobody asks for are never touched.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+
+namespace smallcoder {
+
+struct ZipEntry {
+  std::string name;
+  std::uint64_t local_header_offset = 0;
+  std::uint64_t size = 0;  // stored: the same compressed and uncompressed
+};
+
+namespace detail {
+
+// Little-endian fields of a record held in a string, bounds-checked by the caller.
+inline std::uint64_t zip_le(std::string_view bytes, std::size_t at, int width) {
+  std::uint64_t v = 0;
+  for (int i = width - 1; i >= 0; --i) v = v << 8 | static_cast<std::uint8_t>(bytes[at + static_cast<std::size_t>(i)]);
+  return v;
+}
+
+constexpr std::uint32_t zip_local_signature = 0x04034b50;
+constexpr std::uint32_t zip_central_signature = 0x02014b50;
+constexpr std::uint32_t zip_end_signature = 0x06054b50;
+constexpr std::uint32_t zip64_end_signature = 0x06064b50;
+constexpr std::uint32_t zip64_locator_signature = 0x07064b50;
+constexpr std::size_t zip_local_bytes = 30, zip_central_bytes = 46, zip_end_bytes = 22;
+constexpr std::size_t zip64_end_bytes = 56, zip64_locator_bytes = 20;
+constexpr std::size_t zip_max_comment = 65535;
+
+inline const char* zip_method_name(std::uint64_t method) {
+  switch (method) {
+    case 8:
+      return "deflate";
+    case 9:
+      return "deflate64";
+    case 12:
+      return "bzip2";
+    case 14:
+      return "lzma";
+    case 93:
+      return "zstd";
+    default:
+      return "compression";
+  }
+}
+
+}  // namespace detail
+
+class ZipArchive {
+ public:
+  // About 100 bytes per entry: a checkpoint's directory is kilobytes.
+  static constexpr std::uint64_t max_directory_bytes = std::uint64_t{64} << 20;
+
+  static ZipArchive open(const std::string& path) { return ZipArchive(ReadOnlyFile::open(path)); }
+
+  explicit ZipArchive(std::shared_ptr<const ReadOnlyFile> file) : file_(std::move(file)) {
+    const Directory dir = find_directory();
+    read_directory(dir);
+  }
+
+  const std::vector<ZipEntry>& entries() const { return entries_; }  // central-directory order
+
+  const ZipEntry* find(std::string_view name) const {
+    const auto it = index_.find(std::string(name));
+    return it == index_.end() ? nullptr : &entries_[it->second];
+  }
+
+  const ZipEntry& get(std::string_view name) const {
+    const ZipEntry* entry = find(name);
+    if (entry == nullptr) fail(path(), "the archive has no entry " + quote_untrusted(name));
+    return *entry;
+  }
+
+  // The file offset of the entry's first byte, from its local header (which must agree
+  // with the central directory); the bytes lie before the central directory.
+  std::uint64_t data_offset(const ZipEntry& entry) const {
+    const std::string where = path() + ": entry " + quote_untrusted(entry.name);
+    const std::string head = file_->read(entry.local_header_offset, detail::zip_local_bytes);
+    if (detail::zip_le(head, 0, 4) != detail::zip_local_signature) {
+      fail(where, "no local header at offset " + std::to_string(entry.local_header_offset));
+    }
+    if (detail::zip_le(head, 8, 2) != 0) fail(where, "the local header says the entry is compressed");
+    const std::uint64_t name_bytes = detail::zip_le(head, 26, 2), extra_bytes = detail::zip_le(head, 28, 2);
+    const std::uint64_t name_at = entry.local_header_offset + detail::zip_local_bytes;
+    if (name_bytes != entry.name.size() || file_->read(name_at, entry.name.size()) != entry.name) {
+      fail(where, "the local header names another entry");
+    }
+    const std::uint64_t begin = name_at + name_bytes + extra_bytes;
+    if (begin > directory_offset_ || entry.size > directory_offset_ - begin) {
+      fail(where, std::to_string(entry.size) + " bytes at offset " + std::to_string(begin) +
+                      " run into the central directory (at " + std::to_string(directory_offset_) + ")");
+    }
+    return begin;
+  }
+
+  // The entry's bytes, copied (for small entries: a pickle, a version string).
+  std::string read(const ZipEntry& entry) const {
+    return file_->read(data_offset(entry), static_cast<std::size_t>(entry.size));
+  }
+
+  // Bytes [begin, begin + n) of the entry, mapped in place.
+  std::shared_ptr<const MappedFile> map(const ZipEntry& entry, std::uint64_t begin, std::size_t n) const {
+    if (begin > entry.size || n > entry.size - begin) {
+      fail(path() + ": entry " + quote_untrusted(entry.name), std::to_string(n) + " bytes at offset " +
+                                                                  std::to_string(begin) + " lie past its end (" +
+                                                                  std::to_string(entry.size) + " bytes)");
+    }
+    return file_->map(data_offset(entry) + begin, n);
+  }
+
+  const std::string& path() const { return file_->path(); }
+
+ private:
+  struct Directory {
+    std::uint64_t offset = 0, bytes = 0, entries = 0;
+    std::uint64_t end = 0;  // where the records after the directory start
+  };
+
+  // The end-of-central-directory record: the last 22 bytes plus a comment of up to 64 KiB,
+  // so the signature is searched backwards from the end; the comment must reach the end
+  // exactly. Archives of more than 65535 entries or 4 GiB add the zip64 records before it.
+  Directory find_directory() const {
+    const std::uint64_t size = file_->size();
+    if (size < detail::zip_end_bytes) {
+      fail(path(), "not a zip archive: " + std::to_string(size) + " bytes, less than an end-of-directory record");
+    }
+    const std::uint64_t tail_bytes = std::min<std::uint64_t>(size, detail::zip_end_bytes + detail::zip_max_comment);
+    const std::string tail = file_->read(size - tail_bytes, static_cast<std::size_t>(tail_bytes));
+    std::size_t at = tail.size() - detail::zip_end_bytes;
+    for (;; --at) {
+      if (detail::zip_le(tail, at, 4) == detail::zip_end_signature &&
+          detail::zip_le(tail, at + 20, 2) == tail.size() - at - detail::zip_end_bytes) {
+        break;
+      }
+      if (at == 0) {
+        fail(path(),
+             "not a zip archive (no end-of-central-directory record): truncated, or not a torch.save file "
+             "of torch 1.6 or later");
+      }
+    }
+    const std::uint64_t end_offset = size - tail_bytes + at;
+    if (detail::zip_le(tail, at + 4, 2) != 0 || detail::zip_le(tail, at + 6, 2) != 0) {
+      fail(path(), "multi-disk (split) zip archives are not supported");
+    }
+    Directory dir;
+    dir.entries = detail::zip_le(tail, at + 10, 2);
+    dir.bytes = detail::zip_le(tail, at + 12, 4);
+    dir.offset = detail::zip_le(tail, at + 16, 4);
+    dir.end = end_offset;
+    if (detail::zip_le(tail, at + 8, 2) != dir.entries) fail(path(), "the directory's entry counts disagree");
+    const bool has_locator = end_offset >= detail::zip64_locator_bytes &&
+                             detail::zip_le(file_->read(end_offset - detail::zip64_locator_bytes, 4), 0, 4) ==
+                                 detail::zip64_locator_signature;
+    if (has_locator) {
+      read_zip64_directory(end_offset - detail::zip64_locator_bytes, dir);
+    } else if (dir.entries == 0xffff || dir.bytes == 0xffffffff || dir.offset == 0xffffffff) {
+      fail(path(), "the end-of-directory record needs zip64 records, and there are none");
+    }
+    if (dir.offset > dir.end || dir.bytes > dir.end - dir.offset) {
+      fail(path(), "the central directory (" + std::to_string(dir.bytes) + " bytes at offset " +
+                       std::to_string(dir.offset) + ") runs past its end record at " + std::to_string(dir.end) +
+                       " (truncated archive?)");
+    }
+    if (dir.entries > dir.bytes / detail::zip_central_bytes) {
+      fail(path(), std::to_string(dir.entries) + " entries cannot fit in a central directory of " +
+                       std::to_string(dir.bytes) + " bytes");
+    }
+    return dir;
+  }
+
+  void read_zip64_directory(std::uint64_t locator_offset, Directory& dir) const {
+    const std::string locator = file_->read(locator_offset, detail::zip64_locator_bytes);
+    if (detail::zip_le(locator, 4, 4) != 0 || detail::zip_le(locator, 16, 4) > 1) {
+      fail(path(), "multi-disk (split) zip archives are not supported");
+    }
+    const std::uint64_t record_offset = detail::zip_le(locator, 8, 8);
+    if (record_offset > locator_offset || locator_offset - record_offset < detail::zip64_end_bytes) {
+      fail(path(), "the zip64 end-of-directory record at offset " + std::to_string(record_offset) +
+                       " does not lie before its locator at " + std::to_string(locator_offset));
+    }
+    const std::string record = file_->read(record_offset, detail::zip64_end_bytes);
+    if (detail::zip_le(record, 0, 4) != detail::zip64_end_signature) {
+      fail(path(), "no zip64 end-of-directory record at offset " + std::to_string(record_offset));
+    }
+    if (detail::zip_le(record, 16, 4) != 0 || detail::zip_le(record, 20, 4) != 0) {
+      fail(path(), "multi-disk (split) zip archives are not supported");
+    }
+    dir.entries = detail::zip_le(record, 32, 8);
+    if (detail::zip_le(record, 24, 8) != dir.entries) fail(path(), "the zip64 directory's entry counts disagree");
+    dir.bytes = detail::zip_le(record, 40, 8);
+    dir.offset = detail::zip_le(record, 48, 8);
+    dir.end = record_offset;
+  }
+
+  void read_directory(const Directory& dir) {
+    if (dir.bytes > max_directory_bytes) {
+      fail(path(), "the central directory is " + std::to_string(dir.bytes) + " bytes, more than the " +
+                       std::to_string(max_directory_bytes) + " this reader accepts");
+    }
+    const std::string bytes = file_->read(dir.offset, static_cast<std::size_t>(dir.bytes));
+    directory_offset_ = dir.offset;
+    entries_.reserve(static_cast<std::size_t>(dir.entries));
+    std::size_t at = 0;
+    for (std::uint64_t i = 0; i < dir.entries; ++i) {
+      const std::string where = path() + ": central directory entry " + std::to_string(i);
+      if (bytes.size() - at < detail::zip_central_bytes) fail(where, "runs past the end of the directory");
+      if (detail::zip_le(bytes, at, 4) != detail::zip_central_signature) fail(where, "has no entry signature");
+      const std::size_t name_bytes = detail::zip_le(bytes, at + 28, 2), extra_bytes = detail::zip_le(bytes, at + 30, 2);
+      const std::size_t comment_bytes = detail::zip_le(bytes, at + 32, 2);
+      const std::size_t record_bytes = detail::zip_central_bytes + name_bytes + extra_bytes + comment_bytes;
+      if (bytes.size() - at < record_bytes) fail(where, "runs past the end of the directory");
+      ZipEntry entry;
+      entry.name = bytes.substr(at + detail::zip_central_bytes, name_bytes);
+      const std::string named = path() + ": entry " + quote_untrusted(entry.name);
+      if (entry.name.empty() || entry.name.find('\0') != std::string::npos) fail(where, "has an empty or invalid name");
+      if ((detail::zip_le(bytes, at + 8, 2) & 1) != 0) fail(named, "is encrypted");
+      const std::uint64_t method = detail::zip_le(bytes, at + 10, 2);
+      if (method != 0) {
+        fail(named, std::string("is compressed (method ") + std::to_string(method) + ", " +
+                        detail::zip_method_name(method) +
+                        "); only stored entries can be mapped in place (torch.save never compresses)");
+      }
+      std::uint64_t compressed = detail::zip_le(bytes, at + 20, 4), size = detail::zip_le(bytes, at + 24, 4);
+      std::uint64_t disk = detail::zip_le(bytes, at + 34, 2), offset = detail::zip_le(bytes, at + 42, 4);
+      read_zip64_extra(std::string_view(bytes).substr(at + detail::zip_central_bytes + name_bytes, extra_bytes), size,
+                       compressed, offset, disk, named);
+      if (disk != 0) fail(named, "lies on another disk of a split archive");
+      if (compressed != size) fail(named, "is stored, yet its compressed and uncompressed sizes differ");
+      // The entry (its fixed local header, its name and its bytes) must lie before the directory.
+      const std::uint64_t fixed = detail::zip_local_bytes + entry.name.size();
+      if (offset > dir.offset || fixed > dir.offset - offset || size > dir.offset - offset - fixed) {
+        fail(named, std::to_string(size) + " bytes at local header offset " + std::to_string(offset) +
+                        " run past the start of the central directory (" + std::to_string(dir.offset) + ")");
+      }
+      entry.local_header_offset = offset;
+      entry.size = size;
+      if (!index_.emplace(entry.name, entries_.size()).second) fail(named, "appears twice in the archive");
+      entries_.push_back(std::move(entry));
+      at += record_bytes;
+    }
+  }
+
+  // The zip64 extended-information field holds, in this order, the sizes and the offset
+  // whose 32-bit fields are saturated (and the disk, when its 16-bit field is).
+  static void read_zip64_extra(std::string_view extra, std::uint64_t& size, std::uint64_t& compressed,
+                               std::uint64_t& offset, std::uint64_t& disk, const std::string& where) {
+    for (std::size_t at = 0; at < extra.size();) {
+      if (extra.size() - at < 4) fail(where, "has a truncated extra field");
+      const std::uint64_t id = detail::zip_le(extra, at, 2);
+      const std::size_t length = detail::zip_le(extra, at + 2, 2);
+      if (extra.size() - at - 4 < length) fail(where, "has an extra field that runs past its end");
+      if (id == 1) {
+        std::string_view field = extra.substr(at + 4, length);
+        auto take = [&](std::uint64_t& value, std::uint64_t saturated, int width) {
+          if (value != saturated) return;
+          if (field.size() < static_cast<std::size_t>(width)) fail(where, "has a zip64 field too short for its values");
+          value = detail::zip_le(field, 0, width);
+          field.remove_prefix(static_cast<std::size_t>(width));
+        };
+        take(size, 0xffffffff, 8);
+        take(compressed, 0xffffffff, 8);
+        take(offset, 0xffffffff, 8);
+        take(disk, 0xffff, 4);
+      }
+      at += 4 + length;
+    }
+  }
+
+  std::shared_ptr<const ReadOnlyFile> file_;
+  std::uint64_t directory_offset_ = 0;
+  std::vector<ZipEntry> entries_;
+  std::unordered_map<std::string, std::size_t> index_;  // name -> index into entries_
+};
+
+}  // namespace smallcoder
+// ---- end smallcoder/io/zip.hpp ----
+
+namespace smallcoder {
+
+// A tensor of the state_dict, mapped from the archive as it is stored.
+struct TorchTensorData {
+  DType dtype = DType::f32;
+  std::vector<std::int64_t> shape;
+  const std::byte* data = nullptr;
+  std::size_t bytes = 0;
+  std::shared_ptr<const MappedFile> mapping;  // keeps `data` valid
+};
+
+namespace detail {
+
+// The highest element index a strided view touches, plus one (0 for an empty tensor);
+// nullopt when that does not fit in 64 bits.
+inline std::optional<std::uint64_t> torch_tensor_extent(const PickleTensor& t) {
+  constexpr std::uint64_t max = std::numeric_limits<std::int64_t>::max();
+  std::uint64_t last = static_cast<std::uint64_t>(t.offset);
+  for (std::size_t i = 0; i < t.shape.size(); ++i) {
+    if (t.shape[i] == 0) return 0;
+    const auto steps = static_cast<std::uint64_t>(t.shape[i] - 1), stride = static_cast<std::uint64_t>(t.stride[i]);
+    if (stride != 0 && steps > (max - last) / stride) return std::nullopt;
+    last += steps * stride;
+  }
+  return last + 1;
+}
+
+inline std::string torch_describe(const PickleTensor& t) {
+  return "size " + format_shape(t.shape) + ", stride " + format_shape(t.stride) + ", storage offset " +
+         std::to_string(t.offset);
+}
+
+// Row-major with no gaps (torch's is_contiguous: dimensions of size 1 may have any stride).
+inline bool torch_is_contiguous(const PickleTensor& t) {
+  std::int64_t expected = 1;
+  for (std::size_t i = t.shape.size(); i-- > 0;) {
+    if (t.shape[i] != 1 && t.stride[i] != expected) return false;
+    expected *= t.shape[i];
+  }
+  return true;
+}
+
+// Plain data of the pickle as JSON text (a config dict), so that the config reader for
+// config.json reads it; tensors and globals have no JSON form. The depth limit stops
+// self-referencing lists, which a pickle can build.
+inline void pickle_to_json(const PickleValue& v, std::string& out, int depth, const std::string& where) {
+  using Kind = PickleValue::Kind;
+  if (depth > 32) fail(where, "nests deeper than 32 levels (or refers to itself)");
+  switch (v.kind) {
+    case Kind::none:
+      out += "null";
+      return;
+    case Kind::boolean:
+      out += v.boolean ? "true" : "false";
+      return;
+    case Kind::integer:
+      out += std::to_string(v.integer);
+      return;
+    case Kind::floating: {
+      char buffer[32];
+      const auto result = std::to_chars(buffer, buffer + sizeof buffer, v.floating);
+      const std::string text(buffer, result.ptr);
+      // JSON has no inf or nan: as strings they fail where a number is read, and are ignored elsewhere.
+      out += v.floating - v.floating == 0 ? text : json_quote(text);
+      return;
+    }
+    case Kind::string:
+      out += json_quote(v.text);
+      return;
+    case Kind::tuple:
+    case Kind::list:
+      out += '[';
+      for (std::size_t i = 0; i < v.items.size(); ++i) {
+        if (i > 0) out += ',';
+        pickle_to_json(*v.items[i], out, depth + 1, where);
+      }
+      out += ']';
+      return;
+    case Kind::dict:
+      out += '{';
+      for (std::size_t i = 0; i < v.items.size(); ++i) {
+        if (i > 0) out += ',';
+        const PickleValue& key = *v.keys[i];
+        out += json_quote(key.kind == Kind::string ? key.text : std::to_string(key.integer));
+        out += ':';
+        pickle_to_json(*v.items[i], out, depth + 1, where);
+      }
+      out += '}';
+      return;
+    default:
+      fail(where, std::string("holds a ") + PickleValue::kind_name(v.kind) + ", which is not plain data");
+  }
+}
+
+}  // namespace detail
+
+class TorchCheckpoint {
+ public:
+  // A checkpoint's pickle is kilobytes (a few hundred bytes per tensor); this bounds what a
+  // hostile archive can make the reader allocate.
+  static constexpr std::uint64_t max_pickle_bytes = std::uint64_t{16} << 20;
+
+  static TorchCheckpoint open(const std::string& path) { return TorchCheckpoint(ReadOnlyFile::open(path)); }
+
+  explicit TorchCheckpoint(const std::shared_ptr<const ReadOnlyFile>& file) : zip_(check_not_legacy(file)) {
+    const std::vector<ZipEntry>& entries = zip_.entries();
+    if (entries.empty()) fail(path(), "the archive is empty (no data.pkl)");
+    // The archive's folder is the saved file's base name ("archive" when saved to a buffer).
+    const std::string& first = entries.front().name;
+    folder_ = first.substr(0, first.find('/'));
+    for (const ZipEntry& e : entries) {
+      if (e.name.size() <= folder_.size() || e.name.compare(0, folder_.size() + 1, folder_ + "/") != 0) {
+        fail(path(), "entry " + quote_untrusted(e.name) + " lies outside the archive's folder " +
+                         quote_untrusted(folder_) + " (not a torch.save archive)");
+      }
+    }
+    if (const ZipEntry* order = zip_.find(folder_ + "/byteorder")) {
+      if (order->size > 16 || zip_.read(*order) != "little") {
+        fail(path(), "the archive's byteorder is not 'little': big-endian checkpoints are not supported");
+      }
+    }
+    const ZipEntry& data = zip_.get(folder_ + "/data.pkl");
+    if (data.size > max_pickle_bytes) {
+      fail(path(), "data.pkl is " + std::to_string(data.size) + " bytes; a checkpoint's is kilobytes (limit " +
+                       std::to_string(max_pickle_bytes) + ")");
+    }
+    pickle_ = unpickle(zip_.read(data), path() + ": data.pkl");
+    check_storages();
+    find_state_dict();
+    for (const auto& [name, value] : state_dict_) check_tensor(*value, "tensor " + quote_untrusted(name));
+    for (const PickleTensor& t : pickle_.tensors()) check_bounds(t, "a tensor");
+  }
+
+  const std::string& path() const { return zip_.path(); }
+  const Pickle& pickle() const { return pickle_; }
+  const ZipArchive& archive() const { return zip_; }
+  // The zip entry holding a storage's bytes.
+  const ZipEntry& storage_entry(const PickleStorage& s) const { return zip_.get(folder_ + "/data/" + s.key); }
+
+  // The state_dict's entries in file order: a training checkpoint's 'model_state_dict', or
+  // the whole pickle when it is a state_dict itself.
+  const std::vector<std::pair<std::string, const PickleValue*>>& state_dict() const { return state_dict_; }
+  bool is_training_checkpoint() const { return root_dict_ != nullptr; }
+
+  // The model's config from the training checkpoint's 'config' dict (the original
+  // SmallCoderConfig's attributes, Hugging Face's names); nullopt when there is none.
+  std::optional<ModelConfig> model_config() const {
+    const PickleValue* config = root_dict_ == nullptr ? nullptr : root_dict_->find("config");
+    if (config == nullptr) return std::nullopt;
+    const std::string where = path() + ": config";
+    if (config->kind != PickleValue::Kind::dict) {
+      fail(where, std::string("is a ") + PickleValue::kind_name(config->kind) + ", not a dict");
+    }
+    std::string json;
+    detail::pickle_to_json(*config, json, 0, where);
+    // SmallCoderConfig ties the embeddings unless told otherwise; Hugging Face's default is the opposite.
+    if (config->find("tie_word_embeddings") == nullptr) {
+      json.insert(1, config->items.empty() ? "\"tie_word_embeddings\":true" : "\"tie_word_embeddings\":true,");
+    }
+    ModelConfig c = config_from_hf_json(parse_json(json, where), where);
+    const PickleValue* name = root_dict_->find("variant_name");
+    if (name != nullptr && name->kind == PickleValue::Kind::string) c.name = name->text;
+    return c;
+  }
+
+  // Whether the state_dict's tensors `a` and `b` are one tensor (torch saves a tied
+  // parameter under each of its names, pointing at the same storage).
+  bool same_tensor(std::string_view a, std::string_view b) const {
+    const PickleValue *x = find(a), *y = find(b);
+    if (x == nullptr || y == nullptr) return false;
+    const PickleTensor &s = pickle_.tensors()[x->index], &t = pickle_.tensors()[y->index];
+    return s.storage == t.storage && s.offset == t.offset && s.shape == t.shape && s.stride == t.stride;
+  }
+
+  // Maps the bytes of the state_dict's tensor `name`; it must be float32, bfloat16 or
+  // float16 and contiguous (any storage offset).
+  TorchTensorData map_tensor(std::string_view name) const {
+    const std::string where = path() + ": tensor " + quote_untrusted(name);
+    const PickleValue* value = find(name);
+    if (value == nullptr) fail(path(), "missing tensor " + quote_untrusted(name) + describe_keys());
+    const PickleTensor& t = pickle_.tensors()[value->index];
+    const PickleStorage& s = pickle_.storages()[t.storage];
+    if (!s.dtype) {
+      fail(where, "is stored as torch." + s.type + "; model weights must be float32, bfloat16 or float16");
+    }
+    if (!detail::torch_is_contiguous(t)) {
+      fail(where, "is not contiguous (" + detail::torch_describe(t) + "): save it after .contiguous()");
+    }
+    std::uint64_t numel = 1;  // no overflow: the bounds check at open capped the extent of every tensor
+    for (std::int64_t d : t.shape) numel *= static_cast<std::uint64_t>(d);
+    TorchTensorData out;
+    out.dtype = *s.dtype;
+    out.shape = t.shape;
+    out.bytes = static_cast<std::size_t>(numel * s.element_bytes);
+    out.mapping = zip_.map(storage_entry(s), static_cast<std::uint64_t>(t.offset) * s.element_bytes, out.bytes);
+    out.data = out.mapping->data();
+    // Mappings start on page boundaries, so the address has the file offset's alignment.
+    if (reinterpret_cast<std::uintptr_t>(out.data) % s.element_bytes != 0) {
+      fail(where, "its data is not aligned to its " + std::to_string(s.element_bytes) + "-byte elements");
+    }
+    return out;
+  }
+
+ private:
+  // torch.save before 1.6 (or with _use_new_zipfile_serialization=False) wrote a bare
+  // pickle stream, whose first bytes are pickle's PROTO opcode.
+  static std::shared_ptr<const ReadOnlyFile> check_not_legacy(const std::shared_ptr<const ReadOnlyFile>& file) {
+    if (file->size() >= 2 && file->read(0, 1) == "\x80") {
+      fail(file->path(),
+           "a torch.save file in the legacy format (torch before 1.6, or "
+           "_use_new_zipfile_serialization=False): load it and save it again with a newer torch");
+    }
+    return file;
+  }
+
+  // Every storage the pickle names must be an entry of exactly its size.
+  void check_storages() const {
+    for (const PickleStorage& s : pickle_.storages()) {
+      const ZipEntry* entry = zip_.find(folder_ + "/data/" + s.key);
+      const std::string what = "storage " + quote_untrusted(s.key) + " (torch." + s.type + ")";
+      if (entry == nullptr)
+        fail(path(), what + " has no entry " + quote_untrusted("data/" + s.key) + " in the archive");
+      if (entry->size % s.element_bytes != 0 || static_cast<std::uint64_t>(s.numel) != entry->size / s.element_bytes) {
+        fail(path(), what + " has " + std::to_string(s.numel) + " elements of " + std::to_string(s.element_bytes) +
+                         " bytes, but its entry holds " + std::to_string(entry->size) + " bytes");
+      }
+    }
+  }
+
+  void check_bounds(const PickleTensor& t, const std::string& what) const {
+    const PickleStorage& s = pickle_.storages()[t.storage];
+    const std::optional<std::uint64_t> extent = detail::torch_tensor_extent(t);
+    if (!extent || *extent > static_cast<std::uint64_t>(s.numel)) {
+      fail(path(), what + " (" + detail::torch_describe(t) + ") reaches past the end of its storage " +
+                       quote_untrusted(s.key) + " of " + std::to_string(s.numel) + " elements");
+    }
+  }
+
+  void check_tensor(const PickleValue& v, const std::string& what) const {
+    if (v.kind == PickleValue::Kind::tensor) check_bounds(pickle_.tensors()[v.index], what);
+  }
+
+  // The root is either a dict with 'model_state_dict' (the original training scripts' format)
+  // or a state_dict: a dict of tensors.
+  void find_state_dict() {
+    using Kind = PickleValue::Kind;
+    const PickleValue& root = pickle_.root();
+    if (root.kind != Kind::dict) {
+      fail(path(), std::string("data.pkl holds a ") + PickleValue::kind_name(root.kind) +
+                       ", not a state_dict or a checkpoint dict");
+    }
+    const PickleValue* states = root.find("model_state_dict");
+    if (states != nullptr) {
+      root_dict_ = &root;
+      if (states->kind != Kind::dict) {
+        fail(path(), std::string("'model_state_dict' is a ") + PickleValue::kind_name(states->kind) + ", not a dict");
+      }
+    } else {
+      states = &root;
+      bool all_tensors = !root.items.empty();
+      for (const PickleValue* v : root.items) all_tensors = all_tensors && v->kind == Kind::tensor;
+      if (!all_tensors) {
+        fail(path(), "holds neither a state_dict (a dict of tensors) nor a dict with 'model_state_dict'" +
+                         describe_keys(&root));
+      }
+    }
+    for (std::size_t i = 0; i < states->items.size(); ++i) {
+      if (states->keys[i]->kind == Kind::string) state_dict_.emplace_back(states->keys[i]->text, states->items[i]);
+    }
+  }
+
+  const PickleValue* find(std::string_view name) const {
+    const PickleValue* dict = root_dict_ == nullptr ? &pickle_.root() : root_dict_->find("model_state_dict");
+    const PickleValue* v = dict->find(name);
+    return v != nullptr && v->kind == PickleValue::Kind::tensor ? v : nullptr;
+  }
+
+  // " (the state_dict has N tensors: 'a', 'b', ...)": what the file holds instead, for a
+  // missing name.
+  std::string describe_keys(const PickleValue* dict = nullptr) const {
+    std::string out;
+    std::size_t n = 0;
+    if (dict != nullptr) {
+      for (const PickleValue* key : dict->keys) {
+        if (key->kind == PickleValue::Kind::string && n++ < 4) out += (n > 1 ? ", " : "") + quote_untrusted(key->text);
+      }
+      return " (its keys: " + out + (n > 4 ? ", ..." : "") + ")";
+    }
+    for (const auto& entry : state_dict_) {
+      if (n++ < 4) out += (n > 1 ? ", " : "") + quote_untrusted(entry.first);
+    }
+    return " (the state_dict has " + std::to_string(state_dict_.size()) + " entries" + (n > 0 ? ": " : "") + out +
+           (n > 4 ? ", ..." : "") + "; is it a SmallCoder/Llama model?)";
+  }
+
+  ZipArchive zip_;
+  std::string folder_;
+  Pickle pickle_;
+  const PickleValue* root_dict_ = nullptr;  // the training checkpoint's dict, when it is one
+  std::vector<std::pair<std::string, const PickleValue*>> state_dict_;
+};
+
+}  // namespace smallcoder
+// ---- end smallcoder/io/torch_checkpoint.hpp ----
 
 namespace smallcoder {
 
@@ -4312,7 +5616,7 @@ struct Checkpoint {
   std::shared_ptr<const Tokenizer> tokenizer;
   ModelWeights weights;
   std::string source;  // the path it came from, or "random init (seed N)"
-  std::string format;  // "safetensors", "gguf" or "random"
+  std::string format;  // "safetensors", "gguf", "pt" or "random"
   DType dtype = DType::f32;  // the type of the weight matrices (of the embedding, when mixed)
 };
 
@@ -4332,18 +5636,29 @@ inline bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+inline bool is_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// A Hugging Face-named tensor (outermost dimension first) must have the slot's shape.
+inline void check_hf_shape(const std::string& path, const std::string& name, const std::vector<std::int64_t>& shape,
+                           const WeightSlot& slot) {
+  const std::vector<std::int64_t> expected =
+      slot.is_vector() ? std::vector<std::int64_t>{slot.cols} : std::vector<std::int64_t>{slot.rows, slot.cols};
+  if (shape != expected) {
+    fail(path,
+         "tensor '" + name + "' has shape " + format_shape(shape) + " but the config needs " + format_shape(expected));
+  }
+}
+
 // Binds every tensor of the model to the file's tensors, checking names and shapes.
 inline ModelWeights bind_safetensors(const ModelConfig& config, const SafeTensors& file) {
   ModelWeights w;
   for_each_weight(config, w, [&](const WeightSlot& slot) {
     const std::string name = hf_tensor_name(slot);
     const SafeTensorInfo& t = file.get(name);
-    const std::vector<std::int64_t> expected =
-        slot.is_vector() ? std::vector<std::int64_t>{slot.cols} : std::vector<std::int64_t>{slot.rows, slot.cols};
-    if (t.shape != expected) {
-      fail(file.file()->path(), "tensor '" + name + "' has shape " + format_shape(t.shape) + " but the config needs " +
-                                    format_shape(expected));
-    }
+    check_hf_shape(file.file()->path(), name, t.shape, slot);
     *slot.view = TensorView{t.dtype, slot.rows, slot.cols, t.data};
   });
   tie_output_if_needed(config, w);
@@ -4377,6 +5692,37 @@ inline ModelWeights bind_gguf(const ModelConfig& config, const Gguf& file) {
   return w;
 }
 
+// Binds every tensor of the model to the state_dict's tensors, each mapped from the
+// archive as stored. The state_dict may hold nothing else: a tensor the config does not
+// use means another architecture or a config that does not fit it. Allowed besides: the
+// tied head under its own name (torch saves tied parameters under both) and RoPE's
+// inverse-frequency buffers, which are derived from the config.
+inline ModelWeights bind_torch(const ModelConfig& config, const TorchCheckpoint& file) {
+  ModelWeights w;
+  std::unordered_set<std::string> used;
+  for_each_weight(config, w, [&](const WeightSlot& slot) {
+    const std::string name = hf_tensor_name(slot);
+    TorchTensorData t = file.map_tensor(name);
+    check_hf_shape(file.path(), name, t.shape, slot);
+    *slot.view = TensorView{t.dtype, slot.rows, slot.cols, t.data};
+    w.owners.push_back(std::move(t.mapping));
+    used.insert(name);
+  });
+  for (const auto& entry : file.state_dict()) {
+    const std::string& name = entry.first;
+    if (used.count(name) != 0 || ends_with(name, "rotary_emb.inv_freq")) continue;
+    if (name == "lm_head.weight" && config.tie_word_embeddings && file.same_tensor(name, "model.embed_tokens.weight")) {
+      continue;
+    }
+    fail(file.path(), "the state_dict holds " + quote_untrusted(name) + ", which a " +
+                          std::to_string(config.num_layers) + "-layer model of hidden size " +
+                          std::to_string(config.hidden_size) +
+                          " does not have: it belongs to another architecture or config");
+  }
+  tie_output_if_needed(config, w);
+  return w;
+}
+
 inline void check_vocab(const Checkpoint& c, const std::string& path) {
   if (c.tokenizer->vocab_size() > c.config.vocab_size) {
     fail(path, "the tokenizer has " + std::to_string(c.tokenizer->vocab_size()) + " pieces but the model only " +
@@ -4404,13 +5750,54 @@ inline Checkpoint read_gguf(const std::string& path, const std::string& tokenize
   return c;
 }
 
+// A .pt file: the config from the training checkpoint's pickled 'config', else the preset
+// `variant` names, else config.json beside the file; no tokenizer is inside (the original
+// project loaded CodeLlama's), so it comes from tokenizer_path or tokenizer.model beside it.
+inline Checkpoint read_pt(const std::string& path, const std::string& tokenizer_path, const std::string& variant) {
+  const TorchCheckpoint file = TorchCheckpoint::open(path);
+  const std::string folder = parent_folder(path);
+  const std::string file_name = path.substr(path.find_last_of('/') + 1);
+  Checkpoint c;
+  if (std::optional<ModelConfig> config = file.model_config()) {
+    c.config = *config;
+    if (c.config.name.empty()) c.config.name = file_name.substr(0, file_name.find_last_of('.'));
+  } else if (!variant.empty()) {
+    c.config = variant_preset(variant);
+  } else if (is_file(folder + "/config.json")) {
+    c.config = load_hf_config(folder + "/config.json");
+    c.config.name = file_name.substr(0, file_name.find_last_of('.'));
+  } else {
+    fail(path,
+         "holds no config (a bare state_dict): put its config.json beside it, or name its variant (--variant, "
+         "LoadOptions::variant)");
+  }
+  c.weights = bind_torch(c.config, file);
+  const std::string tokenizer = tokenizer_path.empty() ? folder + "/tokenizer.model" : tokenizer_path;
+  if (tokenizer_path.empty() && !is_file(tokenizer)) {
+    fail(path,
+         "a .pt checkpoint holds no tokenizer and there is no tokenizer.model beside it: pass --tokenizer "
+         "(LoadOptions::tokenizer_path); the original project used CodeLlama's, the Llama 2 vocabulary");
+  }
+  c.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file(tokenizer));
+  check_vocab(c, path);
+  c.source = path;
+  c.format = "pt";
+  c.dtype = c.weights.embed.dtype;
+  return c;
+}
+
 }  // namespace detail
 
 // The tokenizer comes from tokenizer_path where given, else from the model (beside a
-// safetensors file, inside a GGUF file).
-inline Checkpoint read_checkpoint(const std::string& path, const std::string& tokenizer_path = {}) {
+// safetensors or .pt file, inside a GGUF file). `variant` names the preset whose shape a
+// checkpoint without a config has (a .pt state_dict); checkpoints with a config ignore it.
+inline Checkpoint read_checkpoint(const std::string& path, const std::string& tokenizer_path = {},
+                                  const std::string& variant = {}) {
   std::string folder, weights_path;
   if (!detail::is_directory(path) && detail::ends_with(path, ".gguf")) return detail::read_gguf(path, tokenizer_path);
+  if (!detail::is_directory(path) && (detail::ends_with(path, ".pt") || detail::ends_with(path, ".pth"))) {
+    return detail::read_pt(path, tokenizer_path, variant);
+  }
   if (detail::is_directory(path)) {
     folder = path;
     weights_path = path + "/model.safetensors";
@@ -4420,8 +5807,9 @@ inline Checkpoint read_checkpoint(const std::string& path, const std::string& to
   } else {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) fail(path, "no such file or folder");
-    fail(path, "not a model: expected a folder with config.json and model.safetensors, a .safetensors file, or a "
-               ".gguf file");
+    fail(path,
+         "not a model: expected a folder with config.json and model.safetensors, a .safetensors file, a "
+         ".gguf file, or a PyTorch .pt/.pth checkpoint");
   }
   Checkpoint c;
   c.config = load_hf_config(folder + "/config.json");
@@ -4645,6 +6033,7 @@ namespace smallcoder {
 
 struct LoadOptions {
   std::string tokenizer_path;  // empty: tokenizer.model beside the weights
+  std::string variant;         // the preset a checkpoint without a config is (a bare state_dict .pt)
   std::optional<DType> dtype;  // re-store the weight matrices in this type (copies them)
   int threads = 0;             // for conversions; 0: one per physical core
 };
@@ -4652,7 +6041,7 @@ struct LoadOptions {
 // Reads the model at `path` and re-stores its matrices in options.dtype where given (each
 // tensor already in that type is kept as it is).
 inline Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options = {}) {
-  Checkpoint c = read_checkpoint(path, options.tokenizer_path);
+  Checkpoint c = read_checkpoint(path, options.tokenizer_path, options.variant);
   if (options.dtype) {
     convert_weights(c.config, c.weights, *options.dtype, options.threads);
     c.dtype = c.weights.embed.dtype;

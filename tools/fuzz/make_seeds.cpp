@@ -5,9 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "../../tests/support/pt_writer.hpp"
 #include "smallcoder/io/gguf_writer.hpp"
-#include "smallcoder/model/save_gguf.hpp"
 #include "smallcoder/io/safetensors_writer.hpp"
+#include "smallcoder/model/save_gguf.hpp"
 #include "smallcoder/smallcoder.hpp"
 
 using namespace smallcoder;
@@ -134,6 +135,30 @@ int main(int argc, char** argv) {
                                                 {"w.f16", DType::f16, {1, 3}, values.data(), 6}};
     write_safetensors(dir + "/safetensors/three.safetensors", tensors, {{"format", "pt"}});
     write_safetensors(dir + "/safetensors/empty.safetensors", {});
+
+    // .pt: a training checkpoint with AdamW state (as best_model.pt), a bare state_dict in a
+    // zip64 archive, and pickles alone (the target unpickles inputs that are no zip).
+    const ModelConfig pt = micro(8, 2, 16, 32);
+    const std::vector<test::PtTensor> pt_tensors = test::pt_tensors(pt, random_weights(pt, 4, DType::f32, 1));
+    const std::string best_model = test::training_checkpoint("best_model", pt, pt_tensors, true);
+    write(dir + "/pt/best_model.pt", best_model);
+    write(dir + "/pt/state_dict_zip64.pt",
+          test::bare_state_dict("archive", test::pt_tensors(pt, random_weights(pt, 5, DType::bf16, 1)), true));
+    const ZipArchive zip = ZipArchive::open(dir + "/pt/best_model.pt");
+    write(dir + "/pt/best_model.pkl", zip.read(zip.get("best_model/data.pkl")));
+    // Memo opcodes, protocol 4's framing, short strings and STACK_GLOBAL, as newer picklers write:
+    // {'a': (OrderedDict(), <the same>, (32767, 0))}.
+    const std::string zeros(7, '\0');
+    write(dir + "/pt/protocol4.pkl", "\x80\x04\x95\x30" + zeros +
+                                         "}\x94(\x8c\x01"
+                                         "a\x94\x8c\x0b"
+                                         "collections\x94"
+                                         "\x8c\x0b"
+                                         "OrderedDict\x94\x93)R\x94q\x05r\x06" +
+                                         zeros.substr(0, 3) +
+                                         "h\x05"
+                                         "\x8a\x02\xff\x7f\x8a" +
+                                         zeros.substr(0, 1) + "\x86\x87u.");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_seeds: %s\n", e.what());
     return 1;

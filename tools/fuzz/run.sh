@@ -3,7 +3,7 @@
 # each for N seconds (default 60) from its committed seed corpus (tools/fuzz/corpus/<target>).
 # Exits non-zero on any finding: a crash, a sanitizer report, a leak, a slow input (>10 s) or
 # one using more than 2 GB; the input that caused it is kept under $FUZZ_OUT/artifacts/<target>/.
-#   tools/fuzz/run.sh [SECONDS] [TARGET...]     (targets: gguf safetensors tokenizer_model)
+#   tools/fuzz/run.sh [SECONDS] [TARGET...]     (targets: gguf safetensors tokenizer_model pt)
 #   tools/fuzz/run.sh --seeds                   (regenerates the seed corpora with make_seeds.cpp)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,7 +21,7 @@ fi
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(gguf safetensors tokenizer_model)
+[ ${#targets[@]} -gt 0 ] || targets=(gguf safetensors tokenizer_model pt)
 
 for t in "${targets[@]}"; do
   echo "fuzz: building fuzz_$t"

@@ -1,10 +1,14 @@
-// A whole file mapped read-only into memory (POSIX mmap). Weight readers hand out
-// pointers into the mapping instead of copying tensors, so the kernel pages them in
-// on first use and shares them between processes.
+// Read-only access to files: a whole file or a byte range of it mapped into memory (POSIX
+// mmap), and positioned reads for the small parts of a container that a reader parses.
+// Weight readers hand out pointers into mappings instead of copying tensors, so the kernel
+// pages them in on first use and shares them between processes; a range mapping leaves the
+// rest of the file (a checkpoint's optimizer state, say) outside the address space.
 #pragma once
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -19,75 +23,137 @@
 
 namespace smallcoder {
 
-// Move-only owner of one mapping; unmapped in the destructor. An empty file has
-// size 0 and data nullptr (mmap cannot map zero bytes). Pointers into the mapping
-// stay valid while the object lives; readers keep it alive through shared_ptr.
+class ReadOnlyFile;
+
+// Move-only owner of one mapping; unmapped in the destructor. An empty file (or range) has
+// size 0 and data nullptr (mmap cannot map zero bytes). Pointers into the mapping stay
+// valid while the object lives; readers keep it alive through shared_ptr.
 // Truncating the file on disk while it is mapped makes later reads fault (SIGBUS):
 // that is mmap's contract and no check here can prevent it.
 class MappedFile {
  public:
-  static std::shared_ptr<const MappedFile> open(const std::string& path) {
-    // O_NONBLOCK: opening a FIFO read-only would otherwise wait for a writer forever;
-    // it has no effect on regular files, and anything else is rejected below.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) fail(path, "cannot open: " + std::generic_category().message(errno));
-    const FileDescriptor guard{fd};
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) fail(path, "cannot stat: " + std::generic_category().message(errno));
-    if (S_ISDIR(st.st_mode)) fail(path, "is a directory");
-    if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
-
-    std::shared_ptr<MappedFile> file(new MappedFile(path));
-    file->size_ = static_cast<std::size_t>(st.st_size);
-    if (file->size_ == 0) return file;
-    void* addr = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (addr == MAP_FAILED) fail(path, "cannot map: " + std::generic_category().message(errno));
-    file->data_ = static_cast<const std::byte*>(addr);
-    return file;
-  }
+  // Maps the whole file at `path`.
+  static std::shared_ptr<const MappedFile> open(const std::string& path);
 
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
-  MappedFile(MappedFile&& other) noexcept
-      : path_(std::move(other.path_)), data_(other.data_), size_(other.size_) {
-    other.data_ = nullptr;
-    other.size_ = 0;
-  }
+  MappedFile(MappedFile&& other) noexcept { take(other); }
   MappedFile& operator=(MappedFile&& other) noexcept {
     if (this != &other) {
       unmap();
-      path_ = std::move(other.path_);
-      data_ = other.data_;
-      size_ = other.size_;
-      other.data_ = nullptr;
-      other.size_ = 0;
+      take(other);
     }
     return *this;
   }
   ~MappedFile() { unmap(); }
 
-  const std::byte* data() const { return data_; }
+  const std::byte* data() const { return data_; }  // the first byte of the file or range
   std::size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
  private:
-  // Closes the descriptor on every exit path; the mapping does not need it open.
-  struct FileDescriptor {
-    int fd;
-    ~FileDescriptor() { ::close(fd); }
-  };
+  friend class ReadOnlyFile;
 
   explicit MappedFile(std::string path) : path_(std::move(path)) {}
 
+  void take(MappedFile& other) {
+    path_ = std::move(other.path_);
+    base_ = other.base_;
+    mapped_bytes_ = other.mapped_bytes_;
+    data_ = other.data_;
+    size_ = other.size_;
+    other.base_ = other.data_ = nullptr;
+    other.mapped_bytes_ = other.size_ = 0;
+  }
+
   void unmap() {
-    if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
-    data_ = nullptr;
-    size_ = 0;
+    if (base_ != nullptr) ::munmap(const_cast<std::byte*>(base_), mapped_bytes_);
+    base_ = data_ = nullptr;
+    mapped_bytes_ = size_ = 0;
   }
 
   std::string path_;
+  const std::byte* base_ = nullptr;  // the mapping starts on a page boundary at or before data_
+  std::size_t mapped_bytes_ = 0;
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
 };
+
+// An open regular file: its size, positioned reads and mappings of byte ranges. Every
+// range is checked against the size the file had when it was opened.
+class ReadOnlyFile {
+ public:
+  static std::shared_ptr<const ReadOnlyFile> open(const std::string& path) {
+    // O_NONBLOCK: opening a FIFO read-only would otherwise wait for a writer forever;
+    // it has no effect on regular files, and anything else is rejected below.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) fail(path, "cannot open: " + std::generic_category().message(errno));
+    std::shared_ptr<ReadOnlyFile> file(new ReadOnlyFile(path, fd));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) fail(path, "cannot stat: " + std::generic_category().message(errno));
+    if (S_ISDIR(st.st_mode)) fail(path, "is a directory");
+    if (!S_ISREG(st.st_mode)) fail(path, "not a regular file");
+    file->size_ = static_cast<std::uint64_t>(st.st_size);
+    return file;
+  }
+
+  ReadOnlyFile(const ReadOnlyFile&) = delete;
+  ReadOnlyFile& operator=(const ReadOnlyFile&) = delete;
+  ~ReadOnlyFile() { ::close(fd_); }
+
+  const std::string& path() const { return path_; }
+  std::uint64_t size() const { return size_; }
+
+  // Bytes [offset, offset + n) as a string; Error when the range leaves the file or a read fails.
+  std::string read(std::uint64_t offset, std::size_t n) const {
+    check_range(offset, n);
+    std::string out(n, '\0');
+    for (std::size_t done = 0; done < n;) {
+      const ssize_t got = ::pread(fd_, &out[done], n - done, static_cast<off_t>(offset + done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) fail(path_, "cannot read: " + std::generic_category().message(errno));
+      if (got == 0) fail(path_, "the file ended at byte " + std::to_string(offset + done) + " while being read");
+      done += static_cast<std::size_t>(got);
+    }
+    return out;
+  }
+
+  // Maps bytes [offset, offset + n); the mapping outlives this object.
+  std::shared_ptr<const MappedFile> map(std::uint64_t offset, std::size_t n) const {
+    check_range(offset, n);
+    std::shared_ptr<MappedFile> mapped(new MappedFile(path_));
+    if (n == 0) return mapped;
+    const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    const std::uint64_t start = offset / page * page;
+    const std::size_t lead = static_cast<std::size_t>(offset - start);
+    void* addr = ::mmap(nullptr, lead + n, PROT_READ, MAP_PRIVATE, fd_, static_cast<off_t>(start));
+    if (addr == MAP_FAILED) fail(path_, "cannot map: " + std::generic_category().message(errno));
+    mapped->base_ = static_cast<const std::byte*>(addr);
+    mapped->mapped_bytes_ = lead + n;
+    mapped->data_ = mapped->base_ + lead;
+    mapped->size_ = n;
+    return mapped;
+  }
+
+ private:
+  ReadOnlyFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+
+  void check_range(std::uint64_t offset, std::size_t n) const {
+    if (offset > size_ || n > size_ - offset) {
+      fail(path_, std::to_string(n) + " bytes at offset " + std::to_string(offset) + " run past the end of the file (" +
+                      std::to_string(size_) + " bytes)");
+    }
+  }
+
+  std::string path_;
+  int fd_;
+  std::uint64_t size_ = 0;
+};
+
+inline std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
+  const std::shared_ptr<const ReadOnlyFile> file = ReadOnlyFile::open(path);
+  if (file->size() > std::numeric_limits<std::size_t>::max()) fail(path, "is too large to map");
+  return file->map(0, static_cast<std::size_t>(file->size()));
+}
 
 }  // namespace smallcoder

@@ -18,6 +18,7 @@ namespace smallcoder {
 
 struct LoadOptions {
   std::string tokenizer_path;  // empty: tokenizer.model beside the weights
+  std::string variant;         // the preset a checkpoint without a config is (a bare state_dict .pt)
   std::optional<DType> dtype;  // re-store the weight matrices in this type (copies them)
   int threads = 0;             // for conversions; 0: one per physical core
 };
@@ -25,7 +26,7 @@ struct LoadOptions {
 // Reads the model at `path` and re-stores its matrices in options.dtype where given (each
 // tensor already in that type is kept as it is).
 inline Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options = {}) {
-  Checkpoint c = read_checkpoint(path, options.tokenizer_path);
+  Checkpoint c = read_checkpoint(path, options.tokenizer_path, options.variant);
   if (options.dtype) {
     convert_weights(c.config, c.weights, *options.dtype, options.threads);
     c.dtype = c.weights.embed.dtype;
