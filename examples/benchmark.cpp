@@ -2,25 +2,27 @@
 // benchmark_variants.py, made real). Runs each variant (random weights by default, or trained ones with --model) over
 // a prompt suite and reports speed beside its memory-bandwidth limit, quality and memory:
 // the table on stdout, progress on stderr, JSON (and optionally markdown) files.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
-#include "cli.hpp"
-#include "model_source.hpp"
 #include "bench/bandwidth.hpp"
+#include "bench/execution.hpp"
 #include "bench/machine.hpp"
 #include "bench/report_json.hpp"
 #include "bench/report_markdown.hpp"
 #include "bench/report_table.hpp"
 #include "bench/runner.hpp"
 #include "bench/suites.hpp"
+#include "cli.hpp"
+#include "model_source.hpp"
 
 #ifdef SMALLCODER_CUDA  // device memory and bandwidth overloads for CudaBackend
 #include "bench/cuda_support.hpp"
@@ -36,8 +38,13 @@ struct Flags {
   bool list_variants = false, greedy = false, quick = false, quiet = false;
   long long num_prompts = -1, max_tokens = -1, threads = 0, seed = 0;  // -1: not given
   std::string device = "cpu", output = "benchmark_results_variants.json", suite = "seed8", dtype, markdown, tokenizer;
-  std::string kv_cache = "f32";
+  std::string kv_cache = "f32", humaneval;
 };
+
+// Tokens per prompt: the original's 150; HumanEval's completions end at its stop
+// sequences, and 300 tokens is more than its longest canonical solution needs.
+constexpr int kDefaultMaxTokens = 150;
+constexpr int kHumanEvalMaxTokens = 300;
 
 // Streaming-read buffer of the bandwidth probe: 1 GiB as issue #5 asks; --quick uses less
 // so that the smoke run stays small (and the report says which size was read).
@@ -67,7 +74,8 @@ const smallcoder::ModelConfig& variant_or_usage_error(const std::string& name) {
 
 // The first architecture field in which `got` differs from `want`, described; empty when
 // they agree. The context counts: an 8K variant is not its 2K twin.
-std::string config_mismatch(const smallcoder::ModelConfig& want, const smallcoder::ModelConfig& got, bool with_context) {
+std::string config_mismatch(const smallcoder::ModelConfig& want, const smallcoder::ModelConfig& got,
+                            bool with_context) {
   const struct {
     const char* field;
     long long want, got;
@@ -135,15 +143,16 @@ std::vector<Entry> plan_entries(const Flags& f) {
   for (const std::string& name : f.variants) add_variant(variant_or_usage_error(name));
   for (const std::string& model : f.models) {
     const std::size_t eq = model.find('=');
-    const smallcoder::ModelConfig* preset = eq == std::string::npos ? nullptr : smallcoder::find_variant(model.substr(0, eq));
+    const smallcoder::ModelConfig* preset =
+        eq == std::string::npos ? nullptr : smallcoder::find_variant(model.substr(0, eq));
     if (preset != nullptr) {
       if (eq + 1 == model.size()) throw cli::UsageError("--model " + model + ": no path after '='");
       Entry& e = add_variant(*preset);
       if (!e.path.empty()) throw cli::UsageError("--model gives two paths for " + preset->name);
       e.path = model.substr(eq + 1);
     } else if (eq != std::string::npos && !path_exists(model)) {
-      throw cli::UsageError("--model " + model + ": unknown variant '" + model.substr(0, eq) + "' (known: " +
-                            known_variants() + ")");
+      throw cli::UsageError("--model " + model + ": unknown variant '" + model.substr(0, eq) +
+                            "' (known: " + known_variants() + ")");
     } else {
       entries.push_back(Entry{"", std::nullopt, model, 0});
     }
@@ -179,7 +188,8 @@ void validate_checkpoints(std::vector<Entry>& entries, const std::string& tokeni
 }
 
 bool random_twins(const Entry& a, const Entry& b) {
-  return a.path.empty() && b.path.empty() && a.preset && b.preset && config_mismatch(*a.preset, *b.preset, false).empty();
+  return a.path.empty() && b.path.empty() && a.preset && b.preset &&
+         config_mismatch(*a.preset, *b.preset, false).empty();
 }
 
 // Run order: the report order, except that a random-weight variant's twins (same shapes,
@@ -255,6 +265,14 @@ class Eta {
  private:
   double remaining_ = 0, done_units_ = 0, done_seconds_ = 0;
 };
+
+// --humaneval, or HumanEval.jsonl.gz under $SMALLCODER_DATA or the data folder the build was configured with.
+std::string humaneval_file(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const char* data = std::getenv("SMALLCODER_DATA");
+  const std::string dir = data != nullptr && *data != '\0' ? data : SMALLCODER_DEFAULT_DATA_DIR;
+  return dir + "/eval/humaneval/HumanEval.jsonl.gz";
+}
 
 void list_variants() {
   std::printf("%-22s %8s %7s %7s %6s %9s %8s %15s\n", "variant", "params", "layers", "hidden", "heads", "kv heads",
@@ -334,8 +352,8 @@ int run_benchmark(const Flags& f, std::vector<Entry> entries, const std::vector<
       return c;
     };
     const std::string what = !e.path.empty() ? e.path
-                             : twin_weights ? "the random weights of " + twin_name + " (same shapes and seed)"
-                                            : "random weights (seed " + std::to_string(settings.seed) + ")";
+                             : twin_weights  ? "the random weights of " + twin_name + " (same shapes and seed)"
+                                             : "random weights (seed " + std::to_string(settings.seed) + ")";
     say(tag + ": loading " + what + "...");
     const Clock::time_point load_start = Clock::now();
     double tokens_so_far = 0, seconds_so_far = 0;
@@ -351,8 +369,9 @@ int run_benchmark(const Flags& f, std::vector<Entry> entries, const std::vector<
       tokens_so_far += p.tokens_generated;
       seconds_so_far += p.generation_time_s;
       eta.done(params * settings.max_tokens, p.generation_time_s);
+      const std::string test = !p.code.passed ? "" : *p.code.passed ? ", test passed" : ", test failed";
       say(tag + "  prompt " + std::to_string(event.prompt_index + 1) + "/" + std::to_string(event.prompt_count) + " " +
-          p.name + ": " + std::to_string(p.tokens_generated) + " tokens, " +
+          p.name + ": " + std::to_string(p.tokens_generated) + " tokens" + test + ", " +
           bench::format_speed(p.decode_tokens_per_second()) + " decode; " +
           bench::format_speed(seconds_so_far > 0 ? tokens_so_far / seconds_so_far : 0) + " so far; elapsed " +
           duration_text(std::chrono::duration<double>(Clock::now() - start).count()) + ", ETA " +
@@ -382,12 +401,15 @@ int run(int argc, char** argv) {
   p.several("--variants", &f.variants, "NAME", "variants to run (default: all six; see --list-variants)");
   p.flag("--list-variants", &f.list_variants, "print the variants and exit");
   p.integer("--num-prompts", &f.num_prompts, 1, 1000, "first N prompts of the suite (default: all of it)");
-  p.integer("--max-tokens", &f.max_tokens, 1, 1 << 20, "tokens to generate per prompt (default 150)");
+  p.integer("--max-tokens", &f.max_tokens, 1, 1 << 20, "tokens to generate per prompt (default 150; humaneval 300)");
   p.text("--device", &f.device, "cpu|cuda", "where to run (default cpu)");
   p.text("--output", &f.output, "FILE.json", "JSON results (default benchmark_results_variants.json)");
   p.repeated("--model", &f.models, "[VARIANT=]PATH",
              "trained weights for VARIANT, or a checkpoint under its own name (repeatable)");
-  p.text("--suite", &f.suite, "seed8|tasks15|all", "prompt suite (default seed8)");
+  p.text("--suite", &f.suite, "seed8|tasks15|all|humaneval",
+         "prompt suite (default seed8; all = seed8 + tasks15; humaneval: its 164 problems)");
+  p.text("--humaneval", &f.humaneval, "FILE",
+         "HumanEval.jsonl(.gz) for --suite humaneval (default: the shared data's eval/humaneval/HumanEval.jsonl.gz)");
   p.integer("--threads", &f.threads, 0, 1024, "CPU threads (default: physical cores)");
   p.integer("--seed", &f.seed, 0, (1ll << 62), "random-weight seed; prompt i samples with seed + i (default 0)");
   p.flag("--greedy", &f.greedy, "greedy decoding (default: sampling, T 0.7, top-k 50, top-p 0.9)");
@@ -403,13 +425,20 @@ int run(int argc, char** argv) {
     return 0;
   }
 
-  std::vector<bench::BenchPrompt> prompts;
+  bench::Suite suite;
   try {
-    prompts = bench::suite_prompts(bench::parse_suite(f.suite, "--suite"));
+    suite = bench::parse_suite(f.suite, "--suite");
   } catch (const smallcoder::Error& e) {
     throw cli::UsageError(e.what());
   }
-  const long long num_prompts = f.num_prompts > 0 ? f.num_prompts : f.quick ? 3 : static_cast<long long>(prompts.size());
+  if (!f.humaneval.empty() && suite != bench::Suite::humaneval)
+    throw cli::UsageError("--humaneval needs --suite humaneval");
+  std::vector<bench::BenchPrompt> prompts =
+      suite == bench::Suite::humaneval ? bench::humaneval_prompts(bench::load_humaneval(humaneval_file(f.humaneval)))
+                                       : bench::suite_prompts(suite);
+  const long long num_prompts = f.num_prompts > 0 ? f.num_prompts
+                                : f.quick         ? 3
+                                                  : static_cast<long long>(prompts.size());
   if (num_prompts > static_cast<long long>(prompts.size())) {
     throw cli::UsageError("--num-prompts " + std::to_string(num_prompts) + " exceeds the " +
                           std::to_string(prompts.size()) + " prompts of suite " + f.suite);
@@ -420,8 +449,9 @@ int run(int argc, char** argv) {
   }
 #ifndef SMALLCODER_CUDA
   if (f.device == "cuda") {
-    throw cli::UsageError("--device cuda: this benchmark was built without CUDA (configure with -Dcuda=enabled, "
-                          "which needs the CUDA Toolkit)");
+    throw cli::UsageError(
+        "--device cuda: this benchmark was built without CUDA (configure with -Dcuda=enabled, "
+        "which needs the CUDA Toolkit)");
   }
 #endif
   if (tools::parse_kv_cache_flag(f.kv_cache) != smallcoder::DType::f32 && f.device != "cpu") {
@@ -434,8 +464,9 @@ int run(int argc, char** argv) {
   if (dtype && any_random) check_random_init_dtype(*dtype);
   validate_checkpoints(entries, f.tokenizer);
   if (any_random && tools::find_default_tokenizer(f.tokenizer).empty()) {
-    throw smallcoder::Error("no tokenizer.model found for the random-weight variants: pass --tokenizer PATH or set "
-                            "SMALLCODER_DATA to the shared data folder");
+    throw smallcoder::Error(
+        "no tokenizer.model found for the random-weight variants: pass --tokenizer PATH or set "
+        "SMALLCODER_DATA to the shared data folder");
   }
   check_writable(f.output, "--output");
   if (!f.markdown.empty()) check_writable(f.markdown, "--markdown");
@@ -443,7 +474,8 @@ int run(int argc, char** argv) {
   bench::BenchmarkSettings settings;
   settings.suite = f.suite;
   settings.num_prompts = static_cast<int>(num_prompts);
-  settings.max_tokens = static_cast<int>(f.max_tokens > 0 ? f.max_tokens : f.quick ? 32 : 150);
+  const int suite_max_tokens = suite == bench::Suite::humaneval ? kHumanEvalMaxTokens : kDefaultMaxTokens;
+  settings.max_tokens = static_cast<int>(f.max_tokens > 0 ? f.max_tokens : f.quick ? 32 : suite_max_tokens);
   settings.sampling.greedy = f.greedy;
   settings.seed = static_cast<std::uint64_t>(f.seed);
   settings.device = f.device;
@@ -451,11 +483,14 @@ int run(int argc, char** argv) {
   settings.quick = f.quick;
   settings.started_at = utc_now();
 #ifdef SMALLCODER_CUDA
-  if (f.device == "cuda") return run_benchmark<smallcoder::CudaBackend>(f, std::move(entries), prompts, settings, dtype);
+  if (f.device == "cuda")
+    return run_benchmark<smallcoder::CudaBackend>(f, std::move(entries), prompts, settings, dtype);
 #endif
   return run_benchmark<smallcoder::CpuBackend>(f, std::move(entries), prompts, settings, dtype);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return cli::run_tool("benchmark_variants", [&] { return run(argc, argv); }); }
+int main(int argc, char** argv) {
+  return cli::run_tool("benchmark_variants", [&] { return run(argc, argv); });
+}

@@ -6,6 +6,7 @@ the markdown.
 usage: benchmark_cli_test.py BENCHMARK_BINARY DATA_DIR cpu|cuda
 (cuda: the binary was built with the CUDA backend, so --device cuda is not a usage error)
 """
+import gzip
 import json
 import os
 import subprocess
@@ -37,6 +38,7 @@ expect_error(["--bogus"], 2, "unknown argument '--bogus'")
 expect_error(["--variants", "SmallCoder-Huge"], 2, "unknown variant 'SmallCoder-Huge'")
 expect_error(["--variants"], 2, "--variants needs at least one value")
 expect_error(["--suite", "seed9"], 2, "unknown suite 'seed9'")
+expect_error(["--humaneval", "problems.jsonl"], 2, "--humaneval needs --suite humaneval")
 expect_error(["--max-tokens", "abc"], 2, "--max-tokens expects an integer")
 expect_error(["--max-tokens", "0"], 2, "--max-tokens must be in")
 expect_error(["--num-prompts", "9"], 2, "exceeds the 8 prompts of suite seed8")
@@ -52,6 +54,7 @@ if built_for != "cuda":
 
 # Bad models: exit 1, one line, before anything runs.
 expect_error(["--model", "/nonexistent/model"], 1, "/nonexistent/model")
+expect_error(["--suite", "humaneval", "--humaneval", "/nonexistent/HumanEval.jsonl.gz"], 1, "/nonexistent/HumanEval.jsonl.gz")
 expect_error(["--model", "SmallCoder-Tiny=/nonexistent/model"], 1, "/nonexistent/model")
 with tempfile.TemporaryDirectory() as tmp:
     broken = os.path.join(tmp, "broken")
@@ -90,9 +93,33 @@ else:
                     or summary["kv_cache_type"] != "bf16"
                     or any(d["tokens_generated"] != 4 for d in details)):
                 failures.append(f"nano run: unexpected JSON {json.dumps(summary)[:400]}")
+            if summary["tests_run"] != 2 or summary["pass_at_1"] is None or "Pass@1" not in r.stdout:
+                failures.append(f"nano run: no pass@1: {json.dumps(summary)[:400]}")
             markdown = open(os.path.join(tmp, "out.md")).read()
             if "## Speed vs Quality" not in markdown or "## Memory vs Performance" not in markdown:
                 failures.append("nano run: markdown lacks the charts")
+
+        # --suite humaneval on two of its problems (an uncompressed copy): HumanEval's stop
+        # sequences end the completions, its own tests score them.
+        with gzip.open(os.path.join(data, "eval", "humaneval", "HumanEval.jsonl.gz"), "rt") as f:
+            problems = [f.readline() for _ in range(2)]
+        with open(os.path.join(tmp, "two.jsonl"), "w") as f:
+            f.writelines(problems)
+        r = run(["--model", nano, "--suite", "humaneval", "--humaneval", "two.jsonl", "--max-tokens", "24", "--greedy",
+                 "--quiet", "--output", "he.json"], cwd=tmp)
+        if r.returncode != 0 or r.stderr != "":
+            failures.append(f"humaneval run: exit {r.returncode}, stderr {r.stderr!r}")
+        else:
+            results = json.load(open(os.path.join(tmp, "he.json")))["smallcoder-nano"]
+            summary, details = results["summary"], results["detailed_results"]
+            names = [d["name"] for d in details]
+            if (names != ["HumanEval/0", "HumanEval/1"] or summary["run"]["suite"] != "humaneval"
+                    or summary["tests_run"] != 2 or summary["pass_at_1"] is None
+                    or any(d["category"] != "humaneval" or d["passed"] is None for d in details)
+                    or any(stop in d["completion"] for d in details for stop in ("\ndef", "\nclass", "\nif", "\nprint", "\n#"))):
+                failures.append(f"humaneval run: unexpected JSON {json.dumps(results)[:600]}")
+            if "HumanEval/1" not in r.stdout or "n/a" not in r.stdout:  # no keywords: Quality n/a
+                failures.append(f"humaneval run: unexpected table {r.stdout!r}")
 
 for f in failures:
     print("FAIL:", f)

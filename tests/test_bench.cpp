@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -76,8 +77,14 @@ TEST_CASE("keyword scorer: case-insensitive substrings, as Python's lower()") {
   CHECK(s.score() == 0.5);
   // U+212A KELVIN SIGN lowers to 'k' in Python; U+0130 to "i" + combining dot, which
   // separates the i from what follows.
-  CHECK(score_keywords("\xE2\x84\xAA" "ey", {"key"}).score() == 1.0);
-  CHECK(score_keywords("\xC4\xB0" "f", {"if"}).score() == 0.0);
+  CHECK(score_keywords("\xE2\x84\xAA"
+                       "ey",
+                       {"key"})
+            .score() == 1.0);
+  CHECK(score_keywords("\xC4\xB0"
+                       "f",
+                       {"if"})
+            .score() == 0.0);
   CHECK(score_keywords("\xC4\xB0", {"i"}).score() == 1.0);
   CHECK(score_keywords("", {"if"}).score() == 0.0);
   CHECK(score_keywords("anything", {}).score() == 0.0);
@@ -86,7 +93,7 @@ TEST_CASE("keyword scorer: case-insensitive substrings, as Python's lower()") {
 TEST_CASE("suites: seed8 is the original's 8 prompts, tasks15 the 15 task types") {
   const std::vector<BenchPrompt> seed8 = suite_prompts(Suite::seed8);
   REQUIRE(seed8.size() == 8);
-  const std::vector<std::string> names = {"fibonacci", "binary_search", "quicksort", "stack_class",
+  const std::vector<std::string> names = {"fibonacci",   "binary_search", "quicksort",   "stack_class",
                                           "linked_list", "file_handling", "api_request", "list_comprehension"};
   for (std::size_t i = 0; i < names.size(); ++i) CHECK(seed8[i].name == names[i]);
   CHECK(seed8[0].prompt == "def fibonacci(n):");
@@ -116,6 +123,10 @@ TEST_CASE("suites: seed8 is the original's 8 prompts, tasks15 the 15 task types"
     CHECK(!t.prompt.empty());
     CHECK(t.keywords.size() >= 4);
     CHECK(t.keywords.size() <= 5);
+    CHECK(!t.entry_point.empty());
+    CHECK(t.test.find("def check(candidate)") != std::string::npos);  // examples/bench/tasks/NAME.py
+    CHECK(t.stop.empty());
+    CHECK(!t.humaneval);
     algorithms += t.category == "algorithms";
     structures += t.category == "data_structures";
     practical += t.category == "practical";
@@ -131,15 +142,18 @@ TEST_CASE("suites: seed8 is the original's 8 prompts, tasks15 the 15 task types"
   // Every seed8 prompt is reused in tasks15, keywords and all.
   for (const BenchPrompt& s : seed8) {
     bool reused = false;
-    for (const BenchPrompt& t : tasks) reused = reused || (t.name == s.name && t.prompt == s.prompt && t.keywords == s.keywords);
+    for (const BenchPrompt& t : tasks)
+      reused = reused || (t.name == s.name && t.prompt == s.prompt && t.keywords == s.keywords);
     CHECK_MESSAGE(reused, s.name);
   }
   const std::vector<BenchPrompt> all = suite_prompts(Suite::all);
   REQUIRE(all.size() == 15);
   for (std::size_t i = 0; i < 8; ++i) CHECK(all[i].name == seed8[i].name);
   CHECK(parse_suite("tasks15", "--suite") == Suite::tasks15);
-  CHECK_THROWS_WITH_AS(parse_suite("seed9", "--suite"), "--suite: unknown suite 'seed9' (known: seed8, tasks15, all)",
-                       Error);
+  CHECK(parse_suite("humaneval", "--suite") == Suite::humaneval);
+  CHECK_THROWS_AS(suite_prompts(Suite::humaneval), Error);  // its prompts come from the file
+  CHECK_THROWS_WITH_AS(parse_suite("seed9", "--suite"),
+                       "--suite: unknown suite 'seed9' (known: seed8, tasks15, all, humaneval)", Error);
 }
 
 TEST_CASE("syntax check: the source is cut at the last complete line") {
@@ -157,7 +171,8 @@ TEST_CASE("syntax check: python3 parses known valid and invalid Python") {
   }
   CHECK(check_python_syntax("def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1)\n") ==
         SyntaxVerdict::valid);
-  CHECK(check_python_syntax("class Stack:\n    def __init__(self):\n        self.items = []\n") == SyntaxVerdict::valid);
+  CHECK(check_python_syntax("class Stack:\n    def __init__(self):\n        self.items = []\n") ==
+        SyntaxVerdict::valid);
   CHECK(check_python_syntax("") == SyntaxVerdict::valid);
   CHECK(check_python_syntax("def f(:\n    pass\n") == SyntaxVerdict::invalid);
   CHECK(check_python_syntax("if x:\n") == SyntaxVerdict::invalid);  // a block needs a body
@@ -172,7 +187,8 @@ TEST_CASE("text charts place measured points on zero-based axes") {
   CHECK(nice_axis_max(42.3) == 50);
   CHECK(nice_axis_max(120) == 200);
   CHECK(nice_axis_max(230) == 250);
-  const std::string chart = text_scatter({{'A', 0, 0}, {'B', 10, 100}, {'C', 5, 50}}, "speed", "quality", 10, 100, 11, 5);
+  const std::string chart =
+      text_scatter({{'A', 0, 0}, {'B', 10, 100}, {'C', 5, 50}}, "speed", "quality", 10, 100, 11, 5);
   // Rows: title, 5 grid rows (top first), axis, ticks, label.
   std::vector<std::string> lines;
   for (std::size_t start = 0, end; (end = chart.find('\n', start)) != std::string::npos; start = end + 1) {
@@ -192,9 +208,13 @@ TEST_CASE("text charts place measured points on zero-based axes") {
 
 TEST_CASE("first_characters counts code points, as Python's text[:n]") {
   CHECK(first_characters("abc", 2) == "ab");
-  CHECK(first_characters("\xC3\xA9\xE2\x82\xAC" "x", 2) == "\xC3\xA9\xE2\x82\xAC");
+  CHECK(first_characters("\xC3\xA9\xE2\x82\xAC"
+                         "x",
+                         2) == "\xC3\xA9\xE2\x82\xAC");
   CHECK(first_characters("ab", 200) == "ab");
-  CHECK(first_characters("\xFF" "a", 1) == "\xFF");
+  CHECK(first_characters("\xFF"
+                         "a",
+                         1) == "\xFF");
 }
 
 TEST_CASE("bandwidth limit: bandwidth / (weights + KV cache read at the mean context)") {
@@ -317,7 +337,9 @@ const JsonValue& field(const JsonValue& object, const char* key, JsonValue::Kind
   return v;
 }
 
-double number(const JsonValue& object, const char* key) { return field(object, key, JsonValue::Kind::number).as_double(key); }
+double number(const JsonValue& object, const char* key) {
+  return field(object, key, JsonValue::Kind::number).as_double(key);
+}
 std::int64_t integer(const JsonValue& object, const char* key) {
   return field(object, key, JsonValue::Kind::number).as_int(key);
 }
@@ -415,6 +437,25 @@ TEST_CASE("JSON report: the original's structure, every field, from a real run")
     CHECK(integer(summary, "syntax_valid") == s.syntax_valid);
     const JsonValue& rate = summary.at("syntax_valid_rate", "summary");
     CHECK((s.syntax_valid_rate ? rate.is_number() : rate.is_null()));
+    CHECK(integer(summary, "pyflakes_findings") == s.lint_findings);
+    const struct {
+      const char *checked, *good, *rate;
+      const Tally& tally;
+    } tallies[] = {{"tests_run", "tests_passed", "pass_at_1", s.tests},
+                   {"logic_flow_checked", "logic_flow_ok", "logic_flow_ok_rate", s.logic},
+                   {"pyflakes_checked", "pyflakes_clean", "pyflakes_clean_rate", s.lint}};
+    for (const auto& t : tallies) {
+      CAPTURE(t.rate);
+      CHECK(integer(summary, t.checked) == t.tally.checked);
+      CHECK(integer(summary, t.good) == t.tally.good);
+      const JsonValue& rate = summary.at(t.rate, "summary");
+      CHECK((t.tally.rate() ? rate.is_number() : rate.is_null()));
+      if (t.tally.rate()) CHECK(rate.as_double(t.rate) == doctest::Approx(*t.tally.rate()));
+    }
+    if (python_available()) {
+      CHECK(s.tests.checked == 2);  // both seed8 prompts have a test
+      CHECK(s.logic.checked == 2);
+    }
     CHECK(field(summary, "random_weights", JsonValue::Kind::boolean).as_bool("random_weights"));
     const JsonValue& limit = field(summary, "bandwidth_limit", JsonValue::Kind::object);
     CHECK(number(limit, "bandwidth_gb_per_s") == doctest::Approx(r.bandwidth.gb_per_s).epsilon(1e-5));
@@ -457,7 +498,7 @@ TEST_CASE("JSON report: the original's structure, every field, from a real run")
     CHECK(integer(bw, "threads") == 2);
     CHECK(field(bw, "passes_gb_per_s", JsonValue::Kind::array).as_array("passes").size() == 2);
     // No field untested.
-    CHECK(summary.as_object("summary").size() == 29);
+    CHECK(summary.as_object("summary").size() == 39);
     CHECK(memory.as_object("memory").size() == 13);
     CHECK(config.as_object("config").size() == 9);
     CHECK(limit.as_object("limit").size() == 9);
@@ -502,7 +543,33 @@ TEST_CASE("JSON report: the original's structure, every field, from a real run")
       const JsonValue& valid = d.at("syntax_valid", "detail");
       CHECK((p.syntax == SyntaxVerdict::not_measured ? valid.is_null() : valid.is_bool()));
       if (python_available() || in_ci()) CHECK(p.syntax != SyntaxVerdict::not_measured);
-      CHECK(d.as_object("detail").size() == 23);  // no field untested
+      // The code's figures: null when not measured.
+      CHECK(p.code.measured == python_available());
+      const JsonValue& passed = d.at("passed", "detail");
+      CHECK((p.code.passed ? passed.as_bool("passed") == *p.code.passed : passed.is_null()));
+      CHECK(text(d, "failure") == p.code.failure);
+      const JsonValue& logic = d.at("logic_flow", "detail");
+      const JsonValue& lint = d.at("pyflakes", "detail");
+      const JsonValue& clean = d.at("pyflakes_clean", "detail");
+      if (p.code.measured) {
+        CHECK(text(d, "program").rfind(p.prompt, 0) == 0);
+        CHECK(field(logic, "ok", JsonValue::Kind::boolean).as_bool("ok") == p.code.logic_ok().value());
+        CHECK(field(logic, "parses", JsonValue::Kind::boolean).as_bool("parses") == p.code.parses);
+        CHECK(field(logic, "defined", JsonValue::Kind::boolean).as_bool("defined") == p.code.defined);
+        CHECK(field(logic, "has_body", JsonValue::Kind::boolean).as_bool("has_body") == p.code.has_body);
+        CHECK(field(logic, "control", JsonValue::Kind::array).as_array("control").size() == p.code.control.size());
+        CHECK((p.code.all_paths_return ? logic.at("all_paths_return", "logic").is_bool()
+                                       : logic.at("all_paths_return", "logic").is_null()));
+        CHECK(logic.as_object("logic").size() == 6);
+        CHECK((p.code.lint ? lint.as_array("pyflakes").size() == p.code.lint->size() : lint.is_null()));
+        CHECK((p.code.lint_clean() ? clean.as_bool("clean") == *p.code.lint_clean() : clean.is_null()));
+      } else {
+        CHECK(d.at("program", "detail").is_null());
+        CHECK(logic.is_null());
+        CHECK(lint.is_null());
+        CHECK(clean.is_null());
+      }
+      CHECK(d.as_object("detail").size() == 29);  // no field untested
     }
   }
   // The twins share weights and seeds, so they generate the same text.
@@ -518,6 +585,12 @@ TEST_CASE("console table and markdown report show every variant and the measured
   CHECK(table.find("\nToy-LC ") != std::string::npos);
   CHECK(table.find(format_params(r.variants[0].config.parameter_count())) != std::string::npos);
   CHECK(table.find("measure nothing but noise") != std::string::npos);
+  for (const char* column : {"Pass@1", "Logic", "Pyflakes"}) CHECK(table.find(column) != std::string::npos);
+  // The per-prompt table: one row per prompt, a cell per variant.
+  const std::string cell = prompt_cell(r.variants[0].prompts[0]);
+  CHECK(table.find("\nfibonacci ") != std::string::npos);
+  CHECK(table.find(cell) != std::string::npos);
+  CHECK(prompt_cell(PromptResult{}) == "n/m / n/m / n/m");
 
   const std::string md = report_markdown(r);
   const std::size_t speed = md.find("## Speed vs Quality\n\n```text\n");
@@ -541,14 +614,14 @@ TEST_CASE("console table and markdown report show every variant and the measured
   }
   // The chart's markers sit where the values say: the same cell the chart function picks.
   const VariantSummary a = summarize(r.variants[0], r.bandwidth.gb_per_s);
-  const double x_max = nice_axis_max(std::max(a.avg_tokens_per_second,
-                                               summarize(r.variants[1], r.bandwidth.gb_per_s).avg_tokens_per_second));
+  const double x_max = nice_axis_max(
+      std::max(a.avg_tokens_per_second, summarize(r.variants[1], r.bandwidth.gb_per_s).avg_tokens_per_second));
   const int column = chart_cell(a.avg_tokens_per_second, x_max, 57);
   const int row = 14 - chart_cell(a.avg_keyword_score * 100, 100, 15);
   std::vector<std::string> lines;
   const std::size_t grid_start = speed_chart.find("Quality (%)\n") + 12;
-  for (std::size_t start = grid_start, end; lines.size() < 15 && (end = speed_chart.find('\n', start)) != std::string::npos;
-       start = end + 1) {
+  for (std::size_t start = grid_start, end;
+       lines.size() < 15 && (end = speed_chart.find('\n', start)) != std::string::npos; start = end + 1) {
     lines.push_back(speed_chart.substr(start, end - start));
   }
   REQUIRE(lines.size() == 15);

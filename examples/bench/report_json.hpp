@@ -4,11 +4,13 @@
 #pragma once
 
 #include <cmath>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
-#include "json_writer.hpp"
 #include "bench/results.hpp"
+#include "json_writer.hpp"
 #include "smallcoder/text/utf8.hpp"
 
 namespace smallcoder::bench {
@@ -121,6 +123,67 @@ inline void write_machine(JsonWriter& j, const MachineInfo& m, const BandwidthMe
   j.end_object();
 }
 
+inline void optional_bool(JsonWriter& j, const std::optional<bool>& value) {
+  if (value) {
+    j.boolean(*value);
+  } else {
+    j.null();
+  }
+}
+
+inline void optional_number(JsonWriter& j, const std::optional<double>& value) {
+  if (value) {
+    j.number(*value);
+  } else {
+    j.null();
+  }
+}
+
+inline void write_tally(JsonWriter& j, const char* checked, const char* good, const char* rate, const Tally& t) {
+  j.key(checked).integer(t.checked);
+  j.key(good).integer(t.good);
+  j.key(rate);
+  optional_number(j, t.rate());
+}
+
+// The test, logic flow and pyflakes fields of one completion (null: not measured).
+inline void write_code_quality(JsonWriter& j, const CodeQuality& c) {
+  j.key("passed");
+  optional_bool(j, c.passed);
+  j.key("failure").text(c.failure);
+  j.key("program");
+  if (c.measured) {
+    j.text(c.program);
+  } else {
+    j.null();
+  }
+  j.key("logic_flow");
+  if (c.measured) {
+    j.begin_object();
+    const std::pair<const char*, bool> flags[] = {
+        {"ok", c.logic_ok().value_or(false)}, {"parses", c.parses}, {"defined", c.defined}, {"has_body", c.has_body}};
+    for (const auto& [name, value] : flags) j.key(name).boolean(value);
+    j.key("control").text_array(c.control);
+    j.key("all_paths_return");
+    optional_bool(j, c.all_paths_return);
+    j.end_object();
+  } else {
+    j.null();
+  }
+  j.key("pyflakes");
+  if (c.measured && c.lint) {
+    j.begin_array();
+    for (const LintFinding& f : *c.lint) {
+      j.begin_object().key("line").integer(f.line).key("kind").text(f.kind).key("message").text(f.message).end_object();
+    }
+    j.end_array();
+  } else {
+    j.null();
+  }
+  j.key("pyflakes_clean");
+  optional_bool(j, c.lint_clean());
+}
+
 inline void write_prompt(JsonWriter& j, const PromptResult& p) {
   j.begin_object();
   // The original's fields.
@@ -153,6 +216,7 @@ inline void write_prompt(JsonWriter& j, const PromptResult& p) {
   } else {
     j.boolean(p.syntax == SyntaxVerdict::valid);
   }
+  write_code_quality(j, p.code);
   j.end_object();
 }
 
@@ -190,11 +254,11 @@ inline void write_variant(JsonWriter& j, const BenchmarkReport& r, const Variant
   j.key("syntax_checked").integer(s.syntax_checked);
   j.key("syntax_valid").integer(s.syntax_valid);
   j.key("syntax_valid_rate");
-  if (s.syntax_valid_rate) {
-    j.number(*s.syntax_valid_rate);
-  } else {
-    j.null();
-  }
+  optional_number(j, s.syntax_valid_rate);
+  write_tally(j, "tests_run", "tests_passed", "pass_at_1", s.tests);
+  write_tally(j, "logic_flow_checked", "logic_flow_ok", "logic_flow_ok_rate", s.logic);
+  write_tally(j, "pyflakes_checked", "pyflakes_clean", "pyflakes_clean_rate", s.lint);
+  j.key("pyflakes_findings").integer(s.lint_findings);
   j.key("random_weights").boolean(v.format == "random");
   j.key("bandwidth_limit");
   write_bandwidth_limit(j, v, s, r.bandwidth.gb_per_s);

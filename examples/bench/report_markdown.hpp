@@ -43,7 +43,8 @@ inline std::string environment_section(const BenchmarkReport& r) {
   out += "| Cores | " + std::to_string(m.physical_cores) + " physical, " + std::to_string(m.logical_cpus) +
          " logical; " + std::to_string(m.threads_used) + " threads used |\n";
   out += "| RAM | " + format_number("%.1f GiB", static_cast<double>(m.ram_bytes) / (kMiB * 1024)) + " |\n";
-  out += "| Last-level cache | " + format_number("%.0f MiB", static_cast<double>(m.last_level_cache_bytes) / kMiB) + " |\n";
+  out += "| Last-level cache | " + format_number("%.0f MiB", static_cast<double>(m.last_level_cache_bytes) / kMiB) +
+         " |\n";
   out += "| OS | " + m.os + " |\n";
   out += "| Compiler | " + m.compiler + " |\n";
   out += "| Build | " + join(m.build_flags, ", ") + " |\n";
@@ -62,15 +63,17 @@ inline std::string bandwidth_section(const BenchmarkReport& r) {
   for (const VariantResult& v : r.variants) {
     const VariantSummary s = summarize(v, r.bandwidth.gb_per_s);
     out += "| " + v.name + " | " + format_number("%.1f", static_cast<double>(v.decode_weight_bytes) / kMiB) + " | " +
-           format_number("%.2f", s.kv_bytes_per_token / kMiB) + format_number(" (%.0f)", s.mean_decode_context) + " | " +
-           format_speed(s.limit_tokens_per_second) + " | " + format_speed(s.decode_tokens_per_second) + " | " +
+           format_number("%.2f", s.kv_bytes_per_token / kMiB) + format_number(" (%.0f)", s.mean_decode_context) +
+           " | " + format_speed(s.limit_tokens_per_second) + " | " + format_speed(s.decode_tokens_per_second) + " | " +
            format_number("%.0f%%", s.achieved_share * 100) + " |\n";
   }
   return out + "\n";
 }
 
 inline std::string quality_section(const BenchmarkReport& r) {
-  std::string out = "## Quality by task\n\nShare of the expected keywords found in each completion.\n\n| Task | Category | Keywords |";
+  std::string out =
+      "## Quality by task\n\nPer completion: the share of expected keywords found; the test (pass, FAIL); the logic "
+      "flow (ok, no); pyflakes findings. n/m: not measured.\n\n| Task | Category | Keywords |";
   std::string rule = "|---|---|---|";
   for (const VariantResult& v : r.variants) {
     out += " " + v.name + " |";
@@ -84,7 +87,14 @@ inline std::string quality_section(const BenchmarkReport& r) {
     for (const std::string& k : first[i].expected_keywords) keywords += (keywords.empty() ? "`" : ", `") + k + "`";
     out += "| " + first[i].name + " | " + first[i].category + " | " + keywords + " |";
     for (const VariantResult& v : r.variants) {
-      out += i < v.prompts.size() ? format_number(" %.0f%% |", v.prompts[i].keywords.score() * 100) : " |";
+      if (i >= v.prompts.size()) {
+        out += " |";
+        continue;
+      }
+      const PromptResult& p = v.prompts[i];
+      const std::string keyword_share =
+          p.keywords.total > 0 ? format_number("%.0f%%", p.keywords.score() * 100) : "n/a";
+      out += " " + keyword_share + " / " + prompt_cell(p) + " |";
     }
     out += "\n";
   }
@@ -114,8 +124,8 @@ inline std::string report_markdown(const BenchmarkReport& r) {
     quality_legend.push_back(std::string(1, marker) + " " + v.name + ": " + speed + ", quality " +
                              format_number("%.1f%%", s.avg_keyword_score * 100));
     memory_points.push_back({marker, v.memory.peak_mb(), s.avg_tokens_per_second});
-    memory_legend.push_back(std::string(1, marker) + " " + v.name + ": " + format_number("%.1f MB", v.memory.peak_mb()) +
-                            ", " + speed);
+    memory_legend.push_back(std::string(1, marker) + " " + v.name + ": " +
+                            format_number("%.1f MB", v.memory.peak_mb()) + ", " + speed);
   }
   out += detail::chart_section("Speed vs Quality", quality_points, quality_legend, "Speed (tok/s)", "Quality (%)", 100);
   out += detail::chart_section("Memory vs Performance", memory_points, memory_legend, "Memory (MB, peak)",

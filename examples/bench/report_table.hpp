@@ -25,7 +25,9 @@ inline std::string format_number(const char* pattern, double value) {
 }
 
 // Parameters as the original prints them: "100.1M".
-inline std::string format_params(std::int64_t params) { return format_number("%.1fM", static_cast<double>(params) / 1e6); }
+inline std::string format_params(std::int64_t params) {
+  return format_number("%.1fM", static_cast<double>(params) / 1e6);
+}
 
 inline std::string format_speed(double tokens_per_second) {
   return format_number(tokens_per_second < 10 ? "%.2f tok/s" : "%.1f tok/s", tokens_per_second);
@@ -35,10 +37,15 @@ inline std::string format_latency(double seconds) {
   return format_number(seconds < 0.01 ? "%.1f ms" : "%.0f ms", seconds * 1e3);
 }
 
+// A share as a percentage, or "n/m" when nothing was measured.
+inline std::string format_share(const std::optional<double>& share) {
+  return share ? format_number("%.0f%%", *share * 100) : std::string("n/m");
+}
+
 inline Table results_table(const BenchmarkReport& r) {
   Table t;
-  t.header = {"Variant", "Params", "Layers", "Speed", "Decode", "BW limit", "Share", "Prompt",
-              "First token", "Quality", "Syntax", "Memory (MB)", "Inference Time"};
+  t.header = {"Variant",     "Params",  "Layers", "Speed",  "Decode", "BW limit", "Share",       "Prompt",
+              "First token", "Quality", "Syntax", "Pass@1", "Logic",  "Pyflakes", "Memory (MB)", "Inference Time"};
   t.right_aligned.assign(t.header.size(), true);
   t.right_aligned[0] = false;
   for (const VariantResult& v : r.variants) {
@@ -53,8 +60,11 @@ inline Table results_table(const BenchmarkReport& r) {
         format_number("%.0f%%", s.achieved_share * 100),
         format_number("%.0f tok/s", s.prompt_tokens_per_second),
         format_latency(s.avg_first_token_latency_s),
-        format_number("%.1f%%", s.avg_keyword_score * 100),
-        s.syntax_valid_rate ? format_number("%.0f%%", *s.syntax_valid_rate * 100) : std::string("n/m"),
+        s.has_keywords ? format_number("%.1f%%", s.avg_keyword_score * 100) : std::string("n/a"),
+        format_share(s.syntax_valid_rate),
+        s.tests.rate() ? format_number("%.1f%%", *s.tests.rate() * 100) : std::string("n/m"),
+        format_share(s.logic.rate()),
+        format_share(s.lint.rate()),
         format_number("%.1f", v.memory.peak_mb()),
         format_number("%.2f s", s.avg_generation_time_s),
     });
@@ -106,9 +116,10 @@ inline std::string describe_run(const BenchmarkReport& r) {
                              ? std::string("greedy")
                              : format_number("sampled (T %g", s.sampling.temperature) + ", top-k " +
                                    std::to_string(s.sampling.top_k) + format_number(", top-p %g)", s.sampling.top_p);
-  return "suite " + s.suite + ", " + std::to_string(s.num_prompts) + (s.num_prompts == 1 ? " prompt x " : " prompts x ") +
-         std::to_string(s.max_tokens) + (s.max_tokens == 1 ? " token, " : " tokens, ") + sampling + ", seed " + std::to_string(s.seed) + ", " + s.device + ", " +
-         std::to_string(r.machine.threads_used) + " threads" + (s.quick ? ", --quick" : "");
+  return "suite " + s.suite + ", " + std::to_string(s.num_prompts) +
+         (s.num_prompts == 1 ? " prompt x " : " prompts x ") + std::to_string(s.max_tokens) +
+         (s.max_tokens == 1 ? " token, " : " tokens, ") + sampling + ", seed " + std::to_string(s.seed) + ", " +
+         s.device + ", " + std::to_string(r.machine.threads_used) + " threads" + (s.quick ? ", --quick" : "");
 }
 
 // The bandwidth the limits divide by, with how it was measured.
@@ -125,28 +136,64 @@ inline std::vector<std::string> table_notes(const BenchmarkReport& r) {
       "Prompt: prompt tokens / prefill time; First token: prompt submitted -> first token out.",
       "BW limit: memory bandwidth " + describe_bandwidth(r.bandwidth) +
           " / bytes read per decode token (weights + KV cache at the mean context); Share = Decode / BW limit.",
-      "Quality: share of expected keywords in the completion; Syntax: completions that parse as Python "
-      "(n/m: not measured, no python3). Memory: peak resident set (MB = 2^20 bytes).",
+      "Quality: share of expected keywords in the completion (n/a: the suite has none); Syntax: completions that "
+      "parse as Python. Memory: peak resident set (MB = 2^20 bytes).",
+      "Pass@1: completions whose test passed, run in a sandboxed python3; Logic: completions whose definition "
+      "parses, has a body beyond pass/docstring and, where a value is due, returns on every path; Pyflakes: "
+      "completions with no pyflakes finding. n/m: not measured (no python3; Pyflakes: no pyflakes).",
   };
   const std::uint64_t cache = r.machine.last_level_cache_bytes;
-  const bool fits_in_cache = std::any_of(r.variants.begin(), r.variants.end(), [&](const VariantResult& v) {
-    return v.decode_weight_bytes < cache;
-  });
+  const bool fits_in_cache = std::any_of(r.variants.begin(), r.variants.end(),
+                                         [&](const VariantResult& v) { return v.decode_weight_bytes < cache; });
   if (fits_in_cache) {
     notes.push_back("The CPU's last-level cache holds " + format_number("%.0f MiB", static_cast<double>(cache) / kMiB) +
                     ": weights smaller than that are read from cache, not DRAM, and can beat the DRAM limit "
                     "(Share over 100%).");
   }
   if (any_random_weights(r)) {
-    notes.push_back("Random initialisation: the Quality and Syntax columns measure nothing but noise; "
-                    "only trained weights (--model) give real quality numbers.");
+    notes.push_back(
+        "Random initialisation: the Quality and Syntax columns measure nothing but noise; "
+        "only trained weights (--model) give real quality numbers.");
   }
   return notes;
 }
 
+// One cell per prompt and variant: the test's verdict / logic flow / pyflakes findings
+// ("-" when the program does not parse, so pyflakes could not read it).
+inline std::string prompt_cell(const PromptResult& p) {
+  const CodeQuality& c = p.code;
+  const std::optional<bool> logic = c.logic_ok();
+  return std::string(c.passed ? (*c.passed ? "pass" : "FAIL") : "n/m") + " / " +
+         (logic ? (*logic ? "ok" : "no") : "n/m") + " / " +
+         (!c.measured || !c.lint ? std::string("n/m")
+          : c.parses             ? std::to_string(c.lint->size())
+                                 : std::string("-"));
+}
+
+// Per prompt (rows) and variant (columns): test, logic flow, pyflakes findings.
+inline Table prompts_table(const BenchmarkReport& r) {
+  Table t;
+  t.header = {"Prompt"};
+  for (const VariantResult& v : r.variants) t.header.push_back(v.name);
+  t.right_aligned.assign(t.header.size(), true);
+  t.right_aligned[0] = false;
+  if (r.variants.empty()) return t;
+  const std::vector<PromptResult>& first = r.variants.front().prompts;
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    std::vector<std::string> row = {first[i].name};
+    for (const VariantResult& v : r.variants) row.push_back(i < v.prompts.size() ? prompt_cell(v.prompts[i]) : "");
+    t.rows.push_back(row);
+  }
+  return t;
+}
+
+inline const char* kPromptsTableNote =
+    "Per prompt: test (pass, FAIL) / logic flow (ok, no) / pyflakes findings (-: does not parse); n/m: not measured.";
+
 inline std::string console_report(const BenchmarkReport& r) {
   std::string out = "SmallCoder benchmark: " + describe_run(r) + "\n\n" + render_console(results_table(r)) + "\n";
   for (const std::string& note : table_notes(r)) out += note + "\n";
+  out += "\n" + render_console(prompts_table(r)) + kPromptsTableNote + "\n";
   return out;
 }
 

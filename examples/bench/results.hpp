@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bench/bandwidth.hpp"
+#include "bench/execution.hpp"
 #include "bench/keywords.hpp"
 #include "bench/machine.hpp"
 #include "bench/syntax.hpp"
@@ -34,6 +35,7 @@ struct PromptResult {
   double decode_s = 0;               // first token out -> last token out
   KeywordScore keywords;
   SyntaxVerdict syntax = SyntaxVerdict::not_measured;
+  CodeQuality code;  // the test's verdict, logic flow and pyflakes findings
 
   // The original's per-prompt speed: generated tokens / generation time.
   double tokens_per_second() const { return generation_time_s > 0 ? tokens_generated / generation_time_s : 0.0; }
@@ -74,16 +76,16 @@ struct MemoryStats {
 };
 
 struct VariantResult {
-  std::string name;    // the variant, or the checkpoint's own name for --model PATH
+  std::string name;  // the variant, or the checkpoint's own name for --model PATH
   ModelConfig config;
   std::string source;  // path, or "random init (seed N)"
   std::string format;  // random | safetensors | gguf
   std::string dtype;   // of the weight matrices
   std::string device;  // the backend: cpu | cuda
   int threads = 0;
-  int context = 0;     // KV-cache positions (the model's full context)
-  std::string kv_cache = "f32";  // the cache's element type
-  double load_time_s = 0;  // weights ready + model built (cache allocated)
+  int context = 0;                          // KV-cache positions (the model's full context)
+  std::string kv_cache = "f32";             // the cache's element type
+  double load_time_s = 0;                   // weights ready + model built (cache allocated)
   std::uint64_t decode_weight_bytes = 0;    // weight bytes one decode step reads
   std::uint64_t kv_bytes_per_position = 0;  // K and V of one position, all layers
   MemoryStats memory;
@@ -97,9 +99,9 @@ struct BenchmarkSettings {
   SamplingOptions sampling;  // greedy, temperature, top-k, top-p
   std::uint64_t seed = 0;    // random-init seed; prompt i samples with seed + i
   std::string device = "cpu";
-  std::string dtype;         // --dtype, empty for each checkpoint's own
+  std::string dtype;  // --dtype, empty for each checkpoint's own
   bool quick = false;
-  std::string started_at;    // UTC, ISO 8601
+  std::string started_at;  // UTC, ISO 8601
 };
 
 struct BenchmarkReport {
@@ -107,6 +109,22 @@ struct BenchmarkReport {
   MachineInfo machine;
   BandwidthMeasurement bandwidth;
   std::vector<VariantResult> variants;
+};
+
+// How many prompts had a figure measured, how many of those were good, and their share
+// (absent when none was measured).
+struct Tally {
+  int checked = 0, good = 0;
+
+  void add(const std::optional<bool>& measured) {
+    if (!measured) return;
+    ++checked;
+    good += *measured ? 1 : 0;
+  }
+  std::optional<double> rate() const {
+    if (checked == 0) return std::nullopt;
+    return static_cast<double>(good) / checked;
+  }
 };
 
 // Averages and the bandwidth limit of one variant.
@@ -123,6 +141,11 @@ struct VariantSummary {
   int syntax_checked = 0;  // prompts whose syntax was measured
   int syntax_valid = 0;
   std::optional<double> syntax_valid_rate;  // absent when nothing was measured
+  bool has_keywords = false;                // false for humaneval: no keyword lists, no keyword score
+  Tally tests;  // tests run and passed: pass@1 with one completion per prompt (greedy or one sample)
+  Tally logic;  // logic flow measured and ok
+  Tally lint;   // pyflakes run and clean
+  int lint_findings = 0;
   // Bandwidth limit: bandwidth / bytes read per decode token (weights + the KV cache
   // actually read at the mean decode context).
   double mean_decode_context = 0;
@@ -149,6 +172,11 @@ inline VariantSummary summarize(const VariantResult& v, double bandwidth_gb_per_
     context_sum += p.decode_context_sum();
     if (p.syntax != SyntaxVerdict::not_measured) ++s.syntax_checked;
     if (p.syntax == SyntaxVerdict::valid) ++s.syntax_valid;
+    s.has_keywords = s.has_keywords || p.keywords.total > 0;
+    s.tests.add(p.code.passed);
+    s.logic.add(p.code.logic_ok());
+    s.lint.add(p.code.lint_clean());
+    if (p.code.lint) s.lint_findings += static_cast<int>(p.code.lint->size());
   }
   if (s.prompts > 0) {
     s.avg_generation_time_s = s.total_generation_time_s / s.prompts;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/execution.hpp"
 #include "bench/keywords.hpp"
 #include "bench/memory.hpp"
 #include "bench/results.hpp"
@@ -40,6 +41,7 @@ struct RunOptions {
   SamplingOptions sampling;  // the original's default: T 0.7, top-k 50, top-p 0.9
   std::uint64_t seed = 0;    // prompt i samples with seed + i
   bool check_syntax = true;
+  bool check_code = true;  // run the test and measure logic flow and pyflakes (bench/execution.hpp)
 };
 
 // Sent before each prompt (finished == nullptr) and after it (with its result).
@@ -64,6 +66,7 @@ PromptResult run_prompt(BasicModel<Backend>& model, const BenchPrompt& prompt, c
   generate.max_tokens = options.max_tokens;
   generate.sampling = options.sampling;
   generate.seed = seed;
+  generate.stop = prompt.stop;
   const GenerationResult g = model.generate(prompt.prompt, generate);
   PromptResult r;
   r.name = prompt.name;
@@ -80,9 +83,9 @@ PromptResult run_prompt(BasicModel<Backend>& model, const BenchPrompt& prompt, c
   r.prefill_s = g.timings.prefill_s;
   r.decode_s = g.timings.decode_s;
   r.keywords = score_keywords(g.text, prompt.keywords);
-  if (options.check_syntax) {
-    r.syntax = check_python_syntax(syntax_check_source(prompt.prompt, g.text, g.stop_reason == StopReason::eos));
-  }
+  const bool ended_by_itself = g.stop_reason == StopReason::eos || g.stop_reason == StopReason::stop_string;
+  if (options.check_syntax) r.syntax = check_python_syntax(syntax_check_source(prompt.prompt, g.text, ended_by_itself));
+  if (options.check_code) r.code = assess_code(code_job(prompt, g.text, !ended_by_itself));
   return r;
 }
 
@@ -112,7 +115,8 @@ VariantResult benchmark_model(const std::string& name, const std::function<Check
   v.context = backend.context();
   v.kv_cache = dtype_name(backend.kv_cache());
   v.decode_weight_bytes = decode_weight_bytes(c.weights);
-  v.kv_bytes_per_position = backend.context() > 0 ? backend.kv_cache_bytes() / static_cast<std::uint64_t>(backend.context()) : 0;
+  v.kv_bytes_per_position =
+      backend.context() > 0 ? backend.kv_cache_bytes() / static_cast<std::uint64_t>(backend.context()) : 0;
   v.memory.weight_bytes = c.weights.bytes();
   v.memory.kv_cache_bytes = backend.kv_cache_bytes();
   v.memory.rss_after_load = rss_now_bytes();
@@ -121,8 +125,8 @@ VariantResult benchmark_model(const std::string& name, const std::function<Check
   const int count = static_cast<int>(prompts.size());
   for (int i = 0; i < count; ++i) {
     if (progress) progress(ProgressEvent{name, i, count, nullptr});
-    v.prompts.push_back(run_prompt(model, prompts[static_cast<std::size_t>(i)], options,
-                                   options.seed + static_cast<std::uint64_t>(i)));
+    v.prompts.push_back(
+        run_prompt(model, prompts[static_cast<std::size_t>(i)], options, options.seed + static_cast<std::uint64_t>(i)));
     if (progress) progress(ProgressEvent{name, i, count, &v.prompts.back()});
   }
   const WeightResidency residency = weight_residency(c.config, c.weights, mapped_model_file(c));
