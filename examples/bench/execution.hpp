@@ -159,7 +159,11 @@ inline CodeQuality assess_code(const CodeJob& job, const ChildLimits& limits = d
   } catch (const Error&) {
     // A line the program wrote itself: what came before it stands.
   }
-  if (q.measured && !job.test.empty() && !verdict) {
+  if (!q.measured) {
+    // Not measured (the columns say n/m), but the reason is kept: the harness itself
+    // did not finish its analysis.
+    q.failure = "no analysis: python3 " + describe_child_end(o, limits);
+  } else if (!job.test.empty() && !verdict) {
     q.passed = false;
     q.failure = "no verdict: the program " + describe_child_end(o, limits);
   }
