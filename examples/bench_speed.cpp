@@ -1,7 +1,8 @@
 // bench_speed: prompt-processing and decode speed of one model, in the style of llama-bench.
 // Each test runs R times after a warm-up; the table on stdout gives tokens/s (mean ± standard
-// deviation, median) and, for decode, the bytes read per second beside the memory bandwidth
-// measured in the same run. Progress goes to stderr.
+// deviation, median) and two rooflines measured in the same run: for decode, the bytes read
+// per second beside the memory bandwidth; for prompts, the operations per second and their
+// share of the CPU's compute peak (bench/compute.hpp). Progress goes to stderr.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,11 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "cli.hpp"
-#include "model_source.hpp"
 #include "bench/bandwidth.hpp"
+#include "bench/compute.hpp"
 #include "bench/memory.hpp"
 #include "bench/report_table.hpp"
+#include "cli.hpp"
+#include "model_source.hpp"
 
 namespace {
 
@@ -67,6 +69,7 @@ struct Row {
   std::string test;
   Stats tokens_per_s;
   double bytes_per_token = 0;  // decode only: weights + the KV cache at the mean context
+  int prompt_tokens = 0;       // prompt only: its length, for the compute roofline
 };
 
 // -p values: numbers or comma lists (checked against the context once the model is loaded).
@@ -88,7 +91,8 @@ int run(int argc, char** argv) {
   Flags f;
   cli::Parser p("bench_speed",
                 "Measures prompt processing (ppN) and decode (tgN) tokens/s of one model, as llama-bench does,\n"
-                "and decode's bytes read per second against the memory bandwidth measured in the same run.\n"
+                "decode's bytes read per second against the memory bandwidth, and the prompts' operations per\n"
+                "second against the CPU's FMA and 8-bit dot-product peaks, both measured in the same run.\n"
                 "Without --model it runs a random-weight variant (--variant).");
   p.text("--model", &f.model, "PATH", "model folder, .safetensors, .gguf or PyTorch .pt");
   p.text("--variant", &f.variant, "NAME",
@@ -139,12 +143,17 @@ int run(int argc, char** argv) {
   }
 
   // Progress starts only now: an error before this point is the tool's one line on stderr.
-  std::fprintf(stderr, "loaded %s in %.1f s\n", f.model.empty() ? (f.variant + " with random weights").c_str() : f.model.c_str(),
+  std::fprintf(stderr, "loaded %s in %.1f s\n",
+               f.model.empty() ? (f.variant + " with random weights").c_str() : f.model.c_str(),
                seconds_since(load_start));
   std::fprintf(stderr, "measuring memory bandwidth (%llu MiB, %d threads)...\n",
                static_cast<unsigned long long>(kBandwidthBytes >> 20), t.backend().threads());
   const bench::BandwidthMeasurement bandwidth = bench::measure_read_bandwidth(kBandwidthBytes, t.backend().threads());
   std::fprintf(stderr, "memory bandwidth: %s\n", bench::describe_bandwidth(bandwidth).c_str());
+  const bench::ComputePeak peak = bench::measure_compute_peak(t.backend().threads());
+  std::fprintf(stderr,
+               "compute peak at the %s level, %d threads: fp32 FMA %.0f GFLOP/s, 8-bit dot product %.0f GOP/s\n",
+               peak.level.c_str(), peak.threads, peak.fma_gflops, peak.int8_gops);
 
   const int reps = static_cast<int>(f.repetitions);
   std::vector<Row> rows;
@@ -157,10 +166,10 @@ int run(int argc, char** argv) {
       t.forward(ids.data(), tokens);
       const double s = seconds_since(start);
       if (r >= 0) speeds.push_back(tokens / s);
-      std::fprintf(stderr, "pp%d %s: %.1f tok/s\n", tokens, r < 0 ? "warm-up" : ("run " + std::to_string(r + 1)).c_str(),
-                   tokens / s);
+      std::fprintf(stderr, "pp%d %s: %.1f tok/s\n", tokens,
+                   r < 0 ? "warm-up" : ("run " + std::to_string(r + 1)).c_str(), tokens / s);
     }
-    rows.push_back(Row{"pp" + std::to_string(tokens), statistics(speeds), 0});
+    rows.push_back(Row{"pp" + std::to_string(tokens), statistics(speeds), 0, tokens});
   }
   if (n > 0) {
     // The prompt is processed once; every run rewinds to its end and decodes the same n
@@ -182,30 +191,44 @@ int run(int argc, char** argv) {
     // Step i (0-based) runs at position depth + i and reads depth + i + 1 cached positions.
     const double mean_context = depth + (n + 1) / 2.0;
     const double kv_per_position = static_cast<double>(t.backend().kv_cache_bytes()) / context;
-    const double bytes = static_cast<double>(bench::decode_weight_bytes(model.checkpoint().weights)) +
-                         mean_context * kv_per_position;
+    const double bytes =
+        static_cast<double>(bench::decode_weight_bytes(model.checkpoint().weights)) + mean_context * kv_per_position;
     rows.push_back(Row{"tg" + std::to_string(n) + " @ d" + std::to_string(depth), statistics(speeds), bytes});
   }
 
   const std::string name = model.config().name.empty() ? f.model : model.config().name;
-  std::printf("| model | dtype | kv cache | threads | test | tok/s | median | GB/s | share of %.1f GB/s |\n",
-              bandwidth.gb_per_s);
-  std::printf("|---|---|---|---:|---|---:|---:|---:|---:|\n");
+  // A prompt's share of the compute peak: the least time its operations take at the peaks
+  // (8-bit for quantized matrices, FMA for float ones and attention) over the time it took.
+  std::printf(
+      "| model | dtype | kv cache | threads | test | tok/s | median | GB/s | share of %.1f GB/s | GOP/s | share of %s "
+      "peak (FMA %.0f GFLOP/s, 8-bit %.0f GOP/s) |\n",
+      bandwidth.gb_per_s, peak.level.c_str(), peak.fma_gflops, peak.int8_gops);
+  std::printf("|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n");
   for (const Row& r : rows) {
-    std::string gb = "-", share = "-";
+    std::string gb = "-", share = "-", gops = "-", compute_share = "-";
     if (r.bytes_per_token > 0) {
       const double achieved = r.bytes_per_token * r.tokens_per_s.mean / 1e9;
       gb = bench::format_number("%.1f", achieved);
       share = bench::format_number("%.0f%%", 100 * achieved / bandwidth.gb_per_s);
     }
-    std::printf("| %s%s | %s | %s | %d | %s | %.1f ± %.1f | %.1f | %s | %s |\n", name.c_str(),
-                model.checkpoint().format == "random" ? " (random)" : "", smallcoder::dtype_name(model.checkpoint().dtype),
-                smallcoder::dtype_name(t.backend().kv_cache()), t.backend().threads(), r.test.c_str(),
-                r.tokens_per_s.mean, r.tokens_per_s.sd, r.tokens_per_s.median, gb.c_str(), share.c_str());
+    if (r.prompt_tokens > 0) {
+      const bench::PromptOperations ops =
+          bench::prompt_operations(model.config(), model.checkpoint().weights, r.prompt_tokens);
+      const double seconds = r.prompt_tokens / r.tokens_per_s.mean;
+      gops = bench::format_number("%.0f", ops.total() / seconds / 1e9);
+      compute_share = bench::format_number("%.0f%%", 100 * ops.seconds_at(peak) / seconds);
+    }
+    std::printf("| %s%s | %s | %s | %d | %s | %.1f ± %.1f | %.1f | %s | %s | %s | %s |\n", name.c_str(),
+                model.checkpoint().format == "random" ? " (random)" : "",
+                smallcoder::dtype_name(model.checkpoint().dtype), smallcoder::dtype_name(t.backend().kv_cache()),
+                t.backend().threads(), r.test.c_str(), r.tokens_per_s.mean, r.tokens_per_s.sd, r.tokens_per_s.median,
+                gb.c_str(), share.c_str(), gops.c_str(), compute_share.c_str());
   }
   return 0;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return cli::run_tool("bench_speed", [&] { return run(argc, argv); }); }
+int main(int argc, char** argv) {
+  return cli::run_tool("bench_speed", [&] { return run(argc, argv); });
+}

@@ -51,11 +51,13 @@ expect_error(["--model", os.path.join(data, "no-such-model")], 1, "no-such-model
 r = run(["--model", nano, "-p", "16,32", "-n", "8", "-r", "2", "--kv-cache", "f16", "--threads", "1"])
 table = r.stdout.decode("utf-8").splitlines()
 rows = [line.split("|")[1:-1] for line in table[2:]]
-tests = [cells[4].strip() for cells in rows if len(cells) == 9]
+tests = [cells[4].strip() for cells in rows if len(cells) == 11]
 if r.returncode != 0 or not table or "share of" not in table[0] or tests != ["pp16", "pp32", "tg8 @ d8"]:
     failures.append(f"real run: exit {r.returncode}, tests {tests}, stdout {r.stdout!r}, stderr {r.stderr[-500:]!r}")
 elif any(cells[2].strip() != "f16" for cells in rows) or rows[2][7].strip() == "-":
     failures.append(f"real run: expected the f16 cache and decode GB/s in every row: {table}")
+elif "peak (FMA" not in table[0] or any(not cells[10].strip().endswith("%") for cells in rows[:2]):
+    failures.append(f"real run: expected each prompt row's share of the compute peak: {table}")
 
 for f in failures:
     print("FAILED:", f, file=sys.stderr)

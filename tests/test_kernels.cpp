@@ -288,9 +288,8 @@ TEST_CASE("quantized weights: every level gives the scalar level's integer block
               cpu::block_sums_for(t, Isa::scalar)(
                   w.view.row(r), ref_acts.bytes.data() + static_cast<std::size_t>(t2) * ref_acts.stride, cols,
                   want.data());
-              cpu::block_sums_for(t, isa)(w.view.row(r),
-                                          acts.bytes.data() + static_cast<std::size_t>(t2) * acts.stride, cols,
-                                          got.data());
+              cpu::block_sums_for(t, isa)(w.view.row(r), acts.bytes.data() + static_cast<std::size_t>(t2) * acts.stride,
+                                          cols, got.data());
               CHECK(got == want);
             }
           }
@@ -483,6 +482,53 @@ TEST_CASE("batch products: within 1e-6 of a double-precision product on every re
   for (Isa isa : batch_levels(DType::bf16)) {
     CHECK(cpu::kernels_for(DType::bf16, isa).batch_for(40, 64) == nullptr);
     CHECK(cpu::kernels_for(DType::bf16, isa).batch_for(688, 64) == nullptr);
+  }
+}
+
+// One token goes through the levels' one-token kernels, which take 4 rows at a time (the
+// rest 1 to 3 at once) and 1 or 2 blocks per step (Q4_0 at avx2), and their tile products
+// otherwise: every row count from 1 to 9, ranges that start mid-matrix, odd block counts,
+// accumulation on and off, within 1e-6 of the double-precision product; nothing outside the
+// range written.
+TEST_CASE("one-token products: every row remainder, ranges from mid-matrix, accumulation") {
+  std::mt19937 rng(37);
+  std::vector<Isa> levels = simd_levels();
+  levels.insert(levels.begin(), Isa::scalar);
+  for (DType t : {DType::f32, DType::bf16, DType::f16, DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
+    const std::int64_t block = dtype_info(t).block_elems;
+    for (std::int64_t cols : {block == 1 ? std::int64_t{47} : 3 * block, block == 1 ? std::int64_t{96} : 4 * block}) {
+      const std::int64_t rows = 12;
+      const Matrix w = random_matrix(rng, t, rows, cols);
+      const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(cols), 1.0f);
+      for (Isa isa : levels) {
+        const cpu::Kernels& k = cpu::kernels_for(t, isa);
+        const Acts acts = prepare(k, x, 1, cols);
+        const Reference ref = reference(k, w.view, acts, 1);
+        for (std::int64_t r0 : {0, 3}) {
+          for (std::int64_t count = 1; r0 + count <= rows && count <= 9; ++count) {
+            for (bool accumulate : {false, true}) {
+              CAPTURE(std::string(dtype_name(t)));
+              CAPTURE(std::string(cpu::isa_name(isa)));
+              CAPTURE(cols);
+              CAPTURE(r0);
+              CAPTURE(count);
+              std::vector<float> y(static_cast<std::size_t>(rows), 0.5f);
+              k.gemm(w.view, r0, r0 + count, acts.bytes.data(), acts.stride, 1, y.data(), 0, accumulate);
+              for (std::int64_t r = 0; r < rows; ++r) {
+                const float got = y[static_cast<std::size_t>(r)];
+                if (r < r0 || r >= r0 + count) {
+                  CHECK(got == 0.5f);
+                  continue;
+                }
+                const double want = ref.exact[static_cast<std::size_t>(r)] + (accumulate ? 0.5 : 0.0);
+                CHECK(std::fabs(got - want) <=
+                      1e-6 * ref.magnitude[static_cast<std::size_t>(r)] + (accumulate ? 6e-8 : 0.0));
+              }
+            }
+          }
+        }
+      }
+    }
   }
 }
 

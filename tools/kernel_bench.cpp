@@ -2,7 +2,8 @@
 // decode matrix-vector product and GFLOP/s of the batched product, per weight type and
 // kernel level, beside the streaming-read bandwidth (the benchmark's probe) of the same run,
 // with each cold figure's share of it. Built with the examples (-Dexamples=true), run by hand:
-//   build/tools/kernel_bench [threads=2] [tiny|medium] [tokens=1] [types=bf16,q8_0,q4_0]
+//   build/tools/kernel_bench [threads=2] [tiny|medium] [tokens=1] [types=bf16,q8_0,q4_0] [levels=all]
+// (levels: a comma list of kernel levels, e.g. avx2,avx512; the CPU's others are skipped).
 // "hot" repeats one matrix (it stays in cache); "cold" rotates through copies of it totalling
 // over 1 GiB, so every weight byte comes from DRAM as in a real decode step. Each timing opens
 // one parallel region for all its products, as the model opens one per forward step.
@@ -17,8 +18,8 @@
 
 #include "bench/bandwidth.hpp"
 #include "smallcoder/cpu/kernels.hpp"
-#include "smallcoder/threads.hpp"
 #include "smallcoder/tensor/dtype.hpp"
+#include "smallcoder/threads.hpp"
 
 using namespace smallcoder;
 
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   const std::string size = argc > 2 ? argv[2] : "tiny";
   const int tokens = argc > 3 ? std::atoi(argv[3]) : 1;
   const std::string types = argc > 4 ? argv[4] : "bf16,q8_0,q4_0";
+  const std::string levels = argc > 5 ? "," + std::string(argv[5]) + "," : "all";
   const std::vector<std::pair<int, int>> shapes =
       size == "medium" ? std::vector<std::pair<int, int>>{{1152, 1152}, {3328, 1152}, {1152, 3328}, {32000, 1152}}
                        : std::vector<std::pair<int, int>>{{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}};
@@ -62,12 +64,14 @@ int main(int argc, char** argv) {
         std::uniform_int_distribution<int> byte(0, 255);
         for (std::size_t i = 0; i < matrix; ++i) weights[i] = static_cast<std::byte>(byte(rng));
       }
-      for (int c = 1; c < copies; ++c) std::memcpy(weights.data() + matrix * static_cast<std::size_t>(c), weights.data(), matrix);
+      for (int c = 1; c < copies; ++c)
+        std::memcpy(weights.data() + matrix * static_cast<std::size_t>(c), weights.data(), matrix);
       std::vector<float> x(static_cast<std::size_t>(cols) * tokens), y(static_cast<std::size_t>(rows) * tokens);
       for (float& v : x) v = normal(rng) * 20.0f;
       std::printf("%-5s %5dx%-5d n=%d:", dtype_name(t), rows, cols, tokens);
       for (cpu::Isa isa : cpu::kAllIsas) {
         if (!cpu::cpu_supports(isa)) continue;
+        if (levels != "all" && levels.find("," + std::string(cpu::isa_name(isa)) + ",") == std::string::npos) continue;
         const cpu::Kernels& k = cpu::kernels_for(t, isa);
         // The backend's choice: the level's batch product where it applies, else its gemm.
         const cpu::BatchKernels* batch = k.batch_for(cols, tokens);
@@ -78,7 +82,9 @@ int main(int argc, char** argv) {
         std::vector<std::byte> act_storage(stride * static_cast<std::size_t>(groups * cpu::kGroupTokens) + 64);
         std::byte* acts = act_storage.data() + (64 - reinterpret_cast<std::uintptr_t>(act_storage.data()) % 64) % 64;
         // The backend's work items.
-        const std::int64_t chunk = tokens == 1 ? 16 : batch != nullptr ? cpu::batch_item_rows(rows, threads) : 64;
+        const std::int64_t chunk = tokens == 1        ? (rows + threads - 1) / threads
+                                   : batch != nullptr ? cpu::batch_item_rows(rows, threads)
+                                                      : 64;
         // One product on copy `copy`, called by every thread of the enclosing region as the
         // backend does: the activations prepared once, then the rows split across threads.
         auto product = [&](int copy) {
@@ -118,7 +124,8 @@ int main(int argc, char** argv) {
             std::printf("  %s %s %6.1f GB/s", cpu::isa_name(isa), cold ? "cold" : "hot", gb_per_s);
             if (cold) std::printf(" (%3.0f%%)", 100.0 * gb_per_s / stream.gb_per_s);
           } else {
-            std::printf("  %s %s %6.1f GFLOP/s", cpu::isa_name(isa), cold ? "cold" : "hot", 2.0 * rows * cols * tokens / best / 1e9);
+            std::printf("  %s %s %6.1f GFLOP/s", cpu::isa_name(isa), cold ? "cold" : "hot",
+                        2.0 * rows * cols * tokens / best / 1e9);
           }
         }
       }

@@ -6514,25 +6514,35 @@ inline void gemm_tiled(const TensorView& w, std::int64_t r0, std::int64_t r1, co
   }
 }
 
-// The last `left` (< Decode::kRows) rows of a range in one call of Decode::rows<left>.
+// The last `left` (< Decode::kRows) rows of a range, consecutive, in one call of
+// Decode::rows<left>.
 template <class Decode, int R = Decode::kRows - 1>
 inline void decode_rest(std::int64_t left, const TensorView& w, std::int64_t r, const std::byte* act, float* y,
                         bool accumulate) {
   if constexpr (R > 1) {
     if (left < R) return decode_rest<Decode, R - 1>(left, w, r, act, y, accumulate);
   }
-  if (left >= R) Decode::template rows<R>(w, r, act, y, accumulate);
+  if constexpr (R > 0) {
+    if (left >= R) Decode::template rows<R>(w, r, 1, act, y, accumulate);
+  }
 }
 
-// The product for one token through Decode::rows<R>, Decode::kRows rows at a time (fewer for
-// the rest), a kernel made for streaming the weights once; batches go through Tiles.
+// The product for one token through Decode::rows<R>(w, r, spacing, ...), a kernel made for
+// streaming the weights once that takes R rows r, r + spacing, ..., r + (R - 1) spacing at
+// a time.
+// The range is read as Decode::kRows long streams, one per consecutive share of it (the
+// rest, fewer than kRows rows, at the end): the hardware prefetchers follow a few long
+// sequential streams, but not kRows adjacent rows read side by side, each of them a few
+// cache lines long, which left a kernel at half the memory's speed however far ahead it
+// prefetched (avx2 kernels, Tiny's rows, two threads on a Zen 5 EPYC). Batches go through
+// Tiles.
 template <class Decode, class Tiles>
 inline void gemm_decode_or_tiled(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
                                  std::size_t act_stride, int n, float* y, std::size_t ldy, bool accumulate) {
   if (n != 1) return gemm_tiled<Tiles>(w, r0, r1, acts, act_stride, n, y, ldy, accumulate);
-  std::int64_t r = r0;
-  for (; r + Decode::kRows <= r1; r += Decode::kRows) Decode::template rows<Decode::kRows>(w, r, acts, y, accumulate);
-  decode_rest<Decode>(r1 - r, w, r, acts, y, accumulate);
+  const std::int64_t len = (r1 - r0) / Decode::kRows;
+  for (std::int64_t j = 0; j < len; ++j) Decode::template rows<Decode::kRows>(w, r0 + j, len, acts, y, accumulate);
+  decode_rest<Decode>(r1 - r0 - Decode::kRows * len, w, r0 + Decode::kRows * len, acts, y, accumulate);
 }
 
 // The same product one row and one token at a time, for kernels that work per row pair
@@ -6588,11 +6598,23 @@ SMALLCODER_AVX2 inline float hmax(__m256 v) {
   return _mm_cvtss_f32(m);
 }
 
-// The f16 scale stored (unaligned) at p.
-SMALLCODER_AVX2 inline float f16_at(const std::byte* p) {
+// The 16 bits stored (unaligned) at p.
+inline std::uint16_t u16_at(const std::byte* p) {
   std::uint16_t h;
   std::memcpy(&h, p, sizeof h);
-  return _cvtsh_ss(h);
+  return h;
+}
+
+// The f16 scale stored (unaligned) at p.
+SMALLCODER_AVX2 inline float f16_at(const std::byte* p) { return _cvtsh_ss(u16_at(p)); }
+
+// The f16 scales at first + i * stride for i < R (R <= 4) as fp32 lanes 0 .. R-1 of one
+// conversion (the rest zero): the scales of one block of R rows.
+template <int R>
+SMALLCODER_AVX2 inline __m128 f16_column(const std::byte* first, std::size_t stride) {
+  std::uint64_t halves = 0;
+  for (int i = 0; i < R; ++i) halves |= std::uint64_t{u16_at(first + i * stride)} << (16 * i);
+  return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(halves)));
 }
 
 // ---- activation quantizers: the same bytes as scalar::quantize_acts_* ----
@@ -6653,9 +6675,20 @@ SMALLCODER_AVX2 inline void quantize_acts_q8_k(const float* x, std::int64_t n, s
   }
 }
 
+// One token's product (decode) reads every weight byte once, so it runs at the memory's
+// speed only if enough cache lines are requested ahead: the one-token kernels below
+// (FloatDecode, Q8_0Decode, Q4_0Decode, the k-quants') prefetch, for each row, the line
+// kDecodeCallsAhead calls (of kRows rows) on, the distance the AVX-512 level's Q8_0 kernel
+// found best (one call ahead left it waiting for lines). gemm_decode_or_tiled (tiling.hpp)
+// walks a row range kRows rows at a time, as at the AVX-512 level; batches take the tiles.
+constexpr int kDecodeCallsAhead = 3;
+
 // ---- float weights: fp32 activations, exact fp32 products, 8 lanes of partial sums ----
 
+// Rows::load(row, k): elements k .. k+7 of a row as fp32; Rows::at(row, k): element k;
+// kBytes: bytes per element.
 struct F32Rows {
+  static constexpr int kBytes = 4;
   SMALLCODER_AVX2 static __m256 load(const std::byte* row, std::int64_t k) {
     return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
   }
@@ -6663,6 +6696,7 @@ struct F32Rows {
 };
 
 struct Bf16Rows {
+  static constexpr int kBytes = 2;
   SMALLCODER_AVX2 static __m256 load(const std::byte* row, std::int64_t k) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -6673,6 +6707,7 @@ struct Bf16Rows {
 };
 
 struct F16Rows {
+  static constexpr int kBytes = 2;
   SMALLCODER_AVX2 static __m256 load(const std::byte* row, std::int64_t k) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k)));
   }
@@ -6698,10 +6733,10 @@ struct FloatTiles {
     for (int i = 0; i < R; ++i) {
       for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
     }
-    const std::size_t ahead = R * w.row_bytes(), element = w.row_bytes() / static_cast<std::size_t>(n);
+    const std::size_t ahead = R * w.row_bytes();
     std::int64_t k = 0;
     for (; k + 8 <= n; k += 8) {
-      for (int i = 0; i < R; ++i) prefetch_ahead(rows[i] + k * element, ahead);
+      for (int i = 0; i < R; ++i) prefetch_ahead(rows[i] + k * Rows::kBytes, ahead);
       __m256 xv[T];
       for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x[t] + k);
       for (int i = 0; i < R; ++i) {
@@ -6719,7 +6754,53 @@ struct FloatTiles {
   }
 };
 
+// One token: R <= kRows rows a cache line of each at a time, kLine / 8 accumulators per row
+// (the FMA's latency would otherwise bound the loop), the activation vector loaded once for
+// the R rows, and each row's line kDecodeCallsAhead calls on prefetched (see below).
+template <class Rows>
+struct FloatDecode {
+  static constexpr int kRows = 4;
+  static constexpr int kLine = 64 / Rows::kBytes;  // elements per cache line
+  static constexpr int kAcc = kLine / 8;
+
+  template <int R>
+  SMALLCODER_AVX2 static void rows(const TensorView& w, std::int64_t r, std::int64_t spacing, const std::byte* act,
+                                   float* y, bool accumulate) {
+    const std::int64_t n = w.cols;
+    const float* x = reinterpret_cast<const float*>(act);
+    const std::size_t ahead = kDecodeCallsAhead * w.row_bytes();
+    const std::byte* rows[R];
+    __m256 acc[R][kAcc];
+    for (int i = 0; i < R; ++i) {
+      rows[i] = w.row(r + i * spacing);
+      for (int j = 0; j < kAcc; ++j) acc[i][j] = _mm256_setzero_ps();
+    }
+    std::int64_t k = 0;
+    for (; k + kLine <= n; k += kLine) {
+      for (int i = 0; i < R; ++i) prefetch_ahead(rows[i] + k * Rows::kBytes, ahead);
+      for (int j = 0; j < kAcc; ++j) {
+        const __m256 xv = _mm256_loadu_ps(x + k + 8 * j);
+        for (int i = 0; i < R; ++i) acc[i][j] = _mm256_fmadd_ps(Rows::load(rows[i], k + 8 * j), xv, acc[i][j]);
+      }
+    }
+    for (; k + 8 <= n; k += 8) {
+      const __m256 xv = _mm256_loadu_ps(x + k);
+      for (int i = 0; i < R; ++i) acc[i][0] = _mm256_fmadd_ps(Rows::load(rows[i], k), xv, acc[i][0]);
+    }
+    for (int i = 0; i < R; ++i) {
+      for (int j = 1; j < kAcc; ++j) acc[i][0] = _mm256_add_ps(acc[i][0], acc[i][j]);
+      float sum = hsum(acc[i][0]);
+      for (std::int64_t j = k; j < n; ++j) sum += Rows::at(rows[i], j) * x[j];
+      store_result(y + r + i * spacing, sum, accumulate);
+    }
+  }
+};
+
 // ---- 32-element blocks: one block per vector, maddubs/madd integer products ----
+//
+// Without VNNI the 8-bit products go through maddubs (unsigned x signed bytes to int16
+// pairs) and madd by ones (int16 pairs to int32): 8 int32 lanes per block, lane j the sum
+// of products 4j .. 4j+3, exact (neither step can saturate with these operands).
 
 // Q8_0 weights are signed, so the sign moves onto the activations: |w| * (a * sign(w)),
 // which maddubs (unsigned x signed bytes) takes; |w| <= 128 and |a| <= 127 cannot saturate.
@@ -6733,14 +6814,17 @@ struct Q8_0Blocks {
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
     return {_mm256_abs_epi8(w), w, f16_at(block)};
   }
-  // int32 lanes summing to the block's exact integer product with activations a (sum: theirs).
-  SMALLCODER_AVX2 static __m256i lanes(const Unpacked& u, __m256i a, std::int32_t /*sum*/) {
+  // The lanes a token's block starts from: none to correct.
+  SMALLCODER_AVX2 static __m256i start(std::int32_t /*sum*/) { return _mm256_setzero_si256(); }
+  // int32 lanes summing to the block's exact integer product with activations a, from `start`.
+  SMALLCODER_AVX2 static __m256i lanes(const Unpacked& u, __m256i a, __m256i start) {
     const __m256i pairs = _mm256_maddubs_epi16(u.magnitude, _mm256_sign_epi8(a, u.w));
-    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+    return _mm256_add_epi32(start, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
   }
 };
 
-// Q4_0 nibbles are unsigned (0..15) as stored: sum (q - 8) a = sum q a - 8 sum a.
+// Q4_0 nibbles are unsigned (0..15) as stored: sum (q - 8) a = sum q a - 8 sum a, the
+// second term the lanes' start (computed once per token and block, shared by the rows).
 struct Q4_0Blocks {
   static constexpr int kBytes = sizeof(BlockQ4_0);
   struct Unpacked {
@@ -6752,17 +6836,22 @@ struct Q4_0Blocks {
     const __m256i both = _mm256_set_m128i(_mm_srli_epi16(bytes, 4), bytes);
     return {_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), f16_at(block)};
   }
-  SMALLCODER_AVX2 static __m256i lanes(const Unpacked& u, __m256i a, std::int32_t sum) {
-    const __m256i products = _mm256_madd_epi16(_mm256_maddubs_epi16(u.q, a), _mm256_set1_epi16(1));
-    return _mm256_add_epi32(products, _mm256_zextsi128_si256(_mm_cvtsi32_si128(-8 * sum)));
+  SMALLCODER_AVX2 static __m256i start(std::int32_t sum) { return _mm256_zextsi128_si256(_mm_cvtsi32_si128(-8 * sum)); }
+  SMALLCODER_AVX2 static __m256i lanes(const Unpacked& u, __m256i a, __m256i start) {
+    return _mm256_add_epi32(start, _mm256_madd_epi16(_mm256_maddubs_epi16(u.q, a), _mm256_set1_epi16(1)));
   }
 };
 
-// 4 rows x 1 token: an unpacked block takes up to two registers plus its scale, so more
-// tokens per tile would spill; a tile's rows stay in L1 across the token loop instead.
+// Batches: R rows x T tokens. A row's block is unpacked once (two registers) and serves T
+// tokens, a token's block is loaded once and serves R rows, and each (row, token) pair
+// costs the integer product, one conversion and one FMA with the product of the two
+// broadcast scales. 2 x 4 keeps the 8 accumulators, the unpacked rows and their scales
+// within the 16 vector registers; larger tiles spill. Q8_0's arithmetic per (row, token)
+// is the one-token kernel's and the AVX-512 level's (the same lanes, one FMA per block in
+// order, the same final sum), so every level gives the same bits.
 template <class Blocks>
 struct QuantTiles {
-  static constexpr int kRows = 4, kTokens = 1;
+  static constexpr int kRows = 2, kTokens = 4;
 
   template <int R, int T>
   SMALLCODER_AVX2 static void tile(const TensorView& w, std::int64_t r, const std::byte* acts, std::size_t act_stride,
@@ -6779,17 +6868,19 @@ struct QuantTiles {
     const std::size_t ahead = R * w.row_bytes();
     for (std::int64_t b = 0; b < blocks; ++b) {
       typename Blocks::Unpacked u[R];
+      __m256 dw[R];
       for (int i = 0; i < R; ++i) {
         prefetch_ahead(rows[i] + b * Blocks::kBytes, ahead);
         u[i] = Blocks::unpack(rows[i] + b * Blocks::kBytes);
+        dw[i] = _mm256_set1_ps(u[i].d);
       }
       for (int t = 0; t < T; ++t) {
         const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * kQ0Block));
-        const float da = a[t].d[b];
-        const std::int32_t sum = a[t].sums[b];
+        const __m256 da = _mm256_set1_ps(a[t].d[b]);
+        const __m256i start = Blocks::start(a[t].sums[b]);
         for (int i = 0; i < R; ++i) {
-          const __m256 products = _mm256_cvtepi32_ps(Blocks::lanes(u[i], av, sum));
-          acc[i][t] = _mm256_fmadd_ps(products, _mm256_set1_ps(u[i].d * da), acc[i][t]);
+          const __m256 products = _mm256_cvtepi32_ps(Blocks::lanes(u[i], av, start));
+          acc[i][t] = _mm256_fmadd_ps(products, _mm256_mul_ps(dw[i], da), acc[i][t]);
         }
       }
     }
@@ -6802,96 +6893,130 @@ struct QuantTiles {
   }
 };
 
-// ---- k-quants against Q8_K: one super-block of one row and one token at a time ----
+// Q8_0, four rows a block at a time: the activation block is loaded once for the four
+// rows and the four f16 scales convert in one instruction; the arithmetic per row is
+// QuantTiles<Q8_0Blocks>' (so the same bits).
+struct Q8_0Decode {
+  static constexpr int kRows = 4;
 
-// The k-quant products below have llama.cpp's x86 arithmetic (the same int32 lanes, the
-// same float accumulators and final sums), so their results are the ones llama.cpp computes.
-
-struct Q4KLanes {
-  __m256i scaled;  // 8 int32 lanes summing to scalar::Q4KSums::scaled
-  __m128i mins;    // 4 int32 lanes summing to scalar::Q4KSums::mins
+  template <int R>
+  SMALLCODER_AVX2 static void rows(const TensorView& w, std::int64_t r, std::int64_t spacing, const std::byte* act,
+                                   float* y, bool accumulate) {
+    const std::int64_t blocks = w.cols / kQ0Block;
+    const std::size_t stride = static_cast<std::size_t>(spacing) * w.row_bytes(),
+                      ahead = kDecodeCallsAhead * w.row_bytes();
+    const std::byte* first = w.row(r);
+    const Q8Acts a = q8_acts(act, w.cols);
+    __m256 acc[R];
+    for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::byte* block = first + b * sizeof(BlockQ8_0);
+      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + b * kQ0Block));
+      const __m256 d = _mm256_castps128_ps256(_mm_mul_ps(f16_column<R>(block, stride), _mm_set1_ps(a.d[b])));
+      for (int i = 0; i < R; ++i) {
+        const std::byte* p = block + i * stride;
+        prefetch_ahead(p, ahead);
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+        const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv));
+        const __m256 products = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+        acc[i] = _mm256_fmadd_ps(products, _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(i)), acc[i]);
+      }
+    }
+    for (int i = 0; i < R; ++i) store_result(y + r + i * spacing, hsum(acc[i]), accumulate);
+  }
 };
 
-SMALLCODER_AVX2 inline Q4KLanes q4k_lanes(const BlockQ4K& w, const BlockQ8K& a) {
-  alignas(16) std::uint8_t scales[16], mins[16];
-  q4k_scales_mins(w.scales, scales, mins);
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
-  __m256i scaled = _mm256_setzero_si256();
-  for (int c = 0; c < 4; ++c) {  // 32 bytes: sub-block 2c in the low nibbles, 2c + 1 in the high
-    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs + 32 * c));
-    const __m256i lo = _mm256_and_si256(bytes, low_nibbles);
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles);
-    const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * c));
-    const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * c + 32));
-    // 15 * 127 * 2 fits int16; the madd by the 6-bit scale widens to int32.
-    const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_lo), _mm256_set1_epi16(scales[2 * c]));
-    const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_hi), _mm256_set1_epi16(scales[2 * c + 1]));
-    scaled = _mm256_add_epi32(scaled, _mm256_add_epi32(p_lo, p_hi));
-  }
-  // Sub-block s's activation sum is bsums 2s and 2s + 1 added (hadd); times min s (madd).
-  const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
-  const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-  const __m128i mins16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins)));
-  return {scaled, _mm_madd_epi16(mins16, pairs)};
-}
+// Q4_0, four rows x two blocks per step. One 256-bit vector holds the 16 quant bytes of two
+// consecutive blocks of a row, so one mask and one shift unpack 64 nibbles, and two
+// maddubs against the two blocks' activation halves leave four int32 lanes per block. Two
+// rounds of unpack-and-add transpose four rows' lanes into one vector of exact (block, row)
+// sums, lane 4 * block + row, so the -8 * sum correction, the conversion, the scale
+// product and the FMA each serve eight row-blocks instead of one (the AVX-512 level's
+// Q4_0Decode on half the width). Without VNNI Q4_0 costs more instructions per weight byte
+// than any other type, so this is the kernel whose arithmetic, not DRAM, sets the speed
+// on a slow core.
+struct Q4_0Decode {
+  static constexpr int kRows = 4;
+  static constexpr std::size_t kBytes = sizeof(BlockQ4_0);
 
-// Lanes hold (q - 32) * a summed in int16 pairs before the signed group scale widens them:
-// maddubs(q, a) - maddubs(32, a) stays within int16 (|q - 32| <= 32, |a| <= 127).
-SMALLCODER_AVX2 inline __m256i q6k_lanes(const BlockQ6K& w, const BlockQ8K& a) {
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0F), high_pair = _mm256_set1_epi8(0x30);
-  const __m256i offset = _mm256_set1_epi8(32);
-  __m256i sum = _mm256_setzero_si256();
-  for (int half = 0; half < 2; ++half) {
-    const std::uint8_t* ql = w.ql + 64 * half;
-    const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-    const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh + 32 * half));
-    // Quarter j takes bits 2j..2j+1 of qh to bits 4-5 (shifts within 16-bit words never
-    // carry into those bits from the neighbouring byte).
-    const __m256i q[4] = {
-        _mm256_or_si256(_mm256_and_si256(l0, low_nibbles), _mm256_and_si256(_mm256_slli_epi16(h, 4), high_pair)),
-        _mm256_or_si256(_mm256_and_si256(l1, low_nibbles), _mm256_and_si256(_mm256_slli_epi16(h, 2), high_pair)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low_nibbles), _mm256_and_si256(h, high_pair)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low_nibbles),
-                        _mm256_and_si256(_mm256_srli_epi16(h, 2), high_pair)),
-    };
-    __m256i p[4];
-    for (int j = 0; j < 4; ++j) {
-      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 128 * half + 32 * j));
-      const std::int8_t* sc = w.scales + 8 * half + 2 * j;  // two 16-element groups per quarter
-      const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
-      const __m256i centred = _mm256_sub_epi16(_mm256_maddubs_epi16(q[j], av), _mm256_maddubs_epi16(offset, av));
-      p[j] = _mm256_madd_epi16(scales, centred);
+  // Lane 4k + i of the result: row i's exact sum over block k (lanes 4k .. 4k + 3 of lanes[i]).
+  SMALLCODER_AVX2 static __m256i transpose_sums(const __m256i (&lanes)[kRows]) {
+    const __m256i s01 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(lanes[0], lanes[1]), _mm256_unpackhi_epi32(lanes[0], lanes[1]));
+    const __m256i s23 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(lanes[2], lanes[3]), _mm256_unpackhi_epi32(lanes[2], lanes[3]));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
+  }
+
+  // Blocks b and b + 1 (G = 2) or b alone (G = 1, the upper half zero) of four rows: exact
+  // sums in transpose_sums' order.
+  template <int G>
+  SMALLCODER_AVX2 static __m256i block_sums(const std::byte* const* p, const Q8Acts& a, std::int64_t b) {
+    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + b * kQ0Block));
+    const __m256i q1 = G == 2 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + (b + 1) * kQ0Block))
+                              : _mm256_setzero_si256();
+    const __m256i first = _mm256_permute2x128_si256(q0, q1, 0x20), second = _mm256_permute2x128_si256(q0, q1, 0x31);
+    const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256i lanes[kRows];
+    for (int i = 0; i < kRows; ++i) {
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[i] + 2));
+      const __m256i bytes =
+          G == 2 ? _mm256_inserti128_si256(_mm256_castsi128_si256(q),
+                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[i] + kBytes + 2)), 1)
+                 : _mm256_zextsi128_si256(q);
+      const __m256i lo = _mm256_and_si256(bytes, low), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low);
+      // 15 * 127 * 2 per pair, twice, fits int16.
+      const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, first), _mm256_maddubs_epi16(hi, second));
+      lanes[i] = _mm256_madd_epi16(pairs, ones);
     }
-    sum = _mm256_add_epi32(sum, _mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3])));
+    const std::int32_t s1 = G == 2 ? a.sums[b + 1] : 0;
+    const __m256i correction = _mm256_set_m128i(_mm_set1_epi32(-8 * s1), _mm_set1_epi32(-8 * a.sums[b]));
+    return _mm256_add_epi32(transpose_sums(lanes), correction);
   }
-  return sum;
-}
 
-SMALLCODER_AVX2 inline float row_dot_q4_k(const std::byte* row, const std::byte* act, std::int64_t n) {
-  const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
-  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  __m128 acc_mins = _mm_setzero_ps();
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const Q4KLanes lanes = q4k_lanes(w[b], a[b]);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(a[b].d * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(lanes.scaled), acc);
-    acc_mins = _mm_fmadd_ps(_mm_set1_ps(-a[b].d * _cvtsh_ss(w[b].dmin)), _mm_cvtepi32_ps(lanes.mins), acc_mins);
+  // The fp32 scale products dw * da of the same (block, row) lanes.
+  template <int G>
+  SMALLCODER_AVX2 static __m256 scales(const std::byte* const* p, const Q8Acts& a, std::int64_t b) {
+    std::uint64_t halves[2] = {0, 0};
+    for (int g = 0; g < G; ++g) {
+      for (int i = 0; i < kRows; ++i) halves[g] |= std::uint64_t{u16_at(p[i] + g * kBytes)} << (16 * i);
+    }
+    const __m256 dw =
+        _mm256_cvtph_ps(_mm_set_epi64x(static_cast<long long>(halves[1]), static_cast<long long>(halves[0])));
+    const __m256 da = _mm256_set_m128(_mm_set1_ps(G == 2 ? a.d[b + 1] : 0.0f), _mm_set1_ps(a.d[b]));
+    return _mm256_mul_ps(dw, da);
   }
-  acc_mins = _mm_add_ps(acc_mins, _mm_movehl_ps(acc_mins, acc_mins));
-  acc_mins = _mm_add_ss(acc_mins, _mm_movehdup_ps(acc_mins));
-  return hsum(acc) + _mm_cvtss_f32(acc_mins);
-}
 
-SMALLCODER_AVX2 inline float row_dot_q6_k(const std::byte* row, const std::byte* act, std::int64_t n) {
-  const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
-  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(a[b].d * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(q6k_lanes(w[b], a[b])), acc);
+  template <int G>
+  SMALLCODER_AVX2 static __m256 step(const std::byte* const* rows, const Q8Acts& a, std::int64_t b, std::size_t ahead,
+                                     __m256 acc) {
+    const std::byte* p[kRows];
+    for (int i = 0; i < kRows; ++i) {
+      p[i] = rows[i] + b * kBytes;
+      prefetch_ahead(p[i], ahead);  // a step reads 36 bytes of a row, less than a line: every line is asked for
+    }
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_sums<G>(p, a, b)), scales<G>(p, a, b), acc);
   }
-  return hsum(acc);
-}
+
+  // R <= 4 rows r + i * spacing; fewer than four repeat the last row and store it once.
+  template <int R>
+  SMALLCODER_AVX2 static void rows(const TensorView& w, std::int64_t r, std::int64_t spacing, const std::byte* act,
+                                   float* y, bool accumulate) {
+    const std::int64_t blocks = w.cols / kQ0Block;
+    const std::size_t ahead = kDecodeCallsAhead * w.row_bytes();
+    const std::byte* rows[kRows];
+    for (int i = 0; i < kRows; ++i) rows[i] = w.row(r + (i < R ? i : R - 1) * spacing);
+    const Q8Acts a = q8_acts(act, w.cols);
+    __m256 acc = _mm256_setzero_ps();
+    std::int64_t b = 0;
+    for (; b + 2 <= blocks; b += 2) acc = step<2>(rows, a, b, ahead, acc);
+    if (b < blocks) acc = step<1>(rows, a, b, ahead, acc);
+    // Row i's total: lanes i and 4 + i.
+    float sums[kRows];
+    _mm_storeu_ps(sums, _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+    for (int i = 0; i < R; ++i) store_result(y + r + i * spacing, sums[i], accumulate);
+  }
+};
 
 }  // namespace smallcoder::cpu::avx2
 
@@ -6912,7 +7037,6 @@ SMALLCODER_AVX2 inline float row_dot_q6_k(const std::byte* row, const std::byte*
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #define SMALLCODER_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define SMALLCODER_AVX512_INLINE \
@@ -7263,14 +7387,14 @@ struct Q4_0Decode {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(transpose_sums(lanes)), _mm512_mul_ps(scales<G>(p), x.d), acc);
   }
 
-  // R <= 4 rows from r; fewer than four repeat the last row and store it once.
+  // R <= 4 rows r + i * spacing; fewer than four repeat the last row and store it once.
   template <int R>
-  SMALLCODER_AVX512 static void rows(const TensorView& w, std::int64_t r, const std::byte* act, float* y,
-                                     bool accumulate) {
+  SMALLCODER_AVX512 static void rows(const TensorView& w, std::int64_t r, std::int64_t spacing, const std::byte* act,
+                                     float* y, bool accumulate) {
     const std::int64_t blocks = w.cols / kQ0Block;
-    const std::size_t ahead = kRows * w.row_bytes();
+    const std::size_t ahead = w.row_bytes();  // the stream's next row
     const std::byte* rows[kRows];
-    for (int i = 0; i < kRows; ++i) rows[i] = w.row(r + (i < R ? i : R - 1));
+    for (int i = 0; i < kRows; ++i) rows[i] = w.row(r + (i < R ? i : R - 1) * spacing);
     const Q8Acts a = q8_acts(act, w.cols);
     __m512 acc = _mm512_setzero_ps();
     std::int64_t b = 0;
@@ -7292,7 +7416,7 @@ struct Q4_0Decode {
     const __m256 half = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
     float sums[kRows];
     _mm_storeu_ps(sums, _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1)));
-    for (int i = 0; i < R; ++i) store_result(y + r + i, sums[i], accumulate);
+    for (int i = 0; i < R; ++i) store_result(y + r + i * spacing, sums[i], accumulate);
   }
 };
 
@@ -7304,12 +7428,6 @@ struct Q4_0Decode {
 // so the two levels agree bit for bit. That arithmetic is also llama.cpp's x86 Q8_0 dot
 // product (sign trick, 8 lanes, one FMA per block, same final sum), so a greedy continuation
 // that passes a near tie of the logits resolves it as llama.cpp does.
-inline std::uint16_t u16_at(const std::byte* p) {
-  std::uint16_t h;
-  std::memcpy(&h, p, sizeof h);
-  return h;
-}
-
 struct Q8_0Tiles {
   static constexpr int kRows = 4, kTokens = 6;  // 2 row pairs x 6 tokens: 12 accumulators
 
@@ -7325,7 +7443,7 @@ struct Q8_0Tiles {
     const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(second + 2));
     const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
     // Both f16 scales through one conversion, then spread over their halves.
-    const std::uint32_t scales = u16_at(first) | static_cast<std::uint32_t>(u16_at(second)) << 16;
+    const std::uint32_t scales = avx2::u16_at(first) | static_cast<std::uint32_t>(avx2::u16_at(second)) << 16;
     const __m128 d01 = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(scales)));
     const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     return {_mm512_abs_epi8(w), _mm512_movepi8_mask(w), _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(d01))};
@@ -7394,10 +7512,10 @@ struct Q8_0Decode {
   static constexpr int kCallsAhead = 3;
 
   template <int R>
-  SMALLCODER_AVX512 static void rows(const TensorView& w, std::int64_t r, const std::byte* act, float* y,
-                                     bool accumulate) {
+  SMALLCODER_AVX512 static void rows(const TensorView& w, std::int64_t r, std::int64_t spacing, const std::byte* act,
+                                     float* y, bool accumulate) {
     const std::int64_t blocks = w.cols / kQ0Block;
-    const std::size_t stride = w.row_bytes();
+    const std::size_t stride = static_cast<std::size_t>(spacing) * w.row_bytes();
     const std::byte* first = w.row(r);
     const Q8Acts a = q8_acts(act, w.cols);
     const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
@@ -7408,19 +7526,16 @@ struct Q8_0Decode {
       const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + b * kQ0Block));
       const __m256i start =
           _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), flip, av));
-      std::uint64_t halves = 0;
-      for (int i = 0; i < R; ++i) halves |= std::uint64_t{u16_at(block + i * stride)} << (16 * i);
-      const __m256 d = _mm256_castps128_ps256(
-          _mm_mul_ps(_mm_cvtph_ps(_mm_set_epi64x(0, static_cast<long long>(halves))), _mm_set1_ps(a.d[b])));
+      const __m256 d = _mm256_castps128_ps256(_mm_mul_ps(avx2::f16_column<R>(block, stride), _mm_set1_ps(a.d[b])));
       for (int i = 0; i < R; ++i) {
         const std::byte* p = block + i * stride;
-        prefetch_ahead(p, kCallsAhead * kRows * stride);
+        prefetch_ahead(p, kCallsAhead * w.row_bytes());  // the stream's row kCallsAhead calls on
         const __m256i wv = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2)), flip);
         const __m256 products = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(start, wv, av));
         acc[i] = _mm256_fmadd_ps(products, _mm256_permutexvar_ps(_mm256_set1_epi32(i), d), acc[i]);
       }
     }
-    for (int i = 0; i < R; ++i) store_result(y + r + i, avx2::hsum(acc[i]), accumulate);
+    for (int i = 0; i < R; ++i) store_result(y + r + i * spacing, avx2::hsum(acc[i]), accumulate);
   }
 };
 
@@ -7857,6 +7972,266 @@ SMALLCODER_AVX512 inline void pack_q8_0_group(const float* x, std::size_t ldx, i
 
 #endif  // SMALLCODER_X86
 // ---- end smallcoder/cpu/kernels/amx.hpp ----
+// ---- begin smallcoder/cpu/kernels/avx2_kquants.hpp ----
+// AVX2 k-quant kernels (Q4_K and Q6_K weights against Q8_K activations), which the AVX-512
+// level uses as they are. They have llama.cpp's x86 arithmetic: the same int32 lanes per
+// super-block, one FMA per super-block into the same float accumulators and the same final
+// sums, so their results are the ones llama.cpp computes (and a greedy continuation through
+// a near tie of the logits follows llama.cpp's). Integer sums are exact in any order, so the
+// kernels are free to compute a super-block's lanes chunk by chunk across several rows and
+// tokens; only the float steps keep llama.cpp's order.
+
+
+#ifdef SMALLCODER_X86
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace smallcoder::cpu::avx2 {
+
+// A k-quant type's steps, for the kernels below: a super-block is kChunks chunks of 32 or 64
+// elements. Per (row, super-block): header() unpacks what the chunks share (scales). Per
+// (row, chunk): weights() unpacks the quants into registers. Per (token, chunk): acts() loads
+// the activations. Per (row, token, chunk): lanes() gives int32 lanes whose sum over the
+// chunks is the super-block's exact integer product, and add_block() multiply-adds that into
+// the float sums, which total() reduces.
+
+// The int16 words {2k, 2k + 1} of a vector's every 128-bit lane as a byte shuffle: what
+// _mm256_shuffle_epi8 takes to broadcast word k of each lane across that lane.
+SMALLCODER_AVX2 inline __m256i word_broadcast_index(int k) {
+  return _mm256_set1_epi16(static_cast<short>((2 * k + 1) << 8 | 2 * k));
+}
+
+// Q4_K: chunk c is 32 bytes of quants, sub-block 2c in the low nibbles and 2c + 1 in the
+// high ones, each sub-block with its own 6-bit scale (and min, applied per super-block).
+struct Q4KSteps {
+  using Block = BlockQ4K;
+  static constexpr int kChunks = 4;
+
+  struct Header {
+    __m256i scales;  // the 8 sub-block scales as int16, in both 128-bit lanes
+    __m128i mins;    // the 8 mins as int16
+  };
+  struct Weights {
+    __m256i lo, hi, scale_lo, scale_hi;
+  };
+  struct Acts {
+    __m256i lo, hi;  // the activations of sub-blocks 2c and 2c + 1
+  };
+  struct Sums {
+    __m256 scaled;
+    __m128 mins;
+  };
+
+  // The packing of q4k_scales_mins (quant_blocks.hpp), four bytes at a time: byte j of
+  // word 0 holds scale j, of word 1 min j (low 6 bits each); byte j of word 2 holds the
+  // low four bits of scale 4 + j and of min 4 + j, whose top two bits are bits 6-7 of
+  // word 0's and word 1's byte j.
+  SMALLCODER_AVX2 static Header header(const BlockQ4K& w) {
+    std::uint32_t word[3];
+    std::memcpy(word, w.scales, sizeof word);
+    constexpr std::uint32_t k6Bits = 0x3F3F3F3F, kLow4 = 0x0F0F0F0F, kBits45 = 0x30303030;
+    const std::uint64_t scales = (word[0] & k6Bits) | std::uint64_t{(word[2] & kLow4) | ((word[0] >> 2) & kBits45)}
+                                                          << 32;
+    const std::uint64_t mins = (word[1] & k6Bits) | std::uint64_t{((word[2] >> 4) & kLow4) | ((word[1] >> 2) & kBits45)}
+                                                        << 32;
+    const __m128i scales16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(scales)));
+    return {_mm256_broadcastsi128_si256(scales16), _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mins)))};
+  }
+  SMALLCODER_AVX2 static Weights weights(const BlockQ4K& w, const Header& h, int c) {
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs + 32 * c));
+    return {_mm256_and_si256(bytes, low_nibbles), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles),
+            _mm256_shuffle_epi8(h.scales, word_broadcast_index(2 * c)),
+            _mm256_shuffle_epi8(h.scales, word_broadcast_index(2 * c + 1))};
+  }
+  SMALLCODER_AVX2 static Acts acts(const BlockQ8K& a, int c) {
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * c)),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * c + 32))};
+  }
+  // 15 * 127 * 2 fits int16; the madd by the 6-bit scale widens to int32.
+  SMALLCODER_AVX2 static __m256i lanes(const Weights& q, const Acts& a) {
+    const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(q.lo, a.lo), q.scale_lo);
+    const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(q.hi, a.hi), q.scale_hi);
+    return _mm256_add_epi32(p_lo, p_hi);
+  }
+  // 4 int32 lanes summing to scalar::Q4KSums::mins: sub-block s's activation sum is bsums
+  // 2s and 2s + 1 added (hadd), times min s (madd).
+  SMALLCODER_AVX2 static __m128i min_lanes(const Header& h, const BlockQ8K& a) {
+    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
+    const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+    return _mm_madd_epi16(h.mins, pairs);
+  }
+  SMALLCODER_AVX2 static void add_block(Sums& s, const Header& h, const BlockQ4K& w, const BlockQ8K& a,
+                                        __m256i scaled) {
+    s.scaled = _mm256_fmadd_ps(_mm256_set1_ps(a.d * _cvtsh_ss(w.d)), _mm256_cvtepi32_ps(scaled), s.scaled);
+    s.mins = _mm_fmadd_ps(_mm_set1_ps(-a.d * _cvtsh_ss(w.dmin)), _mm_cvtepi32_ps(min_lanes(h, a)), s.mins);
+  }
+  SMALLCODER_AVX2 static Sums zero() { return {_mm256_setzero_ps(), _mm_setzero_ps()}; }
+  SMALLCODER_AVX2 static float total(const Sums& s) {
+    __m128 mins = _mm_add_ps(s.mins, _mm_movehl_ps(s.mins, s.mins));
+    mins = _mm_add_ss(mins, _mm_movehdup_ps(mins));
+    return hsum(s.scaled) + _mm_cvtss_f32(mins);
+  }
+};
+
+// Q6_K: chunk c is quarter c % 4 of half c / 4, 32 elements whose low four bits are in ql and
+// high two in qh; each 16 of them has a signed 8-bit scale. Lanes hold (q - 32) * a summed in
+// int16 pairs before the scale widens them: maddubs(q, a) - maddubs(32, a) stays within
+// int16 (|q - 32| <= 32, |a| <= 127), and maddubs(32, a), the same for every row, is part of
+// the activations.
+struct Q6KSteps {
+  using Block = BlockQ6K;
+  static constexpr int kChunks = 8;
+
+  struct Header {
+    __m256i scales[2];  // half h's 8 group scales as int16, in both 128-bit lanes
+  };
+  struct Weights {
+    __m256i q, scales;
+  };
+  struct Acts {
+    __m256i a, offset;  // the activations and maddubs(32, a)
+  };
+  struct Sums {
+    __m256 scaled;
+  };
+
+  SMALLCODER_AVX2 static Header header(const BlockQ6K& w) {
+    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales)));
+    return {{_mm256_permute4x64_epi64(scales16, 0x44), _mm256_permute4x64_epi64(scales16, 0xEE)}};
+  }
+  SMALLCODER_AVX2 static Weights weights(const BlockQ6K& w, const Header& header, int c) {
+    const int half = c / 4, quarter = c % 4;
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), high_pair = _mm256_set1_epi8(0x30);
+    // Quarters 0 and 2 take the low and high nibbles of ql's first 32 bytes, 1 and 3 those
+    // of the next 32; quarter j takes bits 2j..2j+1 of qh to bits 4-5 (shifts within 16-bit
+    // words never carry into those bits from the neighbouring byte).
+    const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.ql + 64 * half + 32 * (quarter % 2)));
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh + 32 * half));
+    const __m256i nibbles = quarter < 2 ? l : _mm256_srli_epi16(l, 4);
+    const __m256i top = quarter == 0   ? _mm256_slli_epi16(h, 4)
+                        : quarter == 1 ? _mm256_slli_epi16(h, 2)
+                        : quarter == 2 ? h
+                                       : _mm256_srli_epi16(h, 2);
+    // Two 16-element groups per quarter: the first half of the lanes takes scale 2 * quarter,
+    // the second 2 * quarter + 1.
+    const __m256i index = _mm256_set_m128i(_mm256_castsi256_si128(word_broadcast_index(2 * quarter + 1)),
+                                           _mm256_castsi256_si128(word_broadcast_index(2 * quarter)));
+    return {_mm256_or_si256(_mm256_and_si256(nibbles, low_nibbles), _mm256_and_si256(top, high_pair)),
+            _mm256_shuffle_epi8(header.scales[half], index)};
+  }
+  SMALLCODER_AVX2 static Acts acts(const BlockQ8K& a, int c) {
+    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * c));
+    return {av, _mm256_maddubs_epi16(_mm256_set1_epi8(32), av)};
+  }
+  SMALLCODER_AVX2 static __m256i lanes(const Weights& q, const Acts& a) {
+    return _mm256_madd_epi16(q.scales, _mm256_sub_epi16(_mm256_maddubs_epi16(q.q, a.a), a.offset));
+  }
+  SMALLCODER_AVX2 static void add_block(Sums& s, const Header&, const BlockQ6K& w, const BlockQ8K& a, __m256i scaled) {
+    s.scaled = _mm256_fmadd_ps(_mm256_set1_ps(a.d * _cvtsh_ss(w.d)), _mm256_cvtepi32_ps(scaled), s.scaled);
+  }
+  SMALLCODER_AVX2 static Sums zero() { return {_mm256_setzero_ps()}; }
+  SMALLCODER_AVX2 static float total(const Sums& s) { return hsum(s.scaled); }
+};
+
+// The int32 lanes of one super-block of one row against one token: what every kernel below
+// sums per (row, token), chunk by chunk (the tests compare these with the scalar sums).
+template <class Steps>
+SMALLCODER_AVX2 inline __m256i super_block_lanes(const typename Steps::Block& w, const BlockQ8K& a) {
+  const typename Steps::Header h = Steps::header(w);
+  __m256i sum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+  for (int c = 0; c < Steps::kChunks; ++c)
+    sum = _mm256_add_epi32(sum, Steps::lanes(Steps::weights(w, h, c), Steps::acts(a, c)));
+  return sum;
+}
+
+// R rows x T tokens of a k-quant matrix. Per super-block, each row's chunk is unpacked once
+// for the T tokens and each token's chunk loaded once for the R rows; the integer lanes of
+// every (row, token) pair build up over the chunks, then one FMA per pair adds the
+// super-block to its float sums. Each row asks for its block's lines `ahead` bytes on.
+template <class Steps, int R, int T>
+SMALLCODER_AVX2 inline void kquant_tile(const TensorView& w, std::int64_t r, const std::byte* acts,
+                                        std::size_t act_stride, float* y, std::size_t ldy, bool accumulate,
+                                        std::size_t ahead) {
+  using Block = typename Steps::Block;
+  const std::int64_t blocks = w.cols / kQKBlock;
+  const Block* rows[R];
+  const BlockQ8K* a[T];
+  typename Steps::Sums sums[R][T];
+  for (int i = 0; i < R; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + i));
+  for (int t = 0; t < T; ++t) a[t] = reinterpret_cast<const BlockQ8K*>(acts + static_cast<std::size_t>(t) * act_stride);
+  for (int i = 0; i < R; ++i) {
+    for (int t = 0; t < T; ++t) sums[i][t] = Steps::zero();
+  }
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    typename Steps::Header h[R];
+    for (int i = 0; i < R; ++i) {
+      const std::byte* block = reinterpret_cast<const std::byte*>(rows[i] + b);
+      for (std::size_t at = 0; at < sizeof(Block); at += 64) prefetch_ahead(block + at, ahead);
+      h[i] = Steps::header(rows[i][b]);
+    }
+    __m256i lanes[R][T];
+    for (int i = 0; i < R; ++i) {
+      for (int t = 0; t < T; ++t) lanes[i][t] = _mm256_setzero_si256();
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < Steps::kChunks; ++c) {  // unrolled: each chunk's offsets and shifts are constants
+      typename Steps::Acts x[T];
+      for (int t = 0; t < T; ++t) x[t] = Steps::acts(a[t][b], c);
+      for (int i = 0; i < R; ++i) {  // one row's chunk in registers at a time
+        const typename Steps::Weights q = Steps::weights(rows[i][b], h[i], c);
+        for (int t = 0; t < T; ++t) lanes[i][t] = _mm256_add_epi32(lanes[i][t], Steps::lanes(q, x[t]));
+      }
+    }
+    for (int i = 0; i < R; ++i) {
+      for (int t = 0; t < T; ++t) Steps::add_block(sums[i][t], h[i], rows[i][b], a[t][b], lanes[i][t]);
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    for (int t = 0; t < T; ++t) {
+      store_result(y + static_cast<std::size_t>(t) * ldy + static_cast<std::size_t>(r + i), Steps::total(sums[i][t]),
+                   accumulate);
+    }
+  }
+}
+
+// Batches: one row x four tokens. A k-quant chunk takes four registers unpacked (Q4_K:
+// both nibbles and both scales) and a token's two, so larger tiles spill; measured by
+// llvm-mca on GCC 12's code (cycles per (row, token) super-block, Zen 1 / Zen 3 models):
+// Q4_K 17 / 16.5 at 1 x 4, 21 / 20 at 2 x 2, 27 / 18 at 1 x 1.
+template <class Steps>
+struct KQuantTiles {
+  static constexpr int kRows = 1, kTokens = 4;
+
+  template <int R, int T>
+  SMALLCODER_AVX2 static void tile(const TensorView& w, std::int64_t r, const std::byte* acts, std::size_t act_stride,
+                                   float* y, std::size_t ldy, bool accumulate) {
+    kquant_tile<Steps, R, T>(w, r, acts, act_stride, y, ldy, accumulate, R * w.row_bytes());
+  }
+};
+
+// One token: a row at a time, which keeps every value in registers (two or four rows at
+// once spill), in one sequential stream through the range (kRows = 1).
+template <class Steps>
+struct KQuantDecode {
+  static constexpr int kRows = 1;
+
+  template <int R>
+  SMALLCODER_AVX2 static void rows(const TensorView& w, std::int64_t r, std::int64_t /*spacing*/, const std::byte* act,
+                                   float* y, bool accumulate) {
+    kquant_tile<Steps, 1, 1>(w, r, act, 0, y, 0, accumulate, kDecodeCallsAhead * w.row_bytes());
+  }
+};
+
+}  // namespace smallcoder::cpu::avx2
+
+#endif  // SMALLCODER_X86
+// ---- end smallcoder/cpu/kernels/avx2_kquants.hpp ----
 // ---- begin smallcoder/cpu/kernels/scalar.hpp ----
 // The portable kernels: plain C++ every build compiles and every CPU runs (non-x86 ones
 // included). They define the results: the SIMD levels must give bit-equal quantized
@@ -8124,44 +8499,45 @@ struct TypeKernels {
 // (Q4_0) tokens up, though most of a 16-token group is then zero padding
 // (measured against avx512: bf16 1.3-1.6x at 6 tokens, 0.75-0.95x at 4;
 // Q8_0 1.15-1.25x at 4, 0.9-1.05x at 3; Q4_0 1.25-1.5x at 8, 0.95-1.15x at 6).
-// The k-quants have AVX2 products only, used by both wider levels.
+// The k-quants have AVX2 products only, used by both wider levels; so has one token on
+// float weights (bound by memory, which AVX2's loads stream as fast as AVX-512's).
 constexpr TypeKernels kTypeKernels[] = {
     {DType::f32,
      ActFormat::f32,
      gemm_rows<scalar::row_dot_f32>,
-     SMALLCODER_X86_ONLY(gemm_tiled<avx2::FloatTiles<avx2::F32Rows>>),
-     SMALLCODER_X86_ONLY(gemm_tiled<avx512::FloatTiles<avx512::F32Rows>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F32Rows>, avx2::FloatTiles<avx2::F32Rows>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F32Rows>, avx512::FloatTiles<avx512::F32Rows>>),
      {}},
     {DType::f16,
      ActFormat::f32,
      gemm_rows<scalar::row_dot_f16>,
-     SMALLCODER_X86_ONLY(gemm_tiled<avx2::FloatTiles<avx2::F16Rows>>),
-     SMALLCODER_X86_ONLY(gemm_tiled<avx512::FloatTiles<avx512::F16Rows>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F16Rows>, avx2::FloatTiles<avx2::F16Rows>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F16Rows>, avx512::FloatTiles<avx512::F16Rows>>),
      {}},
     {DType::bf16, ActFormat::f32, gemm_rows<scalar::row_dot_bf16>,
-     SMALLCODER_X86_ONLY(gemm_tiled<avx2::FloatTiles<avx2::Bf16Rows>>),
-     SMALLCODER_X86_ONLY(gemm_tiled<avx512::FloatTiles<avx512::Bf16Rows>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::Bf16Rows>, avx2::FloatTiles<avx2::Bf16Rows>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::Bf16Rows>, avx512::FloatTiles<avx512::Bf16Rows>>),
      SMALLCODER_X86_ONLY({ActFormat::bf16_split, amx::pack_group, amx::gemm<amx::Bf16Tiles>, 6, kSplitCols})},
     {DType::q8_0, ActFormat::q8_0, gemm_rows<scalar::row_dot_q8_0>,
-     SMALLCODER_X86_ONLY(gemm_tiled<avx2::QuantTiles<avx2::Q8_0Blocks>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::Q8_0Decode, avx2::QuantTiles<avx2::Q8_0Blocks>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx512::Q8_0Decode, avx512::Q8_0Tiles>),
      SMALLCODER_X86_ONLY(
          {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q8_0Blocks>>, 4, kQ0Block})},
     {DType::q4_0, ActFormat::q8_0, gemm_rows<scalar::row_dot_q4_0>,
-     SMALLCODER_X86_ONLY(gemm_tiled<avx2::QuantTiles<avx2::Q4_0Blocks>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::Q4_0Decode, avx2::QuantTiles<avx2::Q4_0Blocks>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx512::Q4_0Decode, avx512::QuantTiles<avx512::Q4_0Groups>>),
      SMALLCODER_X86_ONLY(
          {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q4_0Blocks>>, 8, kQ0Block})},
     {DType::q4_k,
      ActFormat::q8_k,
      gemm_rows<scalar::row_dot_q4_k>,
-     SMALLCODER_X86_ONLY(gemm_rows<avx2::row_dot_q4_k>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::KQuantDecode<avx2::Q4KSteps>, avx2::KQuantTiles<avx2::Q4KSteps>>),
      {},
      {}},
     {DType::q6_k,
      ActFormat::q8_k,
      gemm_rows<scalar::row_dot_q6_k>,
-     SMALLCODER_X86_ONLY(gemm_rows<avx2::row_dot_q6_k>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::KQuantDecode<avx2::Q6KSteps>, avx2::KQuantTiles<avx2::Q6KSteps>>),
      {},
      {}},
 };
@@ -9071,8 +9447,7 @@ class CpuBackend {
   const float* logits() const { return logits_.data(); }
 
  private:
-  static constexpr std::int64_t kDecodeRows = 16;  // weight rows per work item for one token
-  static constexpr std::int64_t kBatchRows = 64;   // for a batch: each tile's weights are reused from cache
+  static constexpr std::int64_t kBatchRows = 64;  // for a batch: each tile's weights are reused from cache
 
   // y[t * ldy + r] (+)= W[r] . x.row(first + t) for t < rows: the activation rows are
   // prepared once (quantized for integer kernels, packed for a level's batch product), then
@@ -9107,7 +9482,10 @@ class CpuBackend {
         k.quantize_acts(x.row(first + static_cast<int>(i)), x.cols(), acts_ + static_cast<std::size_t>(i) * act_stride);
       });
     }
-    split_rows(k.gemm, w, rows == 1 ? kDecodeRows : kBatchRows, acts, act_stride, rows, y, ldy, accumulate);
+    // One token: each thread's share of the rows in one piece, which the one-token kernels
+    // read as a few long sequential streams (tiling.hpp's gemm_decode_or_tiled).
+    const std::int64_t decode_rows = (w.rows + threads_ - 1) / threads_;
+    split_rows(k.gemm, w, rows == 1 ? decode_rows : kBatchRows, acts, act_stride, rows, y, ldy, accumulate);
   }
 
   // Runs gemm on W's rows in chunks of `chunk` rows split statically across the threads.
@@ -9154,15 +9532,15 @@ class CpuBackend {
   int threads_;
   int max_batch_;
   int context_;
-  DType kv_type_;             // of the cache's elements
-  std::size_t kv_row_bytes_;  // one head's values at one position
+  DType kv_type_;               // of the cache's elements
+  std::size_t kv_row_bytes_;    // one head's values at one position
   std::size_t key_area_bytes_;  // one head's key tiles for the whole context
   RopeTable rope_;
   std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
   std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms, Eigen GEMM tiles
-  std::vector<std::byte> act_storage_;        // prepared activation rows, shared by the threads
-  std::byte* acts_ = nullptr;                 // act_storage_ aligned to 64 bytes
+  std::vector<std::byte> act_storage_;       // prepared activation rows, shared by the threads
+  std::byte* acts_ = nullptr;                // act_storage_ aligned to 64 bytes
   struct PreparedRecord {
     const Buffer* source = nullptr;
     cpu::ActFormat format = cpu::ActFormat::f32;

@@ -56,7 +56,7 @@ SMALLCODER_AVX2 inline void block_sums(const std::byte* row, const std::byte* ac
   const Q8Acts a = q8_acts(act, n);
   for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
     const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + b * kQ0Block));
-    out[b] = hsum(Blocks::lanes(Blocks::unpack(row + b * Blocks::kBytes), av, a.sums[b]));
+    out[b] = hsum(Blocks::lanes(Blocks::unpack(row + b * Blocks::kBytes), av, Blocks::start(a.sums[b])));
   }
 }
 
@@ -65,9 +65,8 @@ SMALLCODER_AVX2 inline void block_sums_q4_k(const std::byte* row, const std::byt
   const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
   const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
   for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const Q4KLanes lanes = q4k_lanes(w[b], a[b]);
-    out[2 * b] = hsum(lanes.scaled);
-    out[2 * b + 1] = hsum(_mm256_zextsi128_si256(lanes.mins));
+    out[2 * b] = hsum(super_block_lanes<Q4KSteps>(w[b], a[b]));
+    out[2 * b + 1] = hsum(_mm256_zextsi128_si256(Q4KSteps::min_lanes(Q4KSteps::header(w[b]), a[b])));
   }
 }
 
@@ -75,7 +74,7 @@ SMALLCODER_AVX2 inline void block_sums_q6_k(const std::byte* row, const std::byt
                                             std::int32_t* out) {
   const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
   const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) out[b] = hsum(q6k_lanes(w[b], a[b]));
+  for (std::int64_t b = 0; b < n / kQKBlock; ++b) out[b] = hsum(super_block_lanes<Q6KSteps>(w[b], a[b]));
 }
 
 }  // namespace avx2

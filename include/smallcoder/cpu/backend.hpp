@@ -11,17 +11,17 @@
 #include <vector>
 
 #include "smallcoder/config.hpp"
-#include "smallcoder/tensor/dtype.hpp"
 #include "smallcoder/cpu/gemm.hpp"
 #include "smallcoder/cpu/isa.hpp"
 #include "smallcoder/cpu/kernels.hpp"
 #include "smallcoder/cpu/kv_rows.hpp"
 #include "smallcoder/cpu/ops.hpp"
-#include "smallcoder/threads.hpp"
 #include "smallcoder/model/backend_options.hpp"
 #include "smallcoder/model/rope.hpp"
 #include "smallcoder/model/step.hpp"
 #include "smallcoder/model/weights.hpp"
+#include "smallcoder/tensor/dtype.hpp"
+#include "smallcoder/threads.hpp"
 
 namespace smallcoder {
 
@@ -193,8 +193,7 @@ class CpuBackend {
   const float* logits() const { return logits_.data(); }
 
  private:
-  static constexpr std::int64_t kDecodeRows = 16;  // weight rows per work item for one token
-  static constexpr std::int64_t kBatchRows = 64;   // for a batch: each tile's weights are reused from cache
+  static constexpr std::int64_t kBatchRows = 64;  // for a batch: each tile's weights are reused from cache
 
   // y[t * ldy + r] (+)= W[r] . x.row(first + t) for t < rows: the activation rows are
   // prepared once (quantized for integer kernels, packed for a level's batch product), then
@@ -229,7 +228,10 @@ class CpuBackend {
         k.quantize_acts(x.row(first + static_cast<int>(i)), x.cols(), acts_ + static_cast<std::size_t>(i) * act_stride);
       });
     }
-    split_rows(k.gemm, w, rows == 1 ? kDecodeRows : kBatchRows, acts, act_stride, rows, y, ldy, accumulate);
+    // One token: each thread's share of the rows in one piece, which the one-token kernels
+    // read as a few long sequential streams (tiling.hpp's gemm_decode_or_tiled).
+    const std::int64_t decode_rows = (w.rows + threads_ - 1) / threads_;
+    split_rows(k.gemm, w, rows == 1 ? decode_rows : kBatchRows, acts, act_stride, rows, y, ldy, accumulate);
   }
 
   // Runs gemm on W's rows in chunks of `chunk` rows split statically across the threads.
@@ -276,15 +278,15 @@ class CpuBackend {
   int threads_;
   int max_batch_;
   int context_;
-  DType kv_type_;             // of the cache's elements
-  std::size_t kv_row_bytes_;  // one head's values at one position
+  DType kv_type_;               // of the cache's elements
+  std::size_t kv_row_bytes_;    // one head's values at one position
   std::size_t key_area_bytes_;  // one head's key tiles for the whole context
   RopeTable rope_;
   std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
   std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms, Eigen GEMM tiles
-  std::vector<std::byte> act_storage_;        // prepared activation rows, shared by the threads
-  std::byte* acts_ = nullptr;                 // act_storage_ aligned to 64 bytes
+  std::vector<std::byte> act_storage_;       // prepared activation rows, shared by the threads
+  std::byte* acts_ = nullptr;                // act_storage_ aligned to 64 bytes
   struct PreparedRecord {
     const Buffer* source = nullptr;
     cpu::ActFormat format = cpu::ActFormat::f32;

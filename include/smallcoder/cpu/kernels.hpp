@@ -12,6 +12,7 @@
 #include "smallcoder/cpu/kernels/activations.hpp"
 #include "smallcoder/cpu/kernels/amx.hpp"
 #include "smallcoder/cpu/kernels/avx2.hpp"
+#include "smallcoder/cpu/kernels/avx2_kquants.hpp"
 #include "smallcoder/cpu/kernels/avx512.hpp"
 #include "smallcoder/cpu/kernels/scalar.hpp"
 #include "smallcoder/cpu/kernels/tiling.hpp"
@@ -84,44 +85,45 @@ struct TypeKernels {
 // (Q4_0) tokens up, though most of a 16-token group is then zero padding
 // (measured against avx512: bf16 1.3-1.6x at 6 tokens, 0.75-0.95x at 4;
 // Q8_0 1.15-1.25x at 4, 0.9-1.05x at 3; Q4_0 1.25-1.5x at 8, 0.95-1.15x at 6).
-// The k-quants have AVX2 products only, used by both wider levels.
+// The k-quants have AVX2 products only, used by both wider levels; so has one token on
+// float weights (bound by memory, which AVX2's loads stream as fast as AVX-512's).
 constexpr TypeKernels kTypeKernels[] = {
     {DType::f32,
      ActFormat::f32,
      gemm_rows<scalar::row_dot_f32>,
-     SMALLCODER_X86_ONLY(gemm_tiled<avx2::FloatTiles<avx2::F32Rows>>),
-     SMALLCODER_X86_ONLY(gemm_tiled<avx512::FloatTiles<avx512::F32Rows>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F32Rows>, avx2::FloatTiles<avx2::F32Rows>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F32Rows>, avx512::FloatTiles<avx512::F32Rows>>),
      {}},
     {DType::f16,
      ActFormat::f32,
      gemm_rows<scalar::row_dot_f16>,
-     SMALLCODER_X86_ONLY(gemm_tiled<avx2::FloatTiles<avx2::F16Rows>>),
-     SMALLCODER_X86_ONLY(gemm_tiled<avx512::FloatTiles<avx512::F16Rows>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F16Rows>, avx2::FloatTiles<avx2::F16Rows>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F16Rows>, avx512::FloatTiles<avx512::F16Rows>>),
      {}},
     {DType::bf16, ActFormat::f32, gemm_rows<scalar::row_dot_bf16>,
-     SMALLCODER_X86_ONLY(gemm_tiled<avx2::FloatTiles<avx2::Bf16Rows>>),
-     SMALLCODER_X86_ONLY(gemm_tiled<avx512::FloatTiles<avx512::Bf16Rows>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::Bf16Rows>, avx2::FloatTiles<avx2::Bf16Rows>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::Bf16Rows>, avx512::FloatTiles<avx512::Bf16Rows>>),
      SMALLCODER_X86_ONLY({ActFormat::bf16_split, amx::pack_group, amx::gemm<amx::Bf16Tiles>, 6, kSplitCols})},
     {DType::q8_0, ActFormat::q8_0, gemm_rows<scalar::row_dot_q8_0>,
-     SMALLCODER_X86_ONLY(gemm_tiled<avx2::QuantTiles<avx2::Q8_0Blocks>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::Q8_0Decode, avx2::QuantTiles<avx2::Q8_0Blocks>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx512::Q8_0Decode, avx512::Q8_0Tiles>),
      SMALLCODER_X86_ONLY(
          {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q8_0Blocks>>, 4, kQ0Block})},
     {DType::q4_0, ActFormat::q8_0, gemm_rows<scalar::row_dot_q4_0>,
-     SMALLCODER_X86_ONLY(gemm_tiled<avx2::QuantTiles<avx2::Q4_0Blocks>>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::Q4_0Decode, avx2::QuantTiles<avx2::Q4_0Blocks>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx512::Q4_0Decode, avx512::QuantTiles<avx512::Q4_0Groups>>),
      SMALLCODER_X86_ONLY(
          {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q4_0Blocks>>, 8, kQ0Block})},
     {DType::q4_k,
      ActFormat::q8_k,
      gemm_rows<scalar::row_dot_q4_k>,
-     SMALLCODER_X86_ONLY(gemm_rows<avx2::row_dot_q4_k>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::KQuantDecode<avx2::Q4KSteps>, avx2::KQuantTiles<avx2::Q4KSteps>>),
      {},
      {}},
     {DType::q6_k,
      ActFormat::q8_k,
      gemm_rows<scalar::row_dot_q6_k>,
-     SMALLCODER_X86_ONLY(gemm_rows<avx2::row_dot_q6_k>),
+     SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::KQuantDecode<avx2::Q6KSteps>, avx2::KQuantTiles<avx2::Q6KSteps>>),
      {},
      {}},
 };

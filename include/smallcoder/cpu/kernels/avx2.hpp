@@ -44,11 +44,23 @@ SMALLCODER_AVX2 inline float hmax(__m256 v) {
   return _mm_cvtss_f32(m);
 }
 
-// The f16 scale stored (unaligned) at p.
-SMALLCODER_AVX2 inline float f16_at(const std::byte* p) {
+// The 16 bits stored (unaligned) at p.
+inline std::uint16_t u16_at(const std::byte* p) {
   std::uint16_t h;
   std::memcpy(&h, p, sizeof h);
-  return _cvtsh_ss(h);
+  return h;
+}
+
+// The f16 scale stored (unaligned) at p.
+SMALLCODER_AVX2 inline float f16_at(const std::byte* p) { return _cvtsh_ss(u16_at(p)); }
+
+// The f16 scales at first + i * stride for i < R (R <= 4) as fp32 lanes 0 .. R-1 of one
+// conversion (the rest zero): the scales of one block of R rows.
+template <int R>
+SMALLCODER_AVX2 inline __m128 f16_column(const std::byte* first, std::size_t stride) {
+  std::uint64_t halves = 0;
+  for (int i = 0; i < R; ++i) halves |= std::uint64_t{u16_at(first + i * stride)} << (16 * i);
+  return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(halves)));
 }
 
 // ---- activation quantizers: the same bytes as scalar::quantize_acts_* ----
@@ -109,9 +121,20 @@ SMALLCODER_AVX2 inline void quantize_acts_q8_k(const float* x, std::int64_t n, s
   }
 }
 
+// One token's product (decode) reads every weight byte once, so it runs at the memory's
+// speed only if enough cache lines are requested ahead: the one-token kernels below
+// (FloatDecode, Q8_0Decode, Q4_0Decode, the k-quants') prefetch, for each row, the line
+// kDecodeCallsAhead calls (of kRows rows) on, the distance the AVX-512 level's Q8_0 kernel
+// found best (one call ahead left it waiting for lines). gemm_decode_or_tiled (tiling.hpp)
+// walks a row range kRows rows at a time, as at the AVX-512 level; batches take the tiles.
+constexpr int kDecodeCallsAhead = 3;
+
 // ---- float weights: fp32 activations, exact fp32 products, 8 lanes of partial sums ----
 
+// Rows::load(row, k): elements k .. k+7 of a row as fp32; Rows::at(row, k): element k;
+// kBytes: bytes per element.
 struct F32Rows {
+  static constexpr int kBytes = 4;
   SMALLCODER_AVX2 static __m256 load(const std::byte* row, std::int64_t k) {
     return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
   }
@@ -119,6 +142,7 @@ struct F32Rows {
 };
 
 struct Bf16Rows {
+  static constexpr int kBytes = 2;
   SMALLCODER_AVX2 static __m256 load(const std::byte* row, std::int64_t k) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -129,6 +153,7 @@ struct Bf16Rows {
 };
 
 struct F16Rows {
+  static constexpr int kBytes = 2;
   SMALLCODER_AVX2 static __m256 load(const std::byte* row, std::int64_t k) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k)));
   }
@@ -154,10 +179,10 @@ struct FloatTiles {
     for (int i = 0; i < R; ++i) {
       for (int t = 0; t < T; ++t) acc[i][t] = _mm256_setzero_ps();
     }
-    const std::size_t ahead = R * w.row_bytes(), element = w.row_bytes() / static_cast<std::size_t>(n);
+    const std::size_t ahead = R * w.row_bytes();
     std::int64_t k = 0;
     for (; k + 8 <= n; k += 8) {
-      for (int i = 0; i < R; ++i) prefetch_ahead(rows[i] + k * element, ahead);
+      for (int i = 0; i < R; ++i) prefetch_ahead(rows[i] + k * Rows::kBytes, ahead);
       __m256 xv[T];
       for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x[t] + k);
       for (int i = 0; i < R; ++i) {
@@ -175,7 +200,53 @@ struct FloatTiles {
   }
 };
 
+// One token: R <= kRows rows a cache line of each at a time, kLine / 8 accumulators per row
+// (the FMA's latency would otherwise bound the loop), the activation vector loaded once for
+// the R rows, and each row's line kDecodeCallsAhead calls on prefetched (see below).
+template <class Rows>
+struct FloatDecode {
+  static constexpr int kRows = 4;
+  static constexpr int kLine = 64 / Rows::kBytes;  // elements per cache line
+  static constexpr int kAcc = kLine / 8;
+
+  template <int R>
+  SMALLCODER_AVX2 static void rows(const TensorView& w, std::int64_t r, std::int64_t spacing, const std::byte* act,
+                                   float* y, bool accumulate) {
+    const std::int64_t n = w.cols;
+    const float* x = reinterpret_cast<const float*>(act);
+    const std::size_t ahead = kDecodeCallsAhead * w.row_bytes();
+    const std::byte* rows[R];
+    __m256 acc[R][kAcc];
+    for (int i = 0; i < R; ++i) {
+      rows[i] = w.row(r + i * spacing);
+      for (int j = 0; j < kAcc; ++j) acc[i][j] = _mm256_setzero_ps();
+    }
+    std::int64_t k = 0;
+    for (; k + kLine <= n; k += kLine) {
+      for (int i = 0; i < R; ++i) prefetch_ahead(rows[i] + k * Rows::kBytes, ahead);
+      for (int j = 0; j < kAcc; ++j) {
+        const __m256 xv = _mm256_loadu_ps(x + k + 8 * j);
+        for (int i = 0; i < R; ++i) acc[i][j] = _mm256_fmadd_ps(Rows::load(rows[i], k + 8 * j), xv, acc[i][j]);
+      }
+    }
+    for (; k + 8 <= n; k += 8) {
+      const __m256 xv = _mm256_loadu_ps(x + k);
+      for (int i = 0; i < R; ++i) acc[i][0] = _mm256_fmadd_ps(Rows::load(rows[i], k), xv, acc[i][0]);
+    }
+    for (int i = 0; i < R; ++i) {
+      for (int j = 1; j < kAcc; ++j) acc[i][0] = _mm256_add_ps(acc[i][0], acc[i][j]);
+      float sum = hsum(acc[i][0]);
+      for (std::int64_t j = k; j < n; ++j) sum += Rows::at(rows[i], j) * x[j];
+      store_result(y + r + i * spacing, sum, accumulate);
+    }
+  }
+};
+
 // ---- 32-element blocks: one block per vector, maddubs/madd integer products ----
+//
+// Without VNNI the 8-bit products go through maddubs (unsigned x signed bytes to int16
+// pairs) and madd by ones (int16 pairs to int32): 8 int32 lanes per block, lane j the sum
+// of products 4j .. 4j+3, exact (neither step can saturate with these operands).
 
 // Q8_0 weights are signed, so the sign moves onto the activations: |w| * (a * sign(w)),
 // which maddubs (unsigned x signed bytes) takes; |w| <= 128 and |a| <= 127 cannot saturate.
@@ -189,14 +260,17 @@ struct Q8_0Blocks {
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
     return {_mm256_abs_epi8(w), w, f16_at(block)};
   }
-  // int32 lanes summing to the block's exact integer product with activations a (sum: theirs).
-  SMALLCODER_AVX2 static __m256i lanes(const Unpacked& u, __m256i a, std::int32_t /*sum*/) {
+  // The lanes a token's block starts from: none to correct.
+  SMALLCODER_AVX2 static __m256i start(std::int32_t /*sum*/) { return _mm256_setzero_si256(); }
+  // int32 lanes summing to the block's exact integer product with activations a, from `start`.
+  SMALLCODER_AVX2 static __m256i lanes(const Unpacked& u, __m256i a, __m256i start) {
     const __m256i pairs = _mm256_maddubs_epi16(u.magnitude, _mm256_sign_epi8(a, u.w));
-    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+    return _mm256_add_epi32(start, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
   }
 };
 
-// Q4_0 nibbles are unsigned (0..15) as stored: sum (q - 8) a = sum q a - 8 sum a.
+// Q4_0 nibbles are unsigned (0..15) as stored: sum (q - 8) a = sum q a - 8 sum a, the
+// second term the lanes' start (computed once per token and block, shared by the rows).
 struct Q4_0Blocks {
   static constexpr int kBytes = sizeof(BlockQ4_0);
   struct Unpacked {
@@ -208,17 +282,22 @@ struct Q4_0Blocks {
     const __m256i both = _mm256_set_m128i(_mm_srli_epi16(bytes, 4), bytes);
     return {_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), f16_at(block)};
   }
-  SMALLCODER_AVX2 static __m256i lanes(const Unpacked& u, __m256i a, std::int32_t sum) {
-    const __m256i products = _mm256_madd_epi16(_mm256_maddubs_epi16(u.q, a), _mm256_set1_epi16(1));
-    return _mm256_add_epi32(products, _mm256_zextsi128_si256(_mm_cvtsi32_si128(-8 * sum)));
+  SMALLCODER_AVX2 static __m256i start(std::int32_t sum) { return _mm256_zextsi128_si256(_mm_cvtsi32_si128(-8 * sum)); }
+  SMALLCODER_AVX2 static __m256i lanes(const Unpacked& u, __m256i a, __m256i start) {
+    return _mm256_add_epi32(start, _mm256_madd_epi16(_mm256_maddubs_epi16(u.q, a), _mm256_set1_epi16(1)));
   }
 };
 
-// 4 rows x 1 token: an unpacked block takes up to two registers plus its scale, so more
-// tokens per tile would spill; a tile's rows stay in L1 across the token loop instead.
+// Batches: R rows x T tokens. A row's block is unpacked once (two registers) and serves T
+// tokens, a token's block is loaded once and serves R rows, and each (row, token) pair
+// costs the integer product, one conversion and one FMA with the product of the two
+// broadcast scales. 2 x 4 keeps the 8 accumulators, the unpacked rows and their scales
+// within the 16 vector registers; larger tiles spill. Q8_0's arithmetic per (row, token)
+// is the one-token kernel's and the AVX-512 level's (the same lanes, one FMA per block in
+// order, the same final sum), so every level gives the same bits.
 template <class Blocks>
 struct QuantTiles {
-  static constexpr int kRows = 4, kTokens = 1;
+  static constexpr int kRows = 2, kTokens = 4;
 
   template <int R, int T>
   SMALLCODER_AVX2 static void tile(const TensorView& w, std::int64_t r, const std::byte* acts, std::size_t act_stride,
@@ -235,17 +314,19 @@ struct QuantTiles {
     const std::size_t ahead = R * w.row_bytes();
     for (std::int64_t b = 0; b < blocks; ++b) {
       typename Blocks::Unpacked u[R];
+      __m256 dw[R];
       for (int i = 0; i < R; ++i) {
         prefetch_ahead(rows[i] + b * Blocks::kBytes, ahead);
         u[i] = Blocks::unpack(rows[i] + b * Blocks::kBytes);
+        dw[i] = _mm256_set1_ps(u[i].d);
       }
       for (int t = 0; t < T; ++t) {
         const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * kQ0Block));
-        const float da = a[t].d[b];
-        const std::int32_t sum = a[t].sums[b];
+        const __m256 da = _mm256_set1_ps(a[t].d[b]);
+        const __m256i start = Blocks::start(a[t].sums[b]);
         for (int i = 0; i < R; ++i) {
-          const __m256 products = _mm256_cvtepi32_ps(Blocks::lanes(u[i], av, sum));
-          acc[i][t] = _mm256_fmadd_ps(products, _mm256_set1_ps(u[i].d * da), acc[i][t]);
+          const __m256 products = _mm256_cvtepi32_ps(Blocks::lanes(u[i], av, start));
+          acc[i][t] = _mm256_fmadd_ps(products, _mm256_mul_ps(dw[i], da), acc[i][t]);
         }
       }
     }
@@ -258,96 +339,130 @@ struct QuantTiles {
   }
 };
 
-// ---- k-quants against Q8_K: one super-block of one row and one token at a time ----
+// Q8_0, four rows a block at a time: the activation block is loaded once for the four
+// rows and the four f16 scales convert in one instruction; the arithmetic per row is
+// QuantTiles<Q8_0Blocks>' (so the same bits).
+struct Q8_0Decode {
+  static constexpr int kRows = 4;
 
-// The k-quant products below have llama.cpp's x86 arithmetic (the same int32 lanes, the
-// same float accumulators and final sums), so their results are the ones llama.cpp computes.
-
-struct Q4KLanes {
-  __m256i scaled;  // 8 int32 lanes summing to scalar::Q4KSums::scaled
-  __m128i mins;    // 4 int32 lanes summing to scalar::Q4KSums::mins
+  template <int R>
+  SMALLCODER_AVX2 static void rows(const TensorView& w, std::int64_t r, std::int64_t spacing, const std::byte* act,
+                                   float* y, bool accumulate) {
+    const std::int64_t blocks = w.cols / kQ0Block;
+    const std::size_t stride = static_cast<std::size_t>(spacing) * w.row_bytes(),
+                      ahead = kDecodeCallsAhead * w.row_bytes();
+    const std::byte* first = w.row(r);
+    const Q8Acts a = q8_acts(act, w.cols);
+    __m256 acc[R];
+    for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::byte* block = first + b * sizeof(BlockQ8_0);
+      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + b * kQ0Block));
+      const __m256 d = _mm256_castps128_ps256(_mm_mul_ps(f16_column<R>(block, stride), _mm_set1_ps(a.d[b])));
+      for (int i = 0; i < R; ++i) {
+        const std::byte* p = block + i * stride;
+        prefetch_ahead(p, ahead);
+        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+        const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv));
+        const __m256 products = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+        acc[i] = _mm256_fmadd_ps(products, _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(i)), acc[i]);
+      }
+    }
+    for (int i = 0; i < R; ++i) store_result(y + r + i * spacing, hsum(acc[i]), accumulate);
+  }
 };
 
-SMALLCODER_AVX2 inline Q4KLanes q4k_lanes(const BlockQ4K& w, const BlockQ8K& a) {
-  alignas(16) std::uint8_t scales[16], mins[16];
-  q4k_scales_mins(w.scales, scales, mins);
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
-  __m256i scaled = _mm256_setzero_si256();
-  for (int c = 0; c < 4; ++c) {  // 32 bytes: sub-block 2c in the low nibbles, 2c + 1 in the high
-    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs + 32 * c));
-    const __m256i lo = _mm256_and_si256(bytes, low_nibbles);
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles);
-    const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * c));
-    const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * c + 32));
-    // 15 * 127 * 2 fits int16; the madd by the 6-bit scale widens to int32.
-    const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_lo), _mm256_set1_epi16(scales[2 * c]));
-    const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_hi), _mm256_set1_epi16(scales[2 * c + 1]));
-    scaled = _mm256_add_epi32(scaled, _mm256_add_epi32(p_lo, p_hi));
-  }
-  // Sub-block s's activation sum is bsums 2s and 2s + 1 added (hadd); times min s (madd).
-  const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
-  const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-  const __m128i mins16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins)));
-  return {scaled, _mm_madd_epi16(mins16, pairs)};
-}
+// Q4_0, four rows x two blocks per step. One 256-bit vector holds the 16 quant bytes of two
+// consecutive blocks of a row, so one mask and one shift unpack 64 nibbles, and two
+// maddubs against the two blocks' activation halves leave four int32 lanes per block. Two
+// rounds of unpack-and-add transpose four rows' lanes into one vector of exact (block, row)
+// sums, lane 4 * block + row, so the -8 * sum correction, the conversion, the scale
+// product and the FMA each serve eight row-blocks instead of one (the AVX-512 level's
+// Q4_0Decode on half the width). Without VNNI Q4_0 costs more instructions per weight byte
+// than any other type, so this is the kernel whose arithmetic, not DRAM, sets the speed
+// on a slow core.
+struct Q4_0Decode {
+  static constexpr int kRows = 4;
+  static constexpr std::size_t kBytes = sizeof(BlockQ4_0);
 
-// Lanes hold (q - 32) * a summed in int16 pairs before the signed group scale widens them:
-// maddubs(q, a) - maddubs(32, a) stays within int16 (|q - 32| <= 32, |a| <= 127).
-SMALLCODER_AVX2 inline __m256i q6k_lanes(const BlockQ6K& w, const BlockQ8K& a) {
-  const __m256i low_nibbles = _mm256_set1_epi8(0x0F), high_pair = _mm256_set1_epi8(0x30);
-  const __m256i offset = _mm256_set1_epi8(32);
-  __m256i sum = _mm256_setzero_si256();
-  for (int half = 0; half < 2; ++half) {
-    const std::uint8_t* ql = w.ql + 64 * half;
-    const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-    const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh + 32 * half));
-    // Quarter j takes bits 2j..2j+1 of qh to bits 4-5 (shifts within 16-bit words never
-    // carry into those bits from the neighbouring byte).
-    const __m256i q[4] = {
-        _mm256_or_si256(_mm256_and_si256(l0, low_nibbles), _mm256_and_si256(_mm256_slli_epi16(h, 4), high_pair)),
-        _mm256_or_si256(_mm256_and_si256(l1, low_nibbles), _mm256_and_si256(_mm256_slli_epi16(h, 2), high_pair)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low_nibbles), _mm256_and_si256(h, high_pair)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low_nibbles),
-                        _mm256_and_si256(_mm256_srli_epi16(h, 2), high_pair)),
-    };
-    __m256i p[4];
-    for (int j = 0; j < 4; ++j) {
-      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 128 * half + 32 * j));
-      const std::int8_t* sc = w.scales + 8 * half + 2 * j;  // two 16-element groups per quarter
-      const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
-      const __m256i centred = _mm256_sub_epi16(_mm256_maddubs_epi16(q[j], av), _mm256_maddubs_epi16(offset, av));
-      p[j] = _mm256_madd_epi16(scales, centred);
+  // Lane 4k + i of the result: row i's exact sum over block k (lanes 4k .. 4k + 3 of lanes[i]).
+  SMALLCODER_AVX2 static __m256i transpose_sums(const __m256i (&lanes)[kRows]) {
+    const __m256i s01 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(lanes[0], lanes[1]), _mm256_unpackhi_epi32(lanes[0], lanes[1]));
+    const __m256i s23 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(lanes[2], lanes[3]), _mm256_unpackhi_epi32(lanes[2], lanes[3]));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
+  }
+
+  // Blocks b and b + 1 (G = 2) or b alone (G = 1, the upper half zero) of four rows: exact
+  // sums in transpose_sums' order.
+  template <int G>
+  SMALLCODER_AVX2 static __m256i block_sums(const std::byte* const* p, const Q8Acts& a, std::int64_t b) {
+    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + b * kQ0Block));
+    const __m256i q1 = G == 2 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + (b + 1) * kQ0Block))
+                              : _mm256_setzero_si256();
+    const __m256i first = _mm256_permute2x128_si256(q0, q1, 0x20), second = _mm256_permute2x128_si256(q0, q1, 0x31);
+    const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256i lanes[kRows];
+    for (int i = 0; i < kRows; ++i) {
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[i] + 2));
+      const __m256i bytes =
+          G == 2 ? _mm256_inserti128_si256(_mm256_castsi128_si256(q),
+                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[i] + kBytes + 2)), 1)
+                 : _mm256_zextsi128_si256(q);
+      const __m256i lo = _mm256_and_si256(bytes, low), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low);
+      // 15 * 127 * 2 per pair, twice, fits int16.
+      const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, first), _mm256_maddubs_epi16(hi, second));
+      lanes[i] = _mm256_madd_epi16(pairs, ones);
     }
-    sum = _mm256_add_epi32(sum, _mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3])));
+    const std::int32_t s1 = G == 2 ? a.sums[b + 1] : 0;
+    const __m256i correction = _mm256_set_m128i(_mm_set1_epi32(-8 * s1), _mm_set1_epi32(-8 * a.sums[b]));
+    return _mm256_add_epi32(transpose_sums(lanes), correction);
   }
-  return sum;
-}
 
-SMALLCODER_AVX2 inline float row_dot_q4_k(const std::byte* row, const std::byte* act, std::int64_t n) {
-  const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
-  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  __m128 acc_mins = _mm_setzero_ps();
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const Q4KLanes lanes = q4k_lanes(w[b], a[b]);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(a[b].d * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(lanes.scaled), acc);
-    acc_mins = _mm_fmadd_ps(_mm_set1_ps(-a[b].d * _cvtsh_ss(w[b].dmin)), _mm_cvtepi32_ps(lanes.mins), acc_mins);
+  // The fp32 scale products dw * da of the same (block, row) lanes.
+  template <int G>
+  SMALLCODER_AVX2 static __m256 scales(const std::byte* const* p, const Q8Acts& a, std::int64_t b) {
+    std::uint64_t halves[2] = {0, 0};
+    for (int g = 0; g < G; ++g) {
+      for (int i = 0; i < kRows; ++i) halves[g] |= std::uint64_t{u16_at(p[i] + g * kBytes)} << (16 * i);
+    }
+    const __m256 dw =
+        _mm256_cvtph_ps(_mm_set_epi64x(static_cast<long long>(halves[1]), static_cast<long long>(halves[0])));
+    const __m256 da = _mm256_set_m128(_mm_set1_ps(G == 2 ? a.d[b + 1] : 0.0f), _mm_set1_ps(a.d[b]));
+    return _mm256_mul_ps(dw, da);
   }
-  acc_mins = _mm_add_ps(acc_mins, _mm_movehl_ps(acc_mins, acc_mins));
-  acc_mins = _mm_add_ss(acc_mins, _mm_movehdup_ps(acc_mins));
-  return hsum(acc) + _mm_cvtss_f32(acc_mins);
-}
 
-SMALLCODER_AVX2 inline float row_dot_q6_k(const std::byte* row, const std::byte* act, std::int64_t n) {
-  const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
-  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(a[b].d * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(q6k_lanes(w[b], a[b])), acc);
+  template <int G>
+  SMALLCODER_AVX2 static __m256 step(const std::byte* const* rows, const Q8Acts& a, std::int64_t b, std::size_t ahead,
+                                     __m256 acc) {
+    const std::byte* p[kRows];
+    for (int i = 0; i < kRows; ++i) {
+      p[i] = rows[i] + b * kBytes;
+      prefetch_ahead(p[i], ahead);  // a step reads 36 bytes of a row, less than a line: every line is asked for
+    }
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_sums<G>(p, a, b)), scales<G>(p, a, b), acc);
   }
-  return hsum(acc);
-}
+
+  // R <= 4 rows r + i * spacing; fewer than four repeat the last row and store it once.
+  template <int R>
+  SMALLCODER_AVX2 static void rows(const TensorView& w, std::int64_t r, std::int64_t spacing, const std::byte* act,
+                                   float* y, bool accumulate) {
+    const std::int64_t blocks = w.cols / kQ0Block;
+    const std::size_t ahead = kDecodeCallsAhead * w.row_bytes();
+    const std::byte* rows[kRows];
+    for (int i = 0; i < kRows; ++i) rows[i] = w.row(r + (i < R ? i : R - 1) * spacing);
+    const Q8Acts a = q8_acts(act, w.cols);
+    __m256 acc = _mm256_setzero_ps();
+    std::int64_t b = 0;
+    for (; b + 2 <= blocks; b += 2) acc = step<2>(rows, a, b, ahead, acc);
+    if (b < blocks) acc = step<1>(rows, a, b, ahead, acc);
+    // Row i's total: lanes i and 4 + i.
+    float sums[kRows];
+    _mm_storeu_ps(sums, _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+    for (int i = 0; i < R; ++i) store_result(y + r + i * spacing, sums[i], accumulate);
+  }
+};
 
 }  // namespace smallcoder::cpu::avx2
 

@@ -19,7 +19,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #define SMALLCODER_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define SMALLCODER_AVX512_INLINE \
@@ -370,14 +369,14 @@ struct Q4_0Decode {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(transpose_sums(lanes)), _mm512_mul_ps(scales<G>(p), x.d), acc);
   }
 
-  // R <= 4 rows from r; fewer than four repeat the last row and store it once.
+  // R <= 4 rows r + i * spacing; fewer than four repeat the last row and store it once.
   template <int R>
-  SMALLCODER_AVX512 static void rows(const TensorView& w, std::int64_t r, const std::byte* act, float* y,
-                                     bool accumulate) {
+  SMALLCODER_AVX512 static void rows(const TensorView& w, std::int64_t r, std::int64_t spacing, const std::byte* act,
+                                     float* y, bool accumulate) {
     const std::int64_t blocks = w.cols / kQ0Block;
-    const std::size_t ahead = kRows * w.row_bytes();
+    const std::size_t ahead = w.row_bytes();  // the stream's next row
     const std::byte* rows[kRows];
-    for (int i = 0; i < kRows; ++i) rows[i] = w.row(r + (i < R ? i : R - 1));
+    for (int i = 0; i < kRows; ++i) rows[i] = w.row(r + (i < R ? i : R - 1) * spacing);
     const Q8Acts a = q8_acts(act, w.cols);
     __m512 acc = _mm512_setzero_ps();
     std::int64_t b = 0;
@@ -399,7 +398,7 @@ struct Q4_0Decode {
     const __m256 half = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
     float sums[kRows];
     _mm_storeu_ps(sums, _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1)));
-    for (int i = 0; i < R; ++i) store_result(y + r + i, sums[i], accumulate);
+    for (int i = 0; i < R; ++i) store_result(y + r + i * spacing, sums[i], accumulate);
   }
 };
 
@@ -411,12 +410,6 @@ struct Q4_0Decode {
 // so the two levels agree bit for bit. That arithmetic is also llama.cpp's x86 Q8_0 dot
 // product (sign trick, 8 lanes, one FMA per block, same final sum), so a greedy continuation
 // that passes a near tie of the logits resolves it as llama.cpp does.
-inline std::uint16_t u16_at(const std::byte* p) {
-  std::uint16_t h;
-  std::memcpy(&h, p, sizeof h);
-  return h;
-}
-
 struct Q8_0Tiles {
   static constexpr int kRows = 4, kTokens = 6;  // 2 row pairs x 6 tokens: 12 accumulators
 
@@ -432,7 +425,7 @@ struct Q8_0Tiles {
     const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(second + 2));
     const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
     // Both f16 scales through one conversion, then spread over their halves.
-    const std::uint32_t scales = u16_at(first) | static_cast<std::uint32_t>(u16_at(second)) << 16;
+    const std::uint32_t scales = avx2::u16_at(first) | static_cast<std::uint32_t>(avx2::u16_at(second)) << 16;
     const __m128 d01 = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(scales)));
     const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     return {_mm512_abs_epi8(w), _mm512_movepi8_mask(w), _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(d01))};
@@ -501,10 +494,10 @@ struct Q8_0Decode {
   static constexpr int kCallsAhead = 3;
 
   template <int R>
-  SMALLCODER_AVX512 static void rows(const TensorView& w, std::int64_t r, const std::byte* act, float* y,
-                                     bool accumulate) {
+  SMALLCODER_AVX512 static void rows(const TensorView& w, std::int64_t r, std::int64_t spacing, const std::byte* act,
+                                     float* y, bool accumulate) {
     const std::int64_t blocks = w.cols / kQ0Block;
-    const std::size_t stride = w.row_bytes();
+    const std::size_t stride = static_cast<std::size_t>(spacing) * w.row_bytes();
     const std::byte* first = w.row(r);
     const Q8Acts a = q8_acts(act, w.cols);
     const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
@@ -515,19 +508,16 @@ struct Q8_0Decode {
       const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + b * kQ0Block));
       const __m256i start =
           _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), flip, av));
-      std::uint64_t halves = 0;
-      for (int i = 0; i < R; ++i) halves |= std::uint64_t{u16_at(block + i * stride)} << (16 * i);
-      const __m256 d = _mm256_castps128_ps256(
-          _mm_mul_ps(_mm_cvtph_ps(_mm_set_epi64x(0, static_cast<long long>(halves))), _mm_set1_ps(a.d[b])));
+      const __m256 d = _mm256_castps128_ps256(_mm_mul_ps(avx2::f16_column<R>(block, stride), _mm_set1_ps(a.d[b])));
       for (int i = 0; i < R; ++i) {
         const std::byte* p = block + i * stride;
-        prefetch_ahead(p, kCallsAhead * kRows * stride);
+        prefetch_ahead(p, kCallsAhead * w.row_bytes());  // the stream's row kCallsAhead calls on
         const __m256i wv = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2)), flip);
         const __m256 products = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(start, wv, av));
         acc[i] = _mm256_fmadd_ps(products, _mm256_permutexvar_ps(_mm256_set1_epi32(i), d), acc[i]);
       }
     }
-    for (int i = 0; i < R; ++i) store_result(y + r + i, avx2::hsum(acc[i]), accumulate);
+    for (int i = 0; i < R; ++i) store_result(y + r + i * spacing, avx2::hsum(acc[i]), accumulate);
   }
 };
 

@@ -52,25 +52,35 @@ inline void gemm_tiled(const TensorView& w, std::int64_t r0, std::int64_t r1, co
   }
 }
 
-// The last `left` (< Decode::kRows) rows of a range in one call of Decode::rows<left>.
+// The last `left` (< Decode::kRows) rows of a range, consecutive, in one call of
+// Decode::rows<left>.
 template <class Decode, int R = Decode::kRows - 1>
 inline void decode_rest(std::int64_t left, const TensorView& w, std::int64_t r, const std::byte* act, float* y,
                         bool accumulate) {
   if constexpr (R > 1) {
     if (left < R) return decode_rest<Decode, R - 1>(left, w, r, act, y, accumulate);
   }
-  if (left >= R) Decode::template rows<R>(w, r, act, y, accumulate);
+  if constexpr (R > 0) {
+    if (left >= R) Decode::template rows<R>(w, r, 1, act, y, accumulate);
+  }
 }
 
-// The product for one token through Decode::rows<R>, Decode::kRows rows at a time (fewer for
-// the rest), a kernel made for streaming the weights once; batches go through Tiles.
+// The product for one token through Decode::rows<R>(w, r, spacing, ...), a kernel made for
+// streaming the weights once that takes R rows r, r + spacing, ..., r + (R - 1) spacing at
+// a time.
+// The range is read as Decode::kRows long streams, one per consecutive share of it (the
+// rest, fewer than kRows rows, at the end): the hardware prefetchers follow a few long
+// sequential streams, but not kRows adjacent rows read side by side, each of them a few
+// cache lines long, which left a kernel at half the memory's speed however far ahead it
+// prefetched (avx2 kernels, Tiny's rows, two threads on a Zen 5 EPYC). Batches go through
+// Tiles.
 template <class Decode, class Tiles>
 inline void gemm_decode_or_tiled(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
                                  std::size_t act_stride, int n, float* y, std::size_t ldy, bool accumulate) {
   if (n != 1) return gemm_tiled<Tiles>(w, r0, r1, acts, act_stride, n, y, ldy, accumulate);
-  std::int64_t r = r0;
-  for (; r + Decode::kRows <= r1; r += Decode::kRows) Decode::template rows<Decode::kRows>(w, r, acts, y, accumulate);
-  decode_rest<Decode>(r1 - r, w, r, acts, y, accumulate);
+  const std::int64_t len = (r1 - r0) / Decode::kRows;
+  for (std::int64_t j = 0; j < len; ++j) Decode::template rows<Decode::kRows>(w, r0 + j, len, acts, y, accumulate);
+  decode_rest<Decode>(r1 - r0 - Decode::kRows * len, w, r0 + Decode::kRows * len, acts, y, accumulate);
 }
 
 // The same product one row and one token at a time, for kernels that work per row pair

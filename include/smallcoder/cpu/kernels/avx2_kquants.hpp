@@ -1,0 +1,263 @@
+// AVX2 k-quant kernels (Q4_K and Q6_K weights against Q8_K activations), which the AVX-512
+// level uses as they are. They have llama.cpp's x86 arithmetic: the same int32 lanes per
+// super-block, one FMA per super-block into the same float accumulators and the same final
+// sums, so their results are the ones llama.cpp computes (and a greedy continuation through
+// a near tie of the logits follows llama.cpp's). Integer sums are exact in any order, so the
+// kernels are free to compute a super-block's lanes chunk by chunk across several rows and
+// tokens; only the float steps keep llama.cpp's order.
+#pragma once
+
+#include "smallcoder/cpu/kernels/avx2.hpp"
+#include "smallcoder/cpu/kernels/tiling.hpp"
+#include "smallcoder/tensor/quant_blocks.hpp"
+#include "smallcoder/tensor/tensor_view.hpp"
+
+#ifdef SMALLCODER_X86
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace smallcoder::cpu::avx2 {
+
+// A k-quant type's steps, for the kernels below: a super-block is kChunks chunks of 32 or 64
+// elements. Per (row, super-block): header() unpacks what the chunks share (scales). Per
+// (row, chunk): weights() unpacks the quants into registers. Per (token, chunk): acts() loads
+// the activations. Per (row, token, chunk): lanes() gives int32 lanes whose sum over the
+// chunks is the super-block's exact integer product, and add_block() multiply-adds that into
+// the float sums, which total() reduces.
+
+// The int16 words {2k, 2k + 1} of a vector's every 128-bit lane as a byte shuffle: what
+// _mm256_shuffle_epi8 takes to broadcast word k of each lane across that lane.
+SMALLCODER_AVX2 inline __m256i word_broadcast_index(int k) {
+  return _mm256_set1_epi16(static_cast<short>((2 * k + 1) << 8 | 2 * k));
+}
+
+// Q4_K: chunk c is 32 bytes of quants, sub-block 2c in the low nibbles and 2c + 1 in the
+// high ones, each sub-block with its own 6-bit scale (and min, applied per super-block).
+struct Q4KSteps {
+  using Block = BlockQ4K;
+  static constexpr int kChunks = 4;
+
+  struct Header {
+    __m256i scales;  // the 8 sub-block scales as int16, in both 128-bit lanes
+    __m128i mins;    // the 8 mins as int16
+  };
+  struct Weights {
+    __m256i lo, hi, scale_lo, scale_hi;
+  };
+  struct Acts {
+    __m256i lo, hi;  // the activations of sub-blocks 2c and 2c + 1
+  };
+  struct Sums {
+    __m256 scaled;
+    __m128 mins;
+  };
+
+  // The packing of q4k_scales_mins (quant_blocks.hpp), four bytes at a time: byte j of
+  // word 0 holds scale j, of word 1 min j (low 6 bits each); byte j of word 2 holds the
+  // low four bits of scale 4 + j and of min 4 + j, whose top two bits are bits 6-7 of
+  // word 0's and word 1's byte j.
+  SMALLCODER_AVX2 static Header header(const BlockQ4K& w) {
+    std::uint32_t word[3];
+    std::memcpy(word, w.scales, sizeof word);
+    constexpr std::uint32_t k6Bits = 0x3F3F3F3F, kLow4 = 0x0F0F0F0F, kBits45 = 0x30303030;
+    const std::uint64_t scales = (word[0] & k6Bits) | std::uint64_t{(word[2] & kLow4) | ((word[0] >> 2) & kBits45)}
+                                                          << 32;
+    const std::uint64_t mins = (word[1] & k6Bits) | std::uint64_t{((word[2] >> 4) & kLow4) | ((word[1] >> 2) & kBits45)}
+                                                        << 32;
+    const __m128i scales16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(scales)));
+    return {_mm256_broadcastsi128_si256(scales16), _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mins)))};
+  }
+  SMALLCODER_AVX2 static Weights weights(const BlockQ4K& w, const Header& h, int c) {
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs + 32 * c));
+    return {_mm256_and_si256(bytes, low_nibbles), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles),
+            _mm256_shuffle_epi8(h.scales, word_broadcast_index(2 * c)),
+            _mm256_shuffle_epi8(h.scales, word_broadcast_index(2 * c + 1))};
+  }
+  SMALLCODER_AVX2 static Acts acts(const BlockQ8K& a, int c) {
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * c)),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * c + 32))};
+  }
+  // 15 * 127 * 2 fits int16; the madd by the 6-bit scale widens to int32.
+  SMALLCODER_AVX2 static __m256i lanes(const Weights& q, const Acts& a) {
+    const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(q.lo, a.lo), q.scale_lo);
+    const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(q.hi, a.hi), q.scale_hi);
+    return _mm256_add_epi32(p_lo, p_hi);
+  }
+  // 4 int32 lanes summing to scalar::Q4KSums::mins: sub-block s's activation sum is bsums
+  // 2s and 2s + 1 added (hadd), times min s (madd).
+  SMALLCODER_AVX2 static __m128i min_lanes(const Header& h, const BlockQ8K& a) {
+    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
+    const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+    return _mm_madd_epi16(h.mins, pairs);
+  }
+  SMALLCODER_AVX2 static void add_block(Sums& s, const Header& h, const BlockQ4K& w, const BlockQ8K& a,
+                                        __m256i scaled) {
+    s.scaled = _mm256_fmadd_ps(_mm256_set1_ps(a.d * _cvtsh_ss(w.d)), _mm256_cvtepi32_ps(scaled), s.scaled);
+    s.mins = _mm_fmadd_ps(_mm_set1_ps(-a.d * _cvtsh_ss(w.dmin)), _mm_cvtepi32_ps(min_lanes(h, a)), s.mins);
+  }
+  SMALLCODER_AVX2 static Sums zero() { return {_mm256_setzero_ps(), _mm_setzero_ps()}; }
+  SMALLCODER_AVX2 static float total(const Sums& s) {
+    __m128 mins = _mm_add_ps(s.mins, _mm_movehl_ps(s.mins, s.mins));
+    mins = _mm_add_ss(mins, _mm_movehdup_ps(mins));
+    return hsum(s.scaled) + _mm_cvtss_f32(mins);
+  }
+};
+
+// Q6_K: chunk c is quarter c % 4 of half c / 4, 32 elements whose low four bits are in ql and
+// high two in qh; each 16 of them has a signed 8-bit scale. Lanes hold (q - 32) * a summed in
+// int16 pairs before the scale widens them: maddubs(q, a) - maddubs(32, a) stays within
+// int16 (|q - 32| <= 32, |a| <= 127), and maddubs(32, a), the same for every row, is part of
+// the activations.
+struct Q6KSteps {
+  using Block = BlockQ6K;
+  static constexpr int kChunks = 8;
+
+  struct Header {
+    __m256i scales[2];  // half h's 8 group scales as int16, in both 128-bit lanes
+  };
+  struct Weights {
+    __m256i q, scales;
+  };
+  struct Acts {
+    __m256i a, offset;  // the activations and maddubs(32, a)
+  };
+  struct Sums {
+    __m256 scaled;
+  };
+
+  SMALLCODER_AVX2 static Header header(const BlockQ6K& w) {
+    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales)));
+    return {{_mm256_permute4x64_epi64(scales16, 0x44), _mm256_permute4x64_epi64(scales16, 0xEE)}};
+  }
+  SMALLCODER_AVX2 static Weights weights(const BlockQ6K& w, const Header& header, int c) {
+    const int half = c / 4, quarter = c % 4;
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F), high_pair = _mm256_set1_epi8(0x30);
+    // Quarters 0 and 2 take the low and high nibbles of ql's first 32 bytes, 1 and 3 those
+    // of the next 32; quarter j takes bits 2j..2j+1 of qh to bits 4-5 (shifts within 16-bit
+    // words never carry into those bits from the neighbouring byte).
+    const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.ql + 64 * half + 32 * (quarter % 2)));
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qh + 32 * half));
+    const __m256i nibbles = quarter < 2 ? l : _mm256_srli_epi16(l, 4);
+    const __m256i top = quarter == 0   ? _mm256_slli_epi16(h, 4)
+                        : quarter == 1 ? _mm256_slli_epi16(h, 2)
+                        : quarter == 2 ? h
+                                       : _mm256_srli_epi16(h, 2);
+    // Two 16-element groups per quarter: the first half of the lanes takes scale 2 * quarter,
+    // the second 2 * quarter + 1.
+    const __m256i index = _mm256_set_m128i(_mm256_castsi256_si128(word_broadcast_index(2 * quarter + 1)),
+                                           _mm256_castsi256_si128(word_broadcast_index(2 * quarter)));
+    return {_mm256_or_si256(_mm256_and_si256(nibbles, low_nibbles), _mm256_and_si256(top, high_pair)),
+            _mm256_shuffle_epi8(header.scales[half], index)};
+  }
+  SMALLCODER_AVX2 static Acts acts(const BlockQ8K& a, int c) {
+    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * c));
+    return {av, _mm256_maddubs_epi16(_mm256_set1_epi8(32), av)};
+  }
+  SMALLCODER_AVX2 static __m256i lanes(const Weights& q, const Acts& a) {
+    return _mm256_madd_epi16(q.scales, _mm256_sub_epi16(_mm256_maddubs_epi16(q.q, a.a), a.offset));
+  }
+  SMALLCODER_AVX2 static void add_block(Sums& s, const Header&, const BlockQ6K& w, const BlockQ8K& a, __m256i scaled) {
+    s.scaled = _mm256_fmadd_ps(_mm256_set1_ps(a.d * _cvtsh_ss(w.d)), _mm256_cvtepi32_ps(scaled), s.scaled);
+  }
+  SMALLCODER_AVX2 static Sums zero() { return {_mm256_setzero_ps()}; }
+  SMALLCODER_AVX2 static float total(const Sums& s) { return hsum(s.scaled); }
+};
+
+// The int32 lanes of one super-block of one row against one token: what every kernel below
+// sums per (row, token), chunk by chunk (the tests compare these with the scalar sums).
+template <class Steps>
+SMALLCODER_AVX2 inline __m256i super_block_lanes(const typename Steps::Block& w, const BlockQ8K& a) {
+  const typename Steps::Header h = Steps::header(w);
+  __m256i sum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+  for (int c = 0; c < Steps::kChunks; ++c)
+    sum = _mm256_add_epi32(sum, Steps::lanes(Steps::weights(w, h, c), Steps::acts(a, c)));
+  return sum;
+}
+
+// R rows x T tokens of a k-quant matrix. Per super-block, each row's chunk is unpacked once
+// for the T tokens and each token's chunk loaded once for the R rows; the integer lanes of
+// every (row, token) pair build up over the chunks, then one FMA per pair adds the
+// super-block to its float sums. Each row asks for its block's lines `ahead` bytes on.
+template <class Steps, int R, int T>
+SMALLCODER_AVX2 inline void kquant_tile(const TensorView& w, std::int64_t r, const std::byte* acts,
+                                        std::size_t act_stride, float* y, std::size_t ldy, bool accumulate,
+                                        std::size_t ahead) {
+  using Block = typename Steps::Block;
+  const std::int64_t blocks = w.cols / kQKBlock;
+  const Block* rows[R];
+  const BlockQ8K* a[T];
+  typename Steps::Sums sums[R][T];
+  for (int i = 0; i < R; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + i));
+  for (int t = 0; t < T; ++t) a[t] = reinterpret_cast<const BlockQ8K*>(acts + static_cast<std::size_t>(t) * act_stride);
+  for (int i = 0; i < R; ++i) {
+    for (int t = 0; t < T; ++t) sums[i][t] = Steps::zero();
+  }
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    typename Steps::Header h[R];
+    for (int i = 0; i < R; ++i) {
+      const std::byte* block = reinterpret_cast<const std::byte*>(rows[i] + b);
+      for (std::size_t at = 0; at < sizeof(Block); at += 64) prefetch_ahead(block + at, ahead);
+      h[i] = Steps::header(rows[i][b]);
+    }
+    __m256i lanes[R][T];
+    for (int i = 0; i < R; ++i) {
+      for (int t = 0; t < T; ++t) lanes[i][t] = _mm256_setzero_si256();
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < Steps::kChunks; ++c) {  // unrolled: each chunk's offsets and shifts are constants
+      typename Steps::Acts x[T];
+      for (int t = 0; t < T; ++t) x[t] = Steps::acts(a[t][b], c);
+      for (int i = 0; i < R; ++i) {  // one row's chunk in registers at a time
+        const typename Steps::Weights q = Steps::weights(rows[i][b], h[i], c);
+        for (int t = 0; t < T; ++t) lanes[i][t] = _mm256_add_epi32(lanes[i][t], Steps::lanes(q, x[t]));
+      }
+    }
+    for (int i = 0; i < R; ++i) {
+      for (int t = 0; t < T; ++t) Steps::add_block(sums[i][t], h[i], rows[i][b], a[t][b], lanes[i][t]);
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    for (int t = 0; t < T; ++t) {
+      store_result(y + static_cast<std::size_t>(t) * ldy + static_cast<std::size_t>(r + i), Steps::total(sums[i][t]),
+                   accumulate);
+    }
+  }
+}
+
+// Batches: one row x four tokens. A k-quant chunk takes four registers unpacked (Q4_K:
+// both nibbles and both scales) and a token's two, so larger tiles spill; measured by
+// llvm-mca on GCC 12's code (cycles per (row, token) super-block, Zen 1 / Zen 3 models):
+// Q4_K 17 / 16.5 at 1 x 4, 21 / 20 at 2 x 2, 27 / 18 at 1 x 1.
+template <class Steps>
+struct KQuantTiles {
+  static constexpr int kRows = 1, kTokens = 4;
+
+  template <int R, int T>
+  SMALLCODER_AVX2 static void tile(const TensorView& w, std::int64_t r, const std::byte* acts, std::size_t act_stride,
+                                   float* y, std::size_t ldy, bool accumulate) {
+    kquant_tile<Steps, R, T>(w, r, acts, act_stride, y, ldy, accumulate, R * w.row_bytes());
+  }
+};
+
+// One token: a row at a time, which keeps every value in registers (two or four rows at
+// once spill), in one sequential stream through the range (kRows = 1).
+template <class Steps>
+struct KQuantDecode {
+  static constexpr int kRows = 1;
+
+  template <int R>
+  SMALLCODER_AVX2 static void rows(const TensorView& w, std::int64_t r, std::int64_t /*spacing*/, const std::byte* act,
+                                   float* y, bool accumulate) {
+    kquant_tile<Steps, 1, 1>(w, r, act, 0, y, 0, accumulate, kDecodeCallsAhead * w.row_bytes());
+  }
+};
+
+}  // namespace smallcoder::cpu::avx2
+
+#endif  // SMALLCODER_X86
