@@ -5051,6 +5051,38 @@ inline int quantize_act_value(float v) {
   return static_cast<int>(__builtin_rintf(limited));
 }
 
+// Writes the q8_0 or q8_k activation row of n values at out, a block at a time, through a
+// level's Values: abs_max(x, n), the largest |x| of n values (NaNs skipped), and
+// quantize(x, n, inv, q), which stores quantize_act_value(x * inv) of n values (16 or 32)
+// at q and returns their sum.
+template <class Values>
+inline void write_q8_0_row(const float* x, std::int64_t n, std::byte* out) {
+  const std::int64_t blocks = n / kQ0Block;
+  std::int8_t* qs = reinterpret_cast<std::int8_t*>(out);
+  float* d = reinterpret_cast<float*>(out + n);
+  std::int32_t* sums = reinterpret_cast<std::int32_t*>(out + n + 4 * blocks);
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const float* xb = x + b * kQ0Block;
+    const ActScale scale = q8_0_scale(Values::abs_max(xb, kQ0Block));
+    d[b] = scale.d;
+    sums[b] = Values::quantize(xb, kQ0Block, scale.inv, qs + b * kQ0Block);
+  }
+}
+
+template <class Values>
+inline void write_q8_k_row(const float* x, std::int64_t n, std::byte* out) {
+  BlockQ8K* blocks = reinterpret_cast<BlockQ8K*>(out);
+  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
+    const float* xb = x + b * kQKBlock;
+    const ActScale scale = q8_k_scale(Values::abs_max(xb, kQKBlock));
+    BlockQ8K& blk = blocks[b];
+    for (int g = 0; g < kQKBlock / 16; ++g) {
+      blk.bsums[g] = static_cast<std::int16_t>(Values::quantize(xb + 16 * g, 16, scale.inv, blk.qs + 16 * g));
+    }
+    blk.d = scale.d;
+  }
+}
+
 }  // namespace smallcoder::cpu
 // ---- end smallcoder/cpu/kernels/activations.hpp ----
 // ---- begin smallcoder/cpu/kernels/amx.hpp ----
@@ -6482,50 +6514,27 @@ namespace smallcoder::cpu::scalar {
 
 // ---- activation quantizers (layouts in activations.hpp) ----
 
-// Largest |x| over n values; NaNs are skipped, as SIMD max does with the order used there.
-inline float abs_max(const float* x, int n) {
-  float amax = 0.0f;
-  for (int j = 0; j < n; ++j) amax = std::fabs(x[j]) > amax ? std::fabs(x[j]) : amax;
-  return amax;
-}
-
-inline void quantize_acts_q8_0(const float* x, std::int64_t n, std::byte* out) {
-  const std::int64_t blocks = n / kQ0Block;
-  std::int8_t* qs = reinterpret_cast<std::int8_t*>(out);
-  float* d = reinterpret_cast<float*>(out + n);
-  std::int32_t* sums = reinterpret_cast<std::int32_t*>(out + n + 4 * blocks);
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    const float* xb = x + b * kQ0Block;
-    const ActScale scale = q8_0_scale(abs_max(xb, kQ0Block));
+// The values of one block for write_q8_0_row / write_q8_k_row.
+struct ActValues {
+  // Largest |x| over n values; NaNs are skipped, as SIMD max does with the order used there.
+  static float abs_max(const float* x, int n) {
+    float amax = 0.0f;
+    for (int j = 0; j < n; ++j) amax = std::fabs(x[j]) > amax ? std::fabs(x[j]) : amax;
+    return amax;
+  }
+  static std::int32_t quantize(const float* x, int n, float inv, std::int8_t* q) {
     std::int32_t sum = 0;
-    for (int j = 0; j < kQ0Block; ++j) {
-      const int q = quantize_act_value(xb[j] * scale.inv);
-      qs[b * kQ0Block + j] = static_cast<std::int8_t>(q);
-      sum += q;
+    for (int j = 0; j < n; ++j) {
+      q[j] = static_cast<std::int8_t>(quantize_act_value(x[j] * inv));
+      sum += q[j];
     }
-    d[b] = scale.d;
-    sums[b] = sum;
+    return sum;
   }
-}
+};
 
-inline void quantize_acts_q8_k(const float* x, std::int64_t n, std::byte* out) {
-  BlockQ8K* blocks = reinterpret_cast<BlockQ8K*>(out);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const float* xb = x + b * kQKBlock;
-    const ActScale scale = q8_k_scale(abs_max(xb, kQKBlock));
-    BlockQ8K& blk = blocks[b];
-    for (int g = 0; g < kQKBlock / 16; ++g) {
-      int sum = 0;
-      for (int j = 16 * g; j < 16 * g + 16; ++j) {
-        const int q = quantize_act_value(xb[j] * scale.inv);
-        blk.qs[j] = static_cast<std::int8_t>(q);
-        sum += q;
-      }
-      blk.bsums[g] = static_cast<std::int16_t>(sum);
-    }
-    blk.d = scale.d;
-  }
-}
+inline void quantize_acts_q8_0(const float* x, std::int64_t n, std::byte* out) { write_q8_0_row<ActValues>(x, n, out); }
+
+inline void quantize_acts_q8_k(const float* x, std::int64_t n, std::byte* out) { write_q8_k_row<ActValues>(x, n, out); }
 
 // ---- exact integer products of one weight block with its activations ----
 
@@ -6644,26 +6653,38 @@ inline float row_dot_q4_0(const std::byte* row, const std::byte* act, std::int64
   return sum;
 }
 
-inline float row_dot_q4_k(const std::byte* row, const std::byte* act, std::int64_t n) {
+// The k-quant rows from their blocks' exact integer sums, which Sums computes: this level's,
+// or a SIMD level's equal ones (neon.hpp), which then gets this level's results.
+template <Q4KSums (*Sums)(const BlockQ4K&, const BlockQ8K&)>
+inline float row_dot_q4_k_with(const std::byte* row, const std::byte* act, std::int64_t n) {
   const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
   const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
   float sum = 0.0f;
   for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const Q4KSums s = dot_q4_k(w[b], a[b]);
+    const Q4KSums s = Sums(w[b], a[b]);
     sum += a[b].d *
            (f16_to_f32(w[b].d) * static_cast<float>(s.scaled) - f16_to_f32(w[b].dmin) * static_cast<float>(s.mins));
   }
   return sum;
 }
 
-inline float row_dot_q6_k(const std::byte* row, const std::byte* act, std::int64_t n) {
+template <std::int32_t (*Sum)(const BlockQ6K&, const BlockQ8K&)>
+inline float row_dot_q6_k_with(const std::byte* row, const std::byte* act, std::int64_t n) {
   const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
   const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
   float sum = 0.0f;
   for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    sum += a[b].d * f16_to_f32(w[b].d) * static_cast<float>(dot_q6_k(w[b], a[b]));
+    sum += a[b].d * f16_to_f32(w[b].d) * static_cast<float>(Sum(w[b], a[b]));
   }
   return sum;
+}
+
+inline float row_dot_q4_k(const std::byte* row, const std::byte* act, std::int64_t n) {
+  return row_dot_q4_k_with<dot_q4_k>(row, act, n);
+}
+
+inline float row_dot_q6_k(const std::byte* row, const std::byte* act, std::int64_t n) {
+  return row_dot_q6_k_with<dot_q6_k>(row, act, n);
 }
 
 }  // namespace smallcoder::cpu::scalar
@@ -7098,16 +7119,18 @@ inline void softmax_normalize(float* s, int len, const double (&sum)[4]) {
   for (int i = 0; i < len; ++i) s[i] *= inv;
 }
 
-inline void softmax(float* scores, int heads, int len, std::size_t ld) {
-  for (int h = 0; h < heads; ++h) {
-    float* s = scores + h * ld;
+// softmax_rows' steps on single values: the scalar softmax.
+struct Lanes {
+  static constexpr int kLanes = 1;
+
+  static float max(const float* s, int n) {
     float top = s[0];
-    for (int i = 1; i < len; ++i) top = s[i] > top ? s[i] : top;
-    double sum[4] = {0.0, 0.0, 0.0, 0.0};
-    softmax_from(s, 0, len, top, sum);
-    softmax_normalize(s, len, sum);
+    for (int i = 1; i < n; ++i) top = s[i] > top ? s[i] : top;
+    return top;
   }
-}
+
+  static void exp_sums(float* s, int n, float top, double (&sum)[4]) { softmax_from(s, 0, n, top, sum); }
+};
 
 template <DType T>
 inline void mix(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes, int len,
@@ -7146,8 +7169,123 @@ inline void in_head_passes(int heads, Args&&... args) {
   }
 }
 
+// ---- the loops every level runs its vector kernels in ----
+
+// Value rows are prefetched this far ahead: one row stream alone keeps too few requests in
+// flight (as for the weights, kernels/tiling.hpp); key tiles one pass ahead likewise.
+constexpr std::size_t kAheadRows = 16;
+
+// Softmax by the scalar steps, each row's first vec scores (a multiple of Lanes::kLanes) on a
+// level's vectors: Lanes::max(s, vec) is the largest of s[0] and s[0 .. vec) (NaNs aside, the
+// scalar loop's maximum), Lanes::exp_sums(s, vec, top, sum) softmax_from's steps on them.
+template <class Lanes>
+inline void softmax_rows(float* scores, int heads, int len, std::size_t ld) {
+  const int vec = len / Lanes::kLanes * Lanes::kLanes;
+  for (int h = 0; h < heads; ++h) {
+    float* s = scores + h * ld;
+    float top = Lanes::max(s, vec);
+    for (int i = vec; i < len; ++i) top = s[i] > top ? s[i] : top;
+    double sum[4] = {0.0, 0.0, 0.0, 0.0};
+    Lanes::exp_sums(s, vec, top, sum);
+    scalar::softmax_from(s, vec, len, top, sum);
+    scalar::softmax_normalize(s, len, sum);
+  }
+}
+
+// The scores of H heads (from head h0) at every position, Tiles::passes(H) key tiles a pass,
+// then one at a time. Tiles::tiles<H, B>(q, k, tile, dim, scale, dots) leaves the scaled
+// scores of the B tiles from k in dots; those of positions from len on are not stored (a
+// partial last tile is read whole: the cache holds whole tiles).
+template <class Tiles>
+struct ScoresInPasses {
+  template <int H, int B>
+  static void pass(const float* q, const std::byte* keys, std::size_t tile, int len, int dim, float scale, float* out,
+                   std::size_t ld, int t) {
+    alignas(64) float dots[H][B * kKeyTile];
+    Tiles::template tiles<H, B>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, dots);
+    const int n = len - t < B * kKeyTile ? len - t : B * kKeyTile;
+    for (int h = 0; h < H; ++h) {
+      std::memcpy(out + h * ld + static_cast<std::size_t>(t), dots[h], sizeof(float) * static_cast<std::size_t>(n));
+    }
+  }
+
+  template <int H>
+  static void run(int h0, const float* q, const std::byte* keys, std::size_t tile, int len, int dim, float scale,
+                  float* out, std::size_t ld) {
+    constexpr int kTiles = Tiles::passes(H);
+    q += static_cast<std::size_t>(h0) * dim;
+    out += h0 * ld;
+    int t = 0;
+    for (; t + kTiles * kKeyTile <= len; t += kTiles * kKeyTile)
+      pass<H, kTiles>(q, keys, tile, len, dim, scale, out, ld, t);
+    for (; t < len; t += kKeyTile) pass<H, 1>(q, keys, tile, len, dim, scale, out, ld, t);
+  }
+};
+
+// The elements from `from` on that no vector covers, one chain each.
+template <DType T>
+inline void mix_tail(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes, int t0,
+                     int t1, int dim, int from, float* out) {
+  for (int t = t0; t < t1; ++t) {
+    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+    for (int h = 0; h < heads; ++h) {
+      const float ph = p[h * ld + static_cast<std::size_t>(t)];
+      for (int d = from; d < dim; ++d) {
+        out[h * dim + d] += unfused(ph * element<T>(row, static_cast<std::size_t>(d)));
+      }
+    }
+  }
+}
+
+constexpr int kMixBlockRows = 64;  // rows per block: each block stays in L1 while the spans pass
+
+// The weighted sums of H heads (from head h0), kMixBlockRows value rows at a time: each
+// block's elements in spans of Wide::span(H) vectors of Wide::kLanes, then single vectors of
+// Wide, then of Narrow (a level's narrower vectors, else Wide again), then one chain each.
+// Spans::run<H, R>(p, ld, values, row_bytes, t0, t1, dim, d0, out) adds rows [t0, t1) into
+// out[h * dim + d0 .. + R * Spans::kLanes), holding H x R vectors.
+template <DType T, class Wide, class Narrow>
+struct MixBlocks {
+  template <int H>
+  static void run(int h0, const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes, int len,
+                  int dim, float* out) {
+    constexpr int kSpan = Wide::span(H);
+    p += h0 * ld;
+    out += static_cast<std::size_t>(h0) * dim;
+    const int wide = dim / Wide::kLanes * Wide::kLanes, vec = dim / Narrow::kLanes * Narrow::kLanes;
+    for (int t0 = 0; t0 < len; t0 += kMixBlockRows) {
+      const int t1 = t0 + kMixBlockRows < len ? t0 + kMixBlockRows : len;
+      int d = 0;
+      for (; d + Wide::kLanes * kSpan <= wide; d += Wide::kLanes * kSpan) {
+        Wide::template run<H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      }
+      for (; d < wide; d += Wide::kLanes) Wide::template run<H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      for (; d < vec; d += Narrow::kLanes) Narrow::template run<H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      mix_tail<T>(p, ld, H, values, row_bytes, t0, t1, dim, vec, out);
+    }
+  }
+};
+
+// A level's KvScoresFn and KvMixFn from its vector kernels.
+template <DType T, class Tiles>
+inline void scores_in_passes(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
+                             float* out, std::size_t ld) {
+  in_head_passes<ScoresInPasses<Tiles>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
+}
+
+template <DType T, class Wide, class Narrow = Wide>
+inline void mix_in_blocks(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes,
+                          int len, int dim, float* out) {
+  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
+  in_head_passes<MixBlocks<T, Wide, Narrow>>(heads, p, ld, values, row_bytes, len, dim, out);
+}
+
 #ifdef SMALLCODER_X86
 namespace simd {
+
+// The x86 entry points are compiled for their level and flattened: the loops above then run
+// with the vector kernels inlined into them (a function without the target may not inline
+// them itself).
 
 // ---- e^x and softmax, the scalar steps on 8 lanes (the same operations: the same bits) ----
 
@@ -7172,142 +7310,104 @@ SMALLCODER_AVX2 inline __m256 exp8(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
 }
 
-SMALLCODER_AVX2 inline void softmax(float* scores, int heads, int len, std::size_t ld) {
-  const int vec = len / 8 * 8;
-  for (int h = 0; h < heads; ++h) {
-    float* s = scores + h * ld;
+struct Lanes8 {
+  static constexpr int kLanes = 8;
+
+  SMALLCODER_AVX2 static float max(const float* s, int vec) {
     __m256 top8 = _mm256_set1_ps(s[0]);
     for (int i = 0; i < vec; i += 8) top8 = _mm256_max_ps(top8, _mm256_loadu_ps(s + i));
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, top8);
     float top = s[0];
     for (float v : lanes) top = v > top ? v : top;
-    for (int i = vec; i < len; ++i) top = s[i] > top ? s[i] : top;
+    return top;
+  }
+
+  SMALLCODER_AVX2 static void exp_sums(float* s, int vec, float top, double (&sum)[4]) {
     const __m256 top_v = _mm256_set1_ps(top);
-    __m256d sum4 = _mm256_setzero_pd();  // partial i % 4, as the scalar steps
+    __m256d sum4 = _mm256_loadu_pd(sum);  // partial i % 4, as the scalar steps
     for (int i = 0; i < vec; i += 8) {
       const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), top_v));
       _mm256_storeu_ps(s + i, e);
       sum4 = _mm256_add_pd(sum4, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
       sum4 = _mm256_add_pd(sum4, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
     }
-    double sum[4];
     _mm256_storeu_pd(sum, sum4);
-    scalar::softmax_from(s, vec, len, top, sum);
-    scalar::softmax_normalize(s, len, sum);
   }
+};
+
+SMALLCODER_AVX2 __attribute__((flatten)) inline void softmax(float* scores, int heads, int len, std::size_t ld) {
+  softmax_rows<Lanes8>(scores, heads, len, ld);
 }
 
 // ---- AVX2: scores over half tiles (8 lanes), weighted sums in 8-lane spans ----
 
 // Rows is one of the AVX2 float loaders of kernels/avx2.hpp: 8 elements from an index.
 template <class Rows>
-struct Scores8 {
-  // H heads x the 16 positions of one tile, as two halves of 8 lanes.
-  template <int H>
-  SMALLCODER_AVX2 static void run(int h0, const float* q, const std::byte* keys, std::size_t tile, int len, int dim,
-                                  float scale, float* out, std::size_t ld) {
-    q += static_cast<std::size_t>(h0) * dim;
-    out += h0 * ld;
-    for (int t = 0; t < len; t += kKeyTile) {
-      const std::byte* k = keys + static_cast<std::size_t>(t / kKeyTile) * tile;
-      __m256 acc[H][2];
-      for (int h = 0; h < H; ++h) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
-      for (int d = 0; d < dim; ++d) {
-        const __m256 lo = Rows::load(k, d * kKeyTile), hi = Rows::load(k, d * kKeyTile + 8);
-        for (int h = 0; h < H; ++h) {
-          const __m256 qv = _mm256_set1_ps(q[h * dim + d]);
-          acc[h][0] = _mm256_add_ps(acc[h][0], unfused8(_mm256_mul_ps(qv, lo)));
-          acc[h][1] = _mm256_add_ps(acc[h][1], unfused8(_mm256_mul_ps(qv, hi)));
-        }
-      }
-      const __m256 sv = _mm256_set1_ps(scale);
-      for (int h = 0; h < H; ++h) {
-        alignas(32) float dots[kKeyTile];
-        _mm256_store_ps(dots, _mm256_mul_ps(acc[h][0], sv));
-        _mm256_store_ps(dots + 8, _mm256_mul_ps(acc[h][1], sv));
-        const int n = len - t < kKeyTile ? len - t : kKeyTile;  // a partial last tile
-        std::memcpy(out + h * ld + static_cast<std::size_t>(t), dots, sizeof(float) * static_cast<std::size_t>(n));
-      }
-    }
-  }
-};
+struct Tiles8 {
+  static constexpr int passes(int) { return 1; }
 
-// Value rows are prefetched this far ahead: one row stream alone keeps too few requests in
-// flight (as for the weights, kernels/tiling.hpp); key tiles one pass ahead likewise.
-constexpr std::size_t kAheadRows = 16;
-
-// out[h * dim + d0 .. + 8R) for H heads in H x R registers while rows [t0, t1) go past;
-// they start from out.
-template <class Rows, int H, int R>
-SMALLCODER_AVX2 inline void mix_span8(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
-                                      int t0, int t1, int dim, int d0, float* out) {
-  __m256 acc[H][R];
-  for (int h = 0; h < H; ++h) {
-    for (int i = 0; i < R; ++i) acc[h][i] = _mm256_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i);
-  }
-  for (int t = t0; t < t1; ++t) {
-    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
-    __m256 v[R];
-    for (int i = 0; i < R; ++i) v[i] = Rows::load(row, d0 + 8 * i);
+  // H heads x the 16 positions of each tile, as two halves of 8 lanes.
+  template <int H, int B>
+  SMALLCODER_AVX2 static void tiles(const float* q, const std::byte* k, std::size_t tile, int dim, float scale,
+                                    float (&dots)[H][B * kKeyTile]) {
+    __m256 acc[H][2 * B];
     for (int h = 0; h < H; ++h) {
-      const __m256 pv = _mm256_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
-      for (int i = 0; i < R; ++i) acc[h][i] = _mm256_add_ps(acc[h][i], unfused8(_mm256_mul_ps(pv, v[i])));
+      for (int v = 0; v < 2 * B; ++v) acc[h][v] = _mm256_setzero_ps();
     }
-  }
-  for (int h = 0; h < H; ++h) {
-    for (int i = 0; i < R; ++i) _mm256_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i, acc[h][i]);
-  }
-}
-
-// The elements from `from` on that no vector covers, one chain each.
-template <DType T>
-inline void mix_tail(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes, int t0,
-                     int t1, int dim, int from, float* out) {
-  for (int t = t0; t < t1; ++t) {
-    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    for (int h = 0; h < heads; ++h) {
-      const float ph = p[h * ld + static_cast<std::size_t>(t)];
-      for (int d = from; d < dim; ++d) {
-        out[h * dim + d] += unfused(ph * element<T>(row, static_cast<std::size_t>(d)));
+    for (int d = 0; d < dim; ++d) {
+      __m256 kv[2 * B];
+      for (int v = 0; v < 2 * B; ++v) kv[v] = Rows::load(k + v / 2 * tile, d * kKeyTile + 8 * (v % 2));
+      for (int h = 0; h < H; ++h) {
+        const __m256 qv = _mm256_set1_ps(q[h * dim + d]);
+        for (int v = 0; v < 2 * B; ++v) acc[h][v] = _mm256_add_ps(acc[h][v], unfused8(_mm256_mul_ps(qv, kv[v])));
       }
     }
+    for (int h = 0; h < H; ++h) {
+      for (int v = 0; v < 2 * B; ++v) _mm256_store_ps(dots[h] + 8 * v, _mm256_mul_ps(acc[h][v], _mm256_set1_ps(scale)));
+    }
   }
-}
+};
 
-constexpr int kMixBlockRows = 64;  // rows per block: each block stays in L1 while the spans pass
+template <class Rows>
+struct Spans8 {
+  static constexpr int kLanes = 8;
+  static constexpr int span(int heads) { return 8 / heads > 1 ? 8 / heads : 2; }  // registers per head
 
-template <DType T, class Rows>
-struct Mix8 {
-  template <int H>
-  SMALLCODER_AVX2 static void run(int h0, const float* p, std::size_t ld, const std::byte* values,
-                                  std::size_t row_bytes, int len, int dim, float* out) {
-    constexpr int kSpan = 8 / H > 1 ? 8 / H : 2;  // output registers per head and pass
-    p += h0 * ld;
-    out += static_cast<std::size_t>(h0) * dim;
-    const int vec = dim / 8 * 8;
-    for (int t0 = 0; t0 < len; t0 += kMixBlockRows) {
-      const int t1 = t0 + kMixBlockRows < len ? t0 + kMixBlockRows : len;
-      int d = 0;
-      for (; d + 8 * kSpan <= vec; d += 8 * kSpan) mix_span8<Rows, H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-      for (; d < vec; d += 8) mix_span8<Rows, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-      mix_tail<T>(p, ld, H, values, row_bytes, t0, t1, dim, vec, out);
+  template <int H, int R>
+  SMALLCODER_AVX2 static void run(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
+                                  int t0, int t1, int dim, int d0, float* out) {
+    __m256 acc[H][R];
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) acc[h][i] = _mm256_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i);
+    }
+    for (int t = t0; t < t1; ++t) {
+      const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+      for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
+      __m256 v[R];
+      for (int i = 0; i < R; ++i) v[i] = Rows::load(row, d0 + 8 * i);
+      for (int h = 0; h < H; ++h) {
+        const __m256 pv = _mm256_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
+        for (int i = 0; i < R; ++i) acc[h][i] = _mm256_add_ps(acc[h][i], unfused8(_mm256_mul_ps(pv, v[i])));
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) _mm256_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i, acc[h][i]);
     }
   }
 };
 
 template <DType T, class Rows>
-SMALLCODER_AVX2 inline void scores8(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
-                                    float* out, std::size_t ld) {
-  in_head_passes<Scores8<Rows>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
+SMALLCODER_AVX2 __attribute__((flatten)) inline void scores8(const float* q, int heads, const std::byte* keys, int len,
+                                                             int dim, float scale, float* out, std::size_t ld) {
+  scores_in_passes<T, Tiles8<Rows>>(q, heads, keys, len, dim, scale, out, ld);
 }
 
 template <DType T, class Rows>
-SMALLCODER_AVX2 inline void mix8(const float* p, std::size_t ld, int heads, const std::byte* values,
-                                 std::size_t row_bytes, int len, int dim, float* out) {
-  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
-  in_head_passes<Mix8<T, Rows>>(heads, p, ld, values, row_bytes, len, dim, out);
+SMALLCODER_AVX2 __attribute__((flatten)) inline void mix8(const float* p, std::size_t ld, int heads,
+                                                          const std::byte* values, std::size_t row_bytes, int len,
+                                                          int dim, float* out) {
+  mix_in_blocks<T, Spans8<Rows>>(p, ld, heads, values, row_bytes, len, dim, out);
 }
 
 // ---- AVX-512: a whole tile per vector, B tiles at a time; weighted sums in 16-lane spans ----
@@ -7320,11 +7420,12 @@ SMALLCODER_AVX512 inline __m512 unfused16(__m512 x) {
 
 // Rows is one of the AVX-512 float loaders of kernels/avx512.hpp: 16 elements from an index.
 template <DType T, class Rows>
-struct Scores16 {
-  // H heads x B consecutive full tiles from position t.
+struct Tiles16 {
+  static constexpr int passes(int heads) { return heads > 2 ? 4 : 8 / heads; }  // heads x tiles accumulators
+
   template <int H, int B>
   SMALLCODER_AVX512 static void tiles(const float* q, const std::byte* k, std::size_t tile, int dim, float scale,
-                                      float* out, std::size_t ld, int t) {
+                                      float (&dots)[H][B * kKeyTile]) {
     __m512 acc[H][B];
     for (int h = 0; h < H; ++h) {
       for (int b = 0; b < B; ++b) acc[h][b] = _mm512_setzero_ps();
@@ -7340,95 +7441,54 @@ struct Scores16 {
         for (int b = 0; b < B; ++b) acc[h][b] = _mm512_add_ps(acc[h][b], unfused16(_mm512_mul_ps(qv, kv[b])));
       }
     }
-    const __m512 sv = _mm512_set1_ps(scale);
     for (int h = 0; h < H; ++h) {
-      for (int b = 0; b < B; ++b) {
-        _mm512_storeu_ps(out + h * ld + static_cast<std::size_t>(t + b * kKeyTile), _mm512_mul_ps(acc[h][b], sv));
-      }
-    }
-  }
-
-  template <int H>
-  SMALLCODER_AVX512 static void run(int h0, const float* q, const std::byte* keys, std::size_t tile, int len, int dim,
-                                    float scale, float* out, std::size_t ld) {
-    constexpr int kTiles = H > 2 ? 4 : 8 / H;  // tiles per pass: H x kTiles accumulators
-    q += static_cast<std::size_t>(h0) * dim;
-    out += h0 * ld;
-    const int full = len / kKeyTile * kKeyTile;
-    int t = 0;
-    for (; t + kTiles * kKeyTile <= full; t += kTiles * kKeyTile) {
-      tiles<H, kTiles>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, out, ld, t);
-    }
-    for (; t < full; t += kKeyTile) {
-      tiles<H, 1>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, out, ld, t);
-    }
-    if (t < len) {  // a partial last tile: its lanes past len hold finite leftovers, not stored
-      alignas(64) float dots[4 * kKeyTile];
-      tiles<H, 1>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, dots, kKeyTile, 0);
-      for (int h = 0; h < H; ++h) {
-        std::memcpy(out + h * ld + static_cast<std::size_t>(t), dots + h * kKeyTile,
-                    sizeof(float) * static_cast<std::size_t>(len - t));
-      }
+      for (int b = 0; b < B; ++b)
+        _mm512_store_ps(dots[h] + kKeyTile * b, _mm512_mul_ps(acc[h][b], _mm512_set1_ps(scale)));
     }
   }
 };
 
-// out[h * dim + d0 .. + 16R) for H heads in H x R registers while rows [t0, t1) go past.
-template <class Rows, int H, int R>
-SMALLCODER_AVX512 inline void mix_span16(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
-                                         int t0, int t1, int dim, int d0, float* out) {
-  __m512 acc[H][R];
-  for (int h = 0; h < H; ++h) {
-    for (int i = 0; i < R; ++i) acc[h][i] = _mm512_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i);
-  }
-  for (int t = t0; t < t1; ++t) {
-    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
-    __m512 v[R];
-    for (int i = 0; i < R; ++i) v[i] = Rows::template load<false>(row, d0 + 16 * i, 0);
-    for (int h = 0; h < H; ++h) {
-      const __m512 pv = _mm512_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
-      for (int i = 0; i < R; ++i) acc[h][i] = _mm512_add_ps(acc[h][i], unfused16(_mm512_mul_ps(pv, v[i])));
-    }
-  }
-  for (int h = 0; h < H; ++h) {
-    for (int i = 0; i < R; ++i) _mm512_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i, acc[h][i]);
-  }
-}
+template <class Rows>
+struct Spans16 {
+  static constexpr int kLanes = 16;
+  static constexpr int span(int heads) { return 16 / heads < 8 ? 16 / heads : 8; }  // registers per head
 
-template <DType T, class Rows, class Rows8>
-struct Mix16 {
-  template <int H>
-  SMALLCODER_AVX512 static void run(int h0, const float* p, std::size_t ld, const std::byte* values,
-                                    std::size_t row_bytes, int len, int dim, float* out) {
-    constexpr int kSpan = 16 / H < 8 ? 16 / H : 8;  // output registers per head and pass
-    p += h0 * ld;
-    out += static_cast<std::size_t>(h0) * dim;
-    const int wide = dim / 16 * 16, vec = dim / 8 * 8;
-    for (int t0 = 0; t0 < len; t0 += kMixBlockRows) {
-      const int t1 = t0 + kMixBlockRows < len ? t0 + kMixBlockRows : len;
-      int d = 0;
-      for (; d + 16 * kSpan <= wide; d += 16 * kSpan) {
-        mix_span16<Rows, H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+  template <int H, int R>
+  SMALLCODER_AVX512 static void run(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
+                                    int t0, int t1, int dim, int d0, float* out) {
+    __m512 acc[H][R];
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) acc[h][i] = _mm512_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i);
+    }
+    for (int t = t0; t < t1; ++t) {
+      const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+      for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
+      __m512 v[R];
+      for (int i = 0; i < R; ++i) v[i] = Rows::template load<false>(row, d0 + 16 * i, 0);
+      for (int h = 0; h < H; ++h) {
+        const __m512 pv = _mm512_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
+        for (int i = 0; i < R; ++i) acc[h][i] = _mm512_add_ps(acc[h][i], unfused16(_mm512_mul_ps(pv, v[i])));
       }
-      for (; d < wide; d += 16) mix_span16<Rows, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-      if (d < vec) mix_span8<Rows8, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-      mix_tail<T>(p, ld, H, values, row_bytes, t0, t1, dim, vec, out);
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) _mm512_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i, acc[h][i]);
     }
   }
 };
 
 template <DType T, class Rows>
-SMALLCODER_AVX512 inline void scores16(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
-                                       float* out, std::size_t ld) {
-  in_head_passes<Scores16<T, Rows>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
+SMALLCODER_AVX512 __attribute__((flatten)) inline void scores16(const float* q, int heads, const std::byte* keys,
+                                                                int len, int dim, float scale, float* out,
+                                                                std::size_t ld) {
+  scores_in_passes<T, Tiles16<T, Rows>>(q, heads, keys, len, dim, scale, out, ld);
 }
 
+// Rows8: the AVX2 loader for the 8 elements past the last 16 (Narrow).
 template <DType T, class Rows, class Rows8>
-SMALLCODER_AVX512 inline void mix16(const float* p, std::size_t ld, int heads, const std::byte* values,
-                                    std::size_t row_bytes, int len, int dim, float* out) {
-  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
-  in_head_passes<Mix16<T, Rows, Rows8>>(heads, p, ld, values, row_bytes, len, dim, out);
+SMALLCODER_AVX512 __attribute__((flatten)) inline void mix16(const float* p, std::size_t ld, int heads,
+                                                             const std::byte* values, std::size_t row_bytes, int len,
+                                                             int dim, float* out) {
+  mix_in_blocks<T, Spans16<Rows>, Spans8<Rows8>>(p, ld, heads, values, row_bytes, len, dim, out);
 }
 
 }  // namespace simd
@@ -7436,7 +7496,7 @@ SMALLCODER_AVX512 inline void mix16(const float* p, std::size_t ld, int heads, c
 
 template <DType T>
 inline KvKernels kernels(Isa isa) {
-  KvKernels k{store_key<T>, store_value<T>, scalar::scores<T>, scalar::softmax, scalar::mix<T>};
+  KvKernels k{store_key<T>, store_value<T>, scalar::scores<T>, softmax_rows<scalar::Lanes>, scalar::mix<T>};
 #ifdef SMALLCODER_X86
   using Rows8 = std::conditional_t<T == DType::f32, avx2::F32Rows,
                                    std::conditional_t<T == DType::bf16, avx2::Bf16Rows, avx2::F16Rows>>;
