@@ -1,7 +1,8 @@
 // Attention over the KV cache for elements stored as f32, f16 or bf16, at the SIMD level
-// chosen at run time: storing a position's keys and values, the query-key scores, softmax,
-// and the probability-weighted sum of value rows. 16-bit elements halve the bytes decode
-// reads from the cache; they are widened in registers and every sum stays fp32.
+// chosen at run time (avx2 and avx512 kernels on x86, neon ones on aarch64): storing a
+// position's keys and values, the query-key scores, softmax, and the probability-weighted
+// sum of value rows. 16-bit elements halve the bytes decode reads from the cache; they are
+// widened in registers and every sum stays fp32.
 //
 // Layouts. Values are rows, one per position. Keys are stored transposed in tiles of
 // kKeyTile positions: a tile holds element d of its positions at d * kKeyTile + lane, so the
@@ -25,6 +26,7 @@
 #include "smallcoder/cpu/isa.hpp"
 #include "smallcoder/cpu/kernels/avx2.hpp"
 #include "smallcoder/cpu/kernels/avx512.hpp"
+#include "smallcoder/cpu/kernels/neon.hpp"
 #include "smallcoder/cpu/kernels/tiling.hpp"
 #include "smallcoder/cpu/ops.hpp"
 #include "smallcoder/error.hpp"
@@ -525,6 +527,121 @@ SMALLCODER_AVX512 __attribute__((flatten)) inline void mix16(const float* p, std
 }  // namespace simd
 #endif
 
+#ifdef SMALLCODER_AARCH64
+namespace simd {
+
+// ---- NEON: the scalar steps on 4 lanes; scores B tiles of 4 vectors a pass, weighted sums
+// in 4-lane spans ----
+
+// unfused() for 4 lanes: GCC contracts intrinsic multiplies and adds into FMAs too.
+inline float32x4_t unfused4(float32x4_t x) {
+  __asm__("" : "+w"(x));
+  return x;
+}
+
+// exp_approx on 4 lanes: the same steps and constants (ExpSteps), the clamps as compares
+// and selects, as the scalar steps.
+inline float32x4_t exp4(float32x4_t x) {
+  using E = ExpSteps;
+  const float32x4_t low = vdupq_n_f32(E::kLow), high = vdupq_n_f32(E::kHigh), round = vdupq_n_f32(E::kRound);
+  x = vbslq_f32(vcltq_f32(x, low), low, x);
+  x = vbslq_f32(vcgtq_f32(x, high), high, x);
+  const float32x4_t n = vsubq_f32(vaddq_f32(unfused4(vmulq_n_f32(x, E::kLog2e)), round), round);
+  const float32x4_t r =
+      vsubq_f32(vsubq_f32(x, unfused4(vmulq_n_f32(n, E::kLn2Hi))), unfused4(vmulq_n_f32(n, E::kLn2Lo)));
+  float32x4_t p = vdupq_n_f32(E::kFirst);
+  for (float c : E::kCoefficients) p = vaddq_f32(unfused4(vmulq_f32(p, r)), vdupq_n_f32(c));
+  const int32x4_t bits = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+  return vmulq_f32(p, vreinterpretq_f32_s32(bits));
+}
+
+struct Lanes4 {
+  static constexpr int kLanes = 4;
+
+  static float max(const float* s, int vec) {
+    float32x4_t top4 = vdupq_n_f32(s[0]);
+    for (int i = 0; i < vec; i += 4) {
+      const float32x4_t v = vld1q_f32(s + i);
+      top4 = vbslq_f32(vcgtq_f32(v, top4), v, top4);  // the scalar compare: NaNs never win
+    }
+    return vmaxvq_f32(top4);
+  }
+
+  static void exp_sums(float* s, int vec, float top, double (&sum)[4]) {
+    const float32x4_t top_v = vdupq_n_f32(top);
+    float64x2_t sum01 = vld1q_f64(sum), sum23 = vld1q_f64(sum + 2);  // partials i % 4, as the scalar steps
+    for (int i = 0; i < vec; i += 4) {
+      const float32x4_t e = exp4(vsubq_f32(vld1q_f32(s + i), top_v));
+      vst1q_f32(s + i, e);
+      sum01 = vaddq_f64(sum01, vcvt_f64_f32(vget_low_f32(e)));
+      sum23 = vaddq_f64(sum23, vcvt_high_f64_f32(e));
+    }
+    vst1q_f64(sum, sum01);
+    vst1q_f64(sum + 2, sum23);
+  }
+};
+
+// Rows is one of the NEON float loaders of kernels/neon.hpp: 4 elements from an index.
+template <DType T, class Rows>
+struct Tiles4 {
+  static constexpr int kVectors = kKeyTile / 4;                                 // per tile
+  static constexpr int passes(int heads) { return heads > 2 ? 1 : 4 / heads; }  // at most 16 accumulators
+
+  template <int H, int B>
+  static void tiles(const float* q, const std::byte* k, std::size_t tile, int dim, float scale,
+                    float (&dots)[H][B * kKeyTile]) {
+    float32x4_t acc[H][B * kVectors];
+    for (int h = 0; h < H; ++h) {
+      for (int v = 0; v < B * kVectors; ++v) acc[h][v] = vdupq_n_f32(0.0f);
+    }
+    for (int d = 0; d < dim; ++d) {
+      float32x4_t kv[B * kVectors];
+      for (int b = 0; b < B; ++b) {
+        prefetch_ahead(k + b * tile + d * kKeyTile * kElement<T>, B * tile);  // the next pass's tiles
+        for (int v = 0; v < kVectors; ++v) kv[b * kVectors + v] = Rows::load(k + b * tile, d * kKeyTile + 4 * v);
+      }
+      for (int h = 0; h < H; ++h) {
+        const float32x4_t qv = vdupq_n_f32(q[h * dim + d]);
+        for (int v = 0; v < B * kVectors; ++v) acc[h][v] = vaddq_f32(acc[h][v], unfused4(vmulq_f32(qv, kv[v])));
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int v = 0; v < B * kVectors; ++v) vst1q_f32(dots[h] + 4 * v, vmulq_n_f32(acc[h][v], scale));
+    }
+  }
+};
+
+template <class Rows>
+struct Spans4 {
+  static constexpr int kLanes = 4;
+  static constexpr int span(int heads) { return 16 / heads < 8 ? 16 / heads : 8; }  // registers per head
+
+  template <int H, int R>
+  static void run(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes, int t0, int t1,
+                  int dim, int d0, float* out) {
+    float32x4_t acc[H][R];
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) acc[h][i] = vld1q_f32(out + static_cast<std::size_t>(h) * dim + d0 + 4 * i);
+    }
+    for (int t = t0; t < t1; ++t) {
+      const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+      for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
+      float32x4_t v[R];
+      for (int i = 0; i < R; ++i) v[i] = Rows::load(row, d0 + 4 * i);
+      for (int h = 0; h < H; ++h) {
+        const float32x4_t pv = vdupq_n_f32(p[h * ld + static_cast<std::size_t>(t)]);
+        for (int i = 0; i < R; ++i) acc[h][i] = vaddq_f32(acc[h][i], unfused4(vmulq_f32(pv, v[i])));
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) vst1q_f32(out + static_cast<std::size_t>(h) * dim + d0 + 4 * i, acc[h][i]);
+    }
+  }
+};
+
+}  // namespace simd
+#endif
+
 template <DType T>
 inline KvKernels kernels(Isa isa) {
   KvKernels k{store_key<T>, store_value<T>, scalar::scores<T>, softmax_rows<scalar::Lanes>, scalar::mix<T>};
@@ -540,6 +657,14 @@ inline KvKernels kernels(Isa isa) {
   } else if (isa != Isa::scalar) {
     k.scores = simd::scores16<T, Rows16>;
     k.mix = simd::mix16<T, Rows16, Rows8>;
+  }
+#elif defined(SMALLCODER_AARCH64)
+  using Rows4 = std::conditional_t<T == DType::f32, neon::F32Rows,
+                                   std::conditional_t<T == DType::bf16, neon::Bf16Rows, neon::F16Rows>>;
+  if (isa != Isa::scalar) {  // neon and dotprod
+    k.softmax = softmax_rows<simd::Lanes4>;
+    k.scores = scores_in_passes<T, simd::Tiles4<T, Rows4>>;
+    k.mix = mix_in_blocks<T, simd::Spans4<Rows4>>;
   }
 #else
   (void)isa;
