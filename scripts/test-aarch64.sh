@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The aarch64 check: installs what is missing, cross-builds smallcoder's tests with Debian's
-# g++-aarch64-linux-gnu (scripts/aarch64-linux-gnu.ini) and runs them under qemu-user, where
-# the kernels run at their one level on aarch64, scalar. It runs the Meson suite 'cross': every
-# unit test but those too slow emulated (tests/meson.build names them) and the README example.
+# g++-aarch64-linux-gnu (scripts/aarch64-linux-gnu.ini) and runs them under qemu-user at each
+# aarch64 kernel level: scalar, neon (on an emulated Cortex-A72, which lacks the dot products)
+# and dotprod (on qemu's 'max' CPU), one build, the level and CPU chosen per test by its
+# environment. It runs the Meson suite 'cross': every unit test but those too slow emulated,
+# and the README example; the programs that run no kernels once (tests/meson.build says which).
 # The reference data is expected in ../shared beside the checkout (or SMALLCODER_TEST_DATA).
 # Arguments go to meson test.
 set -euo pipefail

@@ -23,6 +23,7 @@
 #include "bench/suites.hpp"
 #include "bench/syntax.hpp"
 #include "smallcoder/smallcoder.hpp"
+#include "support/emulated.hpp"
 #include "support/test_data.hpp"
 
 using namespace smallcoder;
@@ -162,7 +163,7 @@ TEST_CASE("syntax check: the source is cut at the last complete line") {
   CHECK(syntax_check_source("x =", " 1", false) == "x = 1");  // no newline at all: kept whole
 }
 
-TEST_CASE("syntax check: python3 parses known valid and invalid Python") {
+TEST_CASE("syntax check: python3 parses known valid and invalid Python" * test::kNoKernels) {
   if (!python_available()) {
     if (in_ci()) FAIL("python3 is required in CI for the syntax check");
     MESSAGE("python3 not found: syntax check not measured, test skipped");
@@ -246,7 +247,7 @@ TEST_CASE("bandwidth limit: bandwidth / (weights + KV cache read at the mean con
   CHECK(s.syntax_valid_rate.value() == 1.0);
 }
 
-TEST_CASE("memory probes: resident set from the OS, weight bytes one decode step reads") {
+TEST_CASE("memory probes: resident set from the OS, weight bytes one decode step reads" * test::kNoKernels) {
   const std::uint64_t now = rss_now_bytes();
   CHECK(now > 0);
   CHECK(rss_peak_bytes() >= now);
@@ -349,7 +350,7 @@ const std::string& text(const JsonValue& object, const char* key) {
 
 }  // namespace
 
-TEST_CASE("twins: random weights do not depend on the context, so the LC twin may reuse them") {
+TEST_CASE("twins: random weights do not depend on the context, so the LC twin may reuse them" * test::kNoKernels) {
   ModelWeights short_context = random_weights(toy_config("Toy", 64), 3, DType::bf16, 2);
   ModelWeights long_context = random_weights(toy_config("Toy-LC", 256), 3, DType::bf16, 1);
   CHECK(same_bytes(short_context.embed, long_context.embed));

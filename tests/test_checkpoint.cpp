@@ -13,6 +13,7 @@
 
 #include "smallcoder/smallcoder.hpp"
 #include "smallcoder/io/safetensors_writer.hpp"
+#include "support/emulated.hpp"
 #include "support/expect_error.hpp"
 #include "support/golden.hpp"
 #include "support/reference_forward.hpp"
@@ -267,7 +268,7 @@ TEST_CASE("checkpoint: written checkpoints (tied and untied, bf16 and f32) load 
   }
 }
 
-TEST_CASE("checkpoint: missing pieces are Errors naming the path") {
+TEST_CASE("checkpoint: missing pieces are Errors naming the path" * test::kNoKernels) {
   SUBCASE("missing folder") {
     const std::string missing = test::scratch_path("no_such_model_folder");
     check_error([&] { load_checkpoint(missing); }, {missing, "no such file or folder"});
@@ -292,7 +293,7 @@ TEST_CASE("checkpoint: missing pieces are Errors naming the path") {
   SUBCASE("the scratch checkpoint itself is fine") { CHECK_NOTHROW(load_checkpoint(s.dir)); }
 }
 
-TEST_CASE("checkpoint: corrupt safetensors files are Errors naming the file and the problem") {
+TEST_CASE("checkpoint: corrupt safetensors files are Errors naming the file and the problem" * test::kNoKernels) {
   const ScratchCheckpoint s("corrupt", small_config(true));
   const std::string st_path = s.path("model.safetensors");
   const std::string valid = s.safetensors_bytes();
@@ -364,7 +365,7 @@ TEST_CASE("checkpoint: corrupt safetensors files are Errors naming the file and 
   }
 }
 
-TEST_CASE("checkpoint: tensors that do not fit the config are Errors naming the tensor") {
+TEST_CASE("checkpoint: tensors that do not fit the config are Errors naming the tensor" * test::kNoKernels) {
   const ModelConfig config = small_config(true);
   const ScratchCheckpoint s("mismatch", config);
   const std::string st_path = s.path("model.safetensors");
@@ -423,7 +424,7 @@ TEST_CASE("checkpoint: tensors that do not fit the config are Errors naming the 
   }
 }
 
-TEST_CASE("checkpoint: an invalid config.json or tokenizer.model is an Error naming the file") {
+TEST_CASE("checkpoint: an invalid config.json or tokenizer.model is an Error naming the file" * test::kNoKernels) {
   const ScratchCheckpoint s("bad_parts", small_config(true));
   SUBCASE("heads not a multiple of kv heads") {
     ModelConfig c = small_config(true);

@@ -12,6 +12,7 @@
 
 #include "smallcoder/smallcoder.hpp"
 #include "smallcoder/tensor/dtype.hpp"
+#include "support/emulated.hpp"
 #include "support/test_data.hpp"
 
 using namespace smallcoder;
@@ -140,7 +141,7 @@ TEST_CASE("types weights cannot be stored in are refused with a clear message") 
   CHECK(unchanged.layers[0].wq.data == before);
 }
 
-TEST_CASE("random checkpoints in a quantized type: the variant presets") {
+TEST_CASE("random checkpoints in a quantized type: the variant presets" * test::kNoKernels) {
   auto tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_file(data_path("tokenizer/tokenizer.model")));
   const Checkpoint c = random_checkpoint(variant_preset("SmallCoder-Tiny"), 0, DType::q8_0, tokenizer, 2);
   CHECK(c.dtype == DType::q8_0);

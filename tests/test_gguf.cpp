@@ -13,6 +13,7 @@
 #include "smallcoder/io/gguf_writer.hpp"
 #include "smallcoder/model/save_gguf.hpp"
 #include "smallcoder/smallcoder.hpp"
+#include "support/emulated.hpp"
 #include "support/golden.hpp"
 #include "support/test_data.hpp"
 
@@ -160,7 +161,7 @@ TEST_CASE("llama.cpp's Q4_K_M file: 72 Q4_K, 13 Q6_K (token_embd among them), 25
   CHECK(g.get("general.file_type").to_int("") == 15);  // LLAMA_FTYPE_MOSTLY_Q4_K_M
 }
 
-TEST_CASE("config and tokenizer from llama.cpp's file equal SmallCoder-Tiny and tokenizer.model") {
+TEST_CASE("config and tokenizer from llama.cpp's file equal SmallCoder-Tiny and tokenizer.model" * test::kNoKernels) {
   const Gguf g = Gguf::open(data_path(kTinyQ8));
   const ModelConfig c = config_from_gguf(g);
   const ModelConfig& tiny = variant_preset("SmallCoder-Tiny");
@@ -334,7 +335,8 @@ TEST_CASE("names and size labels as the converter derives them") {
   CHECK(gguf_size_label(480000) == "480K");
 }
 
-TEST_CASE("our writer's metadata: convert_hf_to_gguf.py's keys in its order; tokenizer arrays equal llama.cpp's") {
+TEST_CASE("our writer's metadata: convert_hf_to_gguf.py's keys in its order; tokenizer arrays equal llama.cpp's" *
+          test::kNoKernels) {
   const Checkpoint nano = load_checkpoint(data_path("models/smallcoder-nano"));
   const std::string path = scratch_path("nano_bf16.gguf");
   write_gguf_model(path, nano.config, nano.weights, *nano.tokenizer);
@@ -382,7 +384,8 @@ TEST_CASE("our writer's metadata: convert_hf_to_gguf.py's keys in its order; tok
   CHECK(g.tensor("blk.3.attn_q.weight").dtype == DType::bf16);
 }
 
-TEST_CASE("llama.cpp's Q8_0 file through our loader and writer: every tensor byte and metadata value kept") {
+TEST_CASE("llama.cpp's Q8_0 file through our loader and writer: every tensor byte and metadata value kept" *
+          test::kNoKernels) {
   const Checkpoint c = load_checkpoint(data_path(kTinyQ8));
   CHECK(c.weights.rope_layout == RopeLayout::interleaved);  // already permuted: written back as it is
   const std::string path = scratch_path("tiny_again.gguf");
@@ -431,7 +434,8 @@ TEST_CASE("nano from safetensors (bf16) and from our bf16 GGUF: the same logits 
   MESSAGE("worst relative L2, safetensors vs GGUF: " << worst);
 }
 
-TEST_CASE("a GGUF holds the whole model: loading needs no other file, and a tokenizer can be overridden") {
+TEST_CASE("a GGUF holds the whole model: loading needs no other file, and a tokenizer can be overridden" *
+          test::kNoKernels) {
   const Checkpoint random = random_checkpoint(micro_config(), 7, DType::f16, shared_tokenizer());
   const std::string path = scratch_path("micro.gguf");
   write_gguf_model(path, random.config, random.weights, *random.tokenizer);
@@ -684,18 +688,18 @@ void erase_key(std::vector<std::pair<std::string, GgufValue>>& m, const std::str
 
 }  // namespace
 
-TEST_CASE("model: the unedited micro model loads") {
+TEST_CASE("model: the unedited micro model loads" * test::kNoKernels) {
   CHECK(micro_gguf_error("micro_ok", [](auto&, auto&) {}) == "");
 }
 
-TEST_CASE("model: missing tensors") {
+TEST_CASE("model: missing tensors" * test::kNoKernels) {
   const std::string e = micro_gguf_error("no_attn_q", [](auto&, std::vector<GgufTensorToWrite>& t) {
     t.erase(std::remove_if(t.begin(), t.end(), [](const auto& x) { return x.name == "blk.1.attn_q.weight"; }), t.end());
   });
   CHECK(contains(e, "test_scratch_no_attn_q.gguf: missing tensor 'blk.1.attn_q.weight'"));
 }
 
-TEST_CASE("model: shape mismatches") {
+TEST_CASE("model: shape mismatches" * test::kNoKernels) {
   const std::string e = micro_gguf_error("short_ffn", [](auto&, std::vector<GgufTensorToWrite>& t) {
     for (auto& x : t) {
       if (x.name == "blk.0.ffn_up.weight") x.dims = {64, 64};
@@ -712,7 +716,7 @@ TEST_CASE("model: shape mismatches") {
   CHECK(contains(n, "tensor 'output_norm.weight' is Q8_0; norm weights must be F32, F16 or BF16"));
 }
 
-TEST_CASE("model: missing or unsupported keys") {
+TEST_CASE("model: missing or unsupported keys" * test::kNoKernels) {
   CHECK(contains(micro_gguf_error("no_blocks", [](auto& m, auto&) { erase_key(m, "llama.block_count"); }),
                  "missing metadata key 'llama.block_count'"));
   CHECK(contains(micro_gguf_error("gpt2", [](auto& m, auto&) {
@@ -751,7 +755,7 @@ TEST_CASE("model: missing or unsupported keys") {
                  "tokenizer.ggml.add_bos_token is false"));
 }
 
-TEST_CASE("model: keys of any integer width, and llama.cpp's defaults for absent tokenizer keys") {
+TEST_CASE("model: keys of any integer width, and llama.cpp's defaults for absent tokenizer keys" * test::kNoKernels) {
   const std::string e = micro_gguf_error("widths", [](auto& m, auto&) {
     set_key(m, "llama.block_count", GgufValue::scalar(std::uint8_t{2}));
     set_key(m, "llama.embedding_length", GgufValue::scalar(std::int16_t{64}));

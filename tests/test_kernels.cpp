@@ -1,5 +1,6 @@
-// The CPU kernel table at every SIMD level the CPU has (scalar, avx2, avx512, amx, each forced
-// in turn; levels the CPU lacks are skipped with a message): quantized activations and integer
+// The CPU kernel table at every SIMD level of the build that the CPU has (scalar, then avx2,
+// avx512, amx on x86 or neon, dotprod on aarch64, each forced in turn; levels the CPU lacks
+// are skipped with a message): quantized activations and integer
 // block sums bit-equal to the scalar level, products within 1e-6 of it on awkward shapes,
 // float products within 1e-6 of a double-precision reference, the batch products (amx's bf16
 // tiles) likewise on every remainder of rows, tokens and columns, and the backend's reuse of
@@ -7,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -22,15 +24,15 @@ using cpu::Isa;
 
 namespace {
 
-const Isa kLevels[] = {Isa::scalar, Isa::avx2, Isa::avx512, Isa::amx};
 const DType kQuantTypes[] = {DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k};
 const DType kFloatTypes[] = {DType::f32, DType::bf16, DType::f16};
 const int kTokenCounts[] = {1, 2, 3, 5, 17};
 
-// The SIMD levels this CPU can run; a MESSAGE names the ones it cannot.
+// The SIMD levels of this build that this CPU can run; a MESSAGE names the ones it cannot.
 std::vector<Isa> simd_levels() {
   std::vector<Isa> levels;
-  for (Isa isa : {Isa::avx2, Isa::avx512, Isa::amx}) {
+  for (Isa isa : cpu::kAllIsas) {
+    if (isa == Isa::scalar || !cpu::isa_built(isa)) continue;
     if (cpu::cpu_supports(isa)) {
       levels.push_back(isa);
     } else {
@@ -173,23 +175,29 @@ std::vector<std::int64_t> awkward_cols(DType t) {
 }  // namespace
 
 TEST_CASE("kernel levels: names, detection and forcing") {
-  for (Isa isa : kLevels) CHECK(cpu::parse_isa(cpu::isa_name(isa), "x") == isa);
+  for (Isa isa : cpu::kAllIsas) CHECK(cpu::parse_isa(cpu::isa_name(isa), "x") == isa);
   CHECK_THROWS_WITH_AS(
       cpu::parse_isa("sse9", "SMALLCODER_ISA"),
-      doctest::Contains("SMALLCODER_ISA: unknown kernel level 'sse9' (known: scalar, avx2, avx512, amx)"), Error);
+      doctest::Contains(
+          "SMALLCODER_ISA: unknown kernel level 'sse9' (known: scalar, avx2, avx512, amx, neon, dotprod)"),
+      Error);
   CHECK(cpu::cpu_supports(Isa::scalar));
   CHECK(cpu::cpu_supports(cpu::best_isa()));
   CHECK(cpu::choose_isa(nullptr) == cpu::best_isa());
   CHECK(cpu::choose_isa("") == cpu::best_isa());
   CHECK(cpu::choose_isa("scalar") == Isa::scalar);
   MESSAGE("best kernel level on this CPU: " << std::string(cpu::isa_name(cpu::best_isa())));
-  for (Isa isa : kLevels) {
+  // scripts/test-aarch64.sh names the level its emulated CPU must be detected at.
+  if (const char* want = std::getenv("SMALLCODER_TEST_BEST_ISA")) {
+    CHECK(cpu::best_isa() == cpu::parse_isa(want, "SMALLCODER_TEST_BEST_ISA"));
+  }
+  for (Isa isa : cpu::kAllIsas) {
     if (cpu::cpu_supports(isa)) {
       cpu::force_isa(isa);
       CHECK(cpu::active_isa() == isa);
       CHECK(cpu::kernels_for(DType::q8_0).isa == isa);
     } else {
-      // "... needs AVX2, FMA and F16C, which this CPU lacks" on x86, "... exists only on x86 builds" elsewhere
+      // "... needs AVX2, FMA and F16C, which this CPU lacks", "... exists only in x86 builds; ..."
       const std::string level = std::string("kernel level ") + cpu::isa_name(isa);
       CHECK_THROWS_WITH_AS(cpu::force_isa(isa), doctest::Contains(("force_isa: " + level).c_str()), Error);
       CHECK_THROWS_WITH_AS(cpu::choose_isa(cpu::isa_name(isa)), doctest::Contains(("SMALLCODER_ISA: " + level).c_str()),
@@ -204,8 +212,14 @@ TEST_CASE("kernel levels: names, detection and forcing") {
   // amx is the avx512 level with more: a CPU with AMX but without the rest runs avx512 or lower.
   if (cpu::cpu_supports(Isa::amx)) CHECK(cpu::cpu_supports(Isa::avx512));
 #endif
+#if defined(__aarch64__)
+  // Every aarch64 CPU has NEON; the dot products, where the CPU reports them, come on top.
+  CHECK(cpu::cpu_supports(Isa::neon));
+  CHECK(cpu::best_isa() == (cpu::cpu_supports(Isa::dotprod) ? Isa::dotprod : Isa::neon));
+#endif
   // Only the amx level has a batch product, and only for bf16, Q8_0 and Q4_0 weights.
-  for (Isa isa : kLevels) {
+  for (Isa isa : cpu::kAllIsas) {
+    if (!cpu::isa_built(isa)) continue;
     for (DType t : {DType::f32, DType::bf16, DType::f16, DType::q8_0, DType::q4_0, DType::q4_k, DType::q6_k}) {
       CAPTURE(std::string(cpu::isa_name(isa)));
       CAPTURE(std::string(dtype_name(t)));
@@ -304,24 +318,40 @@ TEST_CASE("quantized weights: every level gives the scalar level's integer block
   }
 }
 
-// The AVX-512 level computes Q8_0 with the AVX2 level's (and llama.cpp's) arithmetic, so that
-// greedy text on a near tie resolves as llama.cpp resolves it: the results must be identical.
-TEST_CASE("Q8_0: the AVX-512 level's products equal the AVX2 level's bit for bit") {
-  if (!cpu::cpu_supports(Isa::avx512)) {
-    MESSAGE("skipping: this CPU lacks the avx512 level");
-    return;
-  }
+// Levels whose products must be identical. The AVX-512 level computes Q8_0 with the AVX2
+// level's (and llama.cpp's) arithmetic, so that greedy text on a near tie resolves as
+// llama.cpp resolves it. The dotprod level runs the neon level's kernels with sdot for the
+// same int32 lanes, so a model's output does not depend on whether the CPU has it.
+TEST_CASE("level pairs that compute the same bits: avx512 and avx2 on Q8_0, dotprod and neon on every quantized type") {
+  struct SameBits {
+    DType type;
+    Isa level, like;
+  };
+  const SameBits pairs[] = {{DType::q8_0, Isa::avx512, Isa::avx2},
+                            {DType::q8_0, Isa::dotprod, Isa::neon},
+                            {DType::q4_0, Isa::dotprod, Isa::neon},
+                            {DType::q4_k, Isa::dotprod, Isa::neon},
+                            {DType::q6_k, Isa::dotprod, Isa::neon}};
   std::mt19937 rng(29);
-  for (std::int64_t cols : awkward_cols(DType::q8_0)) {
-    const Matrix w = random_matrix(rng, DType::q8_0, 11, cols);
-    const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(17 * cols), 1.0f);
-    const cpu::Kernels& k2 = cpu::kernels_for(DType::q8_0, Isa::avx2);
-    const cpu::Kernels& k5 = cpu::kernels_for(DType::q8_0, Isa::avx512);
-    const Acts acts = prepare(k2, x, 17, cols);
-    for (int n : kTokenCounts) {
-      CAPTURE(cols);
-      CAPTURE(n);
-      CHECK(run_gemm(k5, w.view, acts, n) == run_gemm(k2, w.view, acts, n));
+  for (const SameBits& pair : pairs) {
+    if (!cpu::isa_built(pair.level)) continue;
+    if (!cpu::cpu_supports(pair.level)) {
+      MESSAGE("skipping " << std::string(cpu::isa_name(pair.level)) << ": this CPU lacks it");
+      continue;
+    }
+    for (std::int64_t cols : awkward_cols(pair.type)) {
+      const Matrix w = random_matrix(rng, pair.type, 11, cols);
+      const std::vector<float> x = random_floats(rng, static_cast<std::size_t>(17 * cols), 1.0f);
+      const cpu::Kernels& k = cpu::kernels_for(pair.type, pair.level);
+      const cpu::Kernels& like = cpu::kernels_for(pair.type, pair.like);
+      const Acts acts = prepare(like, x, 17, cols);
+      for (int n : kTokenCounts) {
+        CAPTURE(std::string(dtype_name(pair.type)));
+        CAPTURE(std::string(cpu::isa_name(pair.level)));
+        CAPTURE(cols);
+        CAPTURE(n);
+        CHECK(run_gemm(k, w.view, acts, n) == run_gemm(like, w.view, acts, n));
+      }
     }
   }
 }

@@ -6148,9 +6148,10 @@ inline void float_gemm_rows(const TensorView& w, const float* x, int n, int ldx,
 #endif
 // ---- end smallcoder/cpu/gemm.hpp ----
 // ---- begin smallcoder/cpu/isa.hpp ----
-// Which SIMD level the CPU kernels run at, chosen once at run time from cpuid so one
-// generic x86-64 build uses AVX2, AVX-512 or AMX where the CPU has them and scalar code
-// elsewhere. SMALLCODER_ISA=scalar|avx2|avx512|amx or force_isa() pick a level instead
+// Which SIMD level the CPU kernels run at, chosen once at run time so that one generic build
+// uses what the CPU has: on x86-64 AVX2, AVX-512 or AMX (from cpuid), on aarch64 NEON and the
+// dot-product instructions (from the kernel's hardware capabilities), scalar code elsewhere.
+// SMALLCODER_ISA=scalar|avx2|avx512|amx|neon|dotprod or force_isa() pick a level instead
 // (tests run each).
 // The chosen level is the one piece of global mutable state of the CPU kernels.
 
@@ -6168,6 +6169,20 @@ inline void float_gemm_rows(const TensorView& w, const float* x, int n, int ldx,
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define SMALLCODER_AARCH64 1
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
+// The dotprod kernels' functions target the extension one by one (GCC's target attribute),
+// or the whole build does already (-march=...+dotprod; Apple's default). Elsewhere (clang
+// before 16 declares the intrinsics only for a build that targets the extension) this build
+// has no dotprod level.
+#if defined(__ARM_FEATURE_DOTPROD)
+#define SMALLCODER_DOTPROD
+#elif defined(__GNUC__) && !defined(__clang__)
+#define SMALLCODER_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
 #endif
 
 namespace smallcoder::cpu {
@@ -6176,8 +6191,11 @@ namespace smallcoder::cpu {
 // VL, DQ and VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later; a CPU with AVX-512 but no
 // VNNI, like Skylake-X, runs the avx2 level). amx: the avx512 level plus AMX-TILE, AMX-BF16
 // and AMX-INT8 (Sapphire Rapids and later) with the OS granting tile state; it differs
-// from avx512 only in its batched products of bf16, Q8_0 and Q4_0 weights.
-enum class Isa : int { scalar, avx2, avx512, amx };
+// from avx512 only in its batched products of bf16, Q8_0 and Q4_0 weights. neon: aarch64's
+// Advanced SIMD, which every aarch64 CPU has. dotprod: neon plus the 8-bit dot products
+// sdot/udot (FEAT_DotProd, optional from Armv8.2: Cortex-A55, A76 and later, Neoverse, Apple M;
+// not the Raspberry Pi 4's Cortex-A72), for the integer products of quantized weights.
+enum class Isa : int { scalar, avx2, avx512, amx, neon, dotprod };
 
 inline const char* isa_name(Isa isa) {
   switch (isa) {
@@ -6189,8 +6207,41 @@ inline const char* isa_name(Isa isa) {
       return "avx512";
     case Isa::amx:
       return "amx";
+    case Isa::neon:
+      return "neon";
+    case Isa::dotprod:
+      return "dotprod";
   }
   return "?";
+}
+
+// Whether this build has kernels of level `isa`: the x86 levels on x86, the arm ones on
+// aarch64 (dotprod where SMALLCODER_DOTPROD is defined above).
+constexpr bool isa_built(Isa isa) {
+  switch (isa) {
+#ifdef SMALLCODER_X86
+    case Isa::avx2:
+    case Isa::avx512:
+    case Isa::amx:
+#endif
+#ifdef SMALLCODER_AARCH64
+    case Isa::neon:
+#endif
+#ifdef SMALLCODER_DOTPROD
+    case Isa::dotprod:
+#endif
+    case Isa::scalar:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The level whose kernels `isa` runs where it has none of its own.
+constexpr Isa fallback_isa(Isa isa) {
+  // scalar, avx2 -> scalar, avx512 -> avx2, amx -> avx512, neon -> scalar, dotprod -> neon
+  constexpr Isa kBelow[] = {Isa::scalar, Isa::scalar, Isa::avx2, Isa::avx512, Isa::scalar, Isa::neon};
+  return kBelow[static_cast<int>(isa)];
 }
 
 #ifdef SMALLCODER_X86
@@ -6241,45 +6292,78 @@ inline const CpuFeatures& cpu_features() {
 }
 
 }  // namespace detail
+#elif defined(SMALLCODER_AARCH64)
+namespace detail {
+
+// Every aarch64 CPU has NEON; the dot products are optional.
+struct CpuFeatures {
+  bool dotprod = false;
+};
+
+inline CpuFeatures read_cpu_features() {
+  CpuFeatures f;
+#if defined(__ARM_FEATURE_DOTPROD)
+  f.dotprod = true;  // the build targets it, so every CPU it runs on has it
+#elif defined(__linux__)
+#ifdef HWCAP_ASIMDDP
+  constexpr unsigned long kAsimddp = HWCAP_ASIMDDP;
+#else
+  constexpr unsigned long kAsimddp = 1ul << 20;  // Linux's HWCAP_ASIMDDP (asm/hwcap.h)
+#endif
+  f.dotprod = (getauxval(AT_HWCAP) & kAsimddp) != 0;
+#endif
+  return f;
+}
+
+inline const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = read_cpu_features();
+  return features;
+}
+
+}  // namespace detail
 #endif
 
-// Whether this CPU can run `isa` (and this build has kernels for it).
+// Whether this CPU can run `isa` and this build has kernels for it.
 inline bool cpu_supports(Isa isa) {
+  if (!isa_built(isa)) return false;
 #ifdef SMALLCODER_X86
   const detail::CpuFeatures& f = detail::cpu_features();
   switch (isa) {
-    case Isa::scalar:
-      return true;
     case Isa::avx2:
       return f.avx2;
     case Isa::avx512:
       return f.avx512;
     case Isa::amx:
       return f.amx;
+    default:
+      break;
   }
-  return false;
-#else
-  return isa == Isa::scalar;
+#elif defined(SMALLCODER_AARCH64)
+  if (isa == Isa::dotprod) return detail::cpu_features().dotprod;
 #endif
+  return true;
 }
+
+// Every level: scalar, then each architecture's, slowest first.
+constexpr Isa kAllIsas[] = {Isa::scalar, Isa::avx2, Isa::avx512, Isa::amx, Isa::neon, Isa::dotprod};
 
 // The fastest level this CPU supports.
 inline Isa best_isa() {
-  if (cpu_supports(Isa::amx)) return Isa::amx;
-  if (cpu_supports(Isa::avx512)) return Isa::avx512;
-  if (cpu_supports(Isa::avx2)) return Isa::avx2;
-  return Isa::scalar;
+  Isa best = Isa::scalar;
+  for (Isa isa : kAllIsas) {
+    if (cpu_supports(isa)) best = isa;
+  }
+  return best;
 }
 
-// Every level, slowest first.
-constexpr Isa kAllIsas[] = {Isa::scalar, Isa::avx2, Isa::avx512, Isa::amx};
-
-// Parses "scalar", "avx2", "avx512" or "amx"; throws naming `where` otherwise.
+// Parses a level's name (isa_name); throws naming `where` otherwise.
 inline Isa parse_isa(std::string_view name, const std::string& where) {
+  std::string known;
   for (Isa isa : kAllIsas) {
     if (name == isa_name(isa)) return isa;
+    known += std::string(known.empty() ? "" : ", ") + isa_name(isa);
   }
-  fail(where, "unknown kernel level '" + std::string(name) + "' (known: scalar, avx2, avx512, amx)");
+  fail(where, "unknown kernel level '" + std::string(name) + "' (known: " + known + ")");
 }
 
 namespace detail {
@@ -6291,16 +6375,20 @@ inline std::atomic<int>& isa_choice() {
 
 inline void check_supported(Isa isa, const std::string& where) {
   if (cpu_supports(isa)) return;
-#ifdef SMALLCODER_X86
+  const std::string level = std::string("kernel level ") + isa_name(isa), best = isa_name(best_isa());
+  if (!isa_built(isa)) {
+    const bool arm = isa == Isa::neon || isa == Isa::dotprod;
+    const char* builds = !arm               ? "x86 builds"
+                         : isa == Isa::neon ? "aarch64 builds"
+                                            : "aarch64 builds by GCC or for dotprod targets";
+    fail(where, level + " exists only in " + builds + "; this one's best is " + best);
+  }
   const char* need = isa == Isa::avx2     ? "AVX2, FMA and F16C"
                      : isa == Isa::avx512 ? "AVX-512 F, BW, VL, DQ and VNNI"
-                                          : "AVX-512 F, BW, VL, DQ and VNNI, AMX-TILE, AMX-BF16 and AMX-INT8 "
-                                            "with the OS granting tile state";
-  fail(where, std::string("kernel level ") + isa_name(isa) + " needs " + need +
-                  ", which this CPU lacks (best: " + isa_name(best_isa()) + ")");
-#else
-  fail(where, std::string("kernel level ") + isa_name(isa) + " exists only on x86 builds; this one runs scalar");
-#endif
+                     : isa == Isa::amx    ? "AVX-512 F, BW, VL, DQ and VNNI, AMX-TILE, AMX-BF16 and AMX-INT8 "
+                                            "with the OS granting tile state"
+                                          : "the dot-product instructions (asimddp)";
+  fail(where, level + " needs " + need + ", which this CPU lacks (best: " + best + ")");
 }
 
 }  // namespace detail
@@ -6440,6 +6528,38 @@ inline int quantize_act_value(float v) {
   return static_cast<int>(__builtin_rintf(limited));
 }
 
+// Writes the q8_0 or q8_k activation row of n values at out, a block at a time, through a
+// level's Values: abs_max(x, n), the largest |x| of n values (NaNs skipped), and
+// quantize(x, n, inv, q), which stores quantize_act_value(x * inv) of n values (16 or 32)
+// at q and returns their sum.
+template <class Values>
+inline void write_q8_0_row(const float* x, std::int64_t n, std::byte* out) {
+  const std::int64_t blocks = n / kQ0Block;
+  std::int8_t* qs = reinterpret_cast<std::int8_t*>(out);
+  float* d = reinterpret_cast<float*>(out + n);
+  std::int32_t* sums = reinterpret_cast<std::int32_t*>(out + n + 4 * blocks);
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const float* xb = x + b * kQ0Block;
+    const ActScale scale = q8_0_scale(Values::abs_max(xb, kQ0Block));
+    d[b] = scale.d;
+    sums[b] = Values::quantize(xb, kQ0Block, scale.inv, qs + b * kQ0Block);
+  }
+}
+
+template <class Values>
+inline void write_q8_k_row(const float* x, std::int64_t n, std::byte* out) {
+  BlockQ8K* blocks = reinterpret_cast<BlockQ8K*>(out);
+  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
+    const float* xb = x + b * kQKBlock;
+    const ActScale scale = q8_k_scale(Values::abs_max(xb, kQKBlock));
+    BlockQ8K& blk = blocks[b];
+    for (int g = 0; g < kQKBlock / 16; ++g) {
+      blk.bsums[g] = static_cast<std::int16_t>(Values::quantize(xb + 16 * g, 16, scale.inv, blk.qs + 16 * g));
+    }
+    blk.d = scale.d;
+  }
+}
+
 }  // namespace smallcoder::cpu
 // ---- end smallcoder/cpu/kernels/activations.hpp ----
 // ---- begin smallcoder/cpu/kernels/amx.hpp ----
@@ -6487,6 +6607,29 @@ inline void store_result(float* y, float sum, bool accumulate) { *y = accumulate
 // avx512::Q4_0Decode, which then ran at two thirds of its speed).
 __attribute__((always_inline)) inline void prefetch_ahead(const std::byte* p, std::size_t ahead) {
   __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + ahead), 0, 3);
+}
+
+// A register tile's operands: weight rows r .. r + R - 1 and the prepared activation rows of
+// its T tokens.
+template <int R, int T>
+struct TileRows {
+  const std::byte* w[R];
+  const std::byte* act[T];
+
+  TileRows(const TensorView& m, std::int64_t r, const std::byte* acts, std::size_t act_stride) {
+    for (int i = 0; i < R; ++i) w[i] = m.row(r + i);
+    for (int t = 0; t < T; ++t) act[t] = acts + static_cast<std::size_t>(t) * act_stride;
+  }
+};
+
+// Stores a finished tile: y[t * ldy + r + i] (+)= sums[i][t].
+template <int R, int T>
+inline void store_tile(const float (&sums)[R][T], float* y, std::size_t ldy, std::int64_t r, bool accumulate) {
+  for (int i = 0; i < R; ++i) {
+    for (int t = 0; t < T; ++t) {
+      store_result(y + static_cast<std::size_t>(t) * ldy + static_cast<std::size_t>(r + i), sums[i][t], accumulate);
+    }
+  }
 }
 
 template <class Tiles, int R, int T = Tiles::kTokens>
@@ -8232,6 +8375,20 @@ struct KQuantDecode {
 
 #endif  // SMALLCODER_X86
 // ---- end smallcoder/cpu/kernels/avx2_kquants.hpp ----
+// ---- begin smallcoder/cpu/kernels/dotprod.hpp ----
+// The dotprod level: the NEON kernels of neon.hpp with their 8-bit products on sdot, which
+// multiplies four byte pairs into an int32 lane in one instruction (MullDot takes three for
+// sixteen pairs: four per lane). Compiled into aarch64 builds that can target the extension
+// (SMALLCODER_DOTPROD, isa.hpp), run only where the CPU reports it.
+
+// ---- begin smallcoder/cpu/kernels/neon.hpp ----
+// NEON (aarch64 Advanced SIMD) kernels, which every aarch64 CPU runs: register tiles for the
+// float and 32-element block weights through tiling.hpp's loop nest, one super-block at a
+// time for the k-quants, and the activation quantizers (the scalar level's bytes). Their
+// 8-bit products go through a Dot policy: widening multiplies here (MullDot); the dotprod
+// level (dotprod.hpp) runs these same kernels with the sdot instruction, which leaves the
+// same int32 lanes, so the two levels compute the same bits.
+
 // ---- begin smallcoder/cpu/kernels/scalar.hpp ----
 // The portable kernels: plain C++ every build compiles and every CPU runs (non-x86 ones
 // included). They define the results: the SIMD levels must give bit-equal quantized
@@ -8246,50 +8403,27 @@ namespace smallcoder::cpu::scalar {
 
 // ---- activation quantizers (layouts in activations.hpp) ----
 
-// Largest |x| over n values; NaNs are skipped, as SIMD max does with the order used there.
-inline float abs_max(const float* x, int n) {
-  float amax = 0.0f;
-  for (int j = 0; j < n; ++j) amax = std::fabs(x[j]) > amax ? std::fabs(x[j]) : amax;
-  return amax;
-}
-
-inline void quantize_acts_q8_0(const float* x, std::int64_t n, std::byte* out) {
-  const std::int64_t blocks = n / kQ0Block;
-  std::int8_t* qs = reinterpret_cast<std::int8_t*>(out);
-  float* d = reinterpret_cast<float*>(out + n);
-  std::int32_t* sums = reinterpret_cast<std::int32_t*>(out + n + 4 * blocks);
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    const float* xb = x + b * kQ0Block;
-    const ActScale scale = q8_0_scale(abs_max(xb, kQ0Block));
+// The values of one block for write_q8_0_row / write_q8_k_row.
+struct ActValues {
+  // Largest |x| over n values; NaNs are skipped, as SIMD max does with the order used there.
+  static float abs_max(const float* x, int n) {
+    float amax = 0.0f;
+    for (int j = 0; j < n; ++j) amax = std::fabs(x[j]) > amax ? std::fabs(x[j]) : amax;
+    return amax;
+  }
+  static std::int32_t quantize(const float* x, int n, float inv, std::int8_t* q) {
     std::int32_t sum = 0;
-    for (int j = 0; j < kQ0Block; ++j) {
-      const int q = quantize_act_value(xb[j] * scale.inv);
-      qs[b * kQ0Block + j] = static_cast<std::int8_t>(q);
-      sum += q;
+    for (int j = 0; j < n; ++j) {
+      q[j] = static_cast<std::int8_t>(quantize_act_value(x[j] * inv));
+      sum += q[j];
     }
-    d[b] = scale.d;
-    sums[b] = sum;
+    return sum;
   }
-}
+};
 
-inline void quantize_acts_q8_k(const float* x, std::int64_t n, std::byte* out) {
-  BlockQ8K* blocks = reinterpret_cast<BlockQ8K*>(out);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const float* xb = x + b * kQKBlock;
-    const ActScale scale = q8_k_scale(abs_max(xb, kQKBlock));
-    BlockQ8K& blk = blocks[b];
-    for (int g = 0; g < kQKBlock / 16; ++g) {
-      int sum = 0;
-      for (int j = 16 * g; j < 16 * g + 16; ++j) {
-        const int q = quantize_act_value(xb[j] * scale.inv);
-        blk.qs[j] = static_cast<std::int8_t>(q);
-        sum += q;
-      }
-      blk.bsums[g] = static_cast<std::int16_t>(sum);
-    }
-    blk.d = scale.d;
-  }
-}
+inline void quantize_acts_q8_0(const float* x, std::int64_t n, std::byte* out) { write_q8_0_row<ActValues>(x, n, out); }
+
+inline void quantize_acts_q8_k(const float* x, std::int64_t n, std::byte* out) { write_q8_k_row<ActValues>(x, n, out); }
 
 // ---- exact integer products of one weight block with its activations ----
 
@@ -8408,30 +8542,368 @@ inline float row_dot_q4_0(const std::byte* row, const std::byte* act, std::int64
   return sum;
 }
 
-inline float row_dot_q4_k(const std::byte* row, const std::byte* act, std::int64_t n) {
+// The k-quant rows from their blocks' exact integer sums, which Sums computes: this level's,
+// or a SIMD level's equal ones (neon.hpp), which then gets this level's results.
+template <Q4KSums (*Sums)(const BlockQ4K&, const BlockQ8K&)>
+inline float row_dot_q4_k_with(const std::byte* row, const std::byte* act, std::int64_t n) {
   const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
   const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
   float sum = 0.0f;
   for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const Q4KSums s = dot_q4_k(w[b], a[b]);
+    const Q4KSums s = Sums(w[b], a[b]);
     sum += a[b].d *
            (f16_to_f32(w[b].d) * static_cast<float>(s.scaled) - f16_to_f32(w[b].dmin) * static_cast<float>(s.mins));
   }
   return sum;
 }
 
-inline float row_dot_q6_k(const std::byte* row, const std::byte* act, std::int64_t n) {
+template <std::int32_t (*Sum)(const BlockQ6K&, const BlockQ8K&)>
+inline float row_dot_q6_k_with(const std::byte* row, const std::byte* act, std::int64_t n) {
   const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
   const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
   float sum = 0.0f;
   for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    sum += a[b].d * f16_to_f32(w[b].d) * static_cast<float>(dot_q6_k(w[b], a[b]));
+    sum += a[b].d * f16_to_f32(w[b].d) * static_cast<float>(Sum(w[b], a[b]));
   }
   return sum;
 }
 
+inline float row_dot_q4_k(const std::byte* row, const std::byte* act, std::int64_t n) {
+  return row_dot_q4_k_with<dot_q4_k>(row, act, n);
+}
+
+inline float row_dot_q6_k(const std::byte* row, const std::byte* act, std::int64_t n) {
+  return row_dot_q6_k_with<dot_q6_k>(row, act, n);
+}
+
 }  // namespace smallcoder::cpu::scalar
 // ---- end smallcoder/cpu/kernels/scalar.hpp ----
+
+#ifdef SMALLCODER_AARCH64
+
+#include <arm_neon.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace smallcoder::cpu::neon {
+
+// The f16 scale stored (unaligned) at p, by the hardware conversion (exact, as f16_to_f32).
+inline float f16_at(const std::byte* p) {
+  __fp16 h;
+  std::memcpy(&h, p, sizeof h);
+  return h;
+}
+
+// ---- activation quantizers: the same bytes as scalar::quantize_acts_* ----
+
+// A block's values for write_q8_0_row / write_q8_k_row (n a multiple of 16).
+struct ActValues {
+  // Compare and select skips NaNs as the scalar loop does (vmaxq would return them); the
+  // lanes' maximum is then the same in any order.
+  static float abs_max(const float* x, int n) {
+    float32x4_t m = vdupq_n_f32(0.0f);
+    for (int j = 0; j < n; j += 4) {
+      const float32x4_t a = vabsq_f32(vld1q_f32(x + j));
+      m = vbslq_f32(vcgtq_f32(a, m), a, m);
+    }
+    return vmaxvq_f32(m);
+  }
+
+  // round(x * inv) limited to [-127, 127]: quantize_act_value's compares (a NaN fails both
+  // and gives -127; vmaxq/vminq would keep it), vcvtnq's rounding to nearest even.
+  static int32x4_t quantize4(const float* x, float32x4_t inv) {
+    const float32x4_t low = vdupq_n_f32(-127.0f), high = vdupq_n_f32(127.0f);
+    const float32x4_t v = vmulq_f32(vld1q_f32(x), inv);
+    const float32x4_t above = vbslq_f32(vcgtq_f32(v, low), v, low);
+    return vcvtnq_s32_f32(vbslq_f32(vcltq_f32(above, high), above, high));
+  }
+
+  static std::int32_t quantize(const float* x, int n, float inv, std::int8_t* q) {
+    const float32x4_t scale = vdupq_n_f32(inv);
+    int32x4_t sum = vdupq_n_s32(0);
+    for (int j = 0; j < n; j += 16) {
+      const int32x4_t q0 = quantize4(x + j, scale), q1 = quantize4(x + j + 4, scale), q2 = quantize4(x + j + 8, scale),
+                      q3 = quantize4(x + j + 12, scale);
+      const int16x8_t lo = vcombine_s16(vmovn_s32(q0), vmovn_s32(q1));
+      const int16x8_t hi = vcombine_s16(vmovn_s32(q2), vmovn_s32(q3));
+      vst1q_s8(q + j, vcombine_s8(vmovn_s16(lo), vmovn_s16(hi)));
+      sum = vaddq_s32(sum, vaddq_s32(vaddq_s32(q0, q1), vaddq_s32(q2, q3)));
+    }
+    return vaddvq_s32(sum);
+  }
+};
+
+inline void quantize_acts_q8_0(const float* x, std::int64_t n, std::byte* out) { write_q8_0_row<ActValues>(x, n, out); }
+
+inline void quantize_acts_q8_k(const float* x, std::int64_t n, std::byte* out) { write_q8_k_row<ActValues>(x, n, out); }
+
+// ---- float weights: fp32 activations, exact fp32 products ----
+
+// load(row, k): elements k .. k+3 of a row as fp32.
+struct F32Rows {
+  static float32x4_t load(const std::byte* row, std::int64_t k) {
+    return vld1q_f32(reinterpret_cast<const float*>(row) + k);
+  }
+};
+
+inline uint16x4_t load_halves(const std::byte* row, std::int64_t k) {
+  return vld1_u16(reinterpret_cast<const std::uint16_t*>(row) + k);
+}
+
+struct Bf16Rows {
+  static float32x4_t load(const std::byte* row, std::int64_t k) {
+    return vreinterpretq_f32_u32(vshll_n_u16(load_halves(row, k), 16));
+  }
+};
+
+struct F16Rows {
+  static float32x4_t load(const std::byte* row, std::int64_t k) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(load_halves(row, k)));
+  }
+};
+
+// R rows x T tokens, each with two 4-lane accumulators (8 elements a step): 4 x 2 takes 16
+// of the 32 registers, and one token's product still runs 8 independent chains of sums.
+template <class Rows>
+struct FloatTiles {
+  static constexpr int kRows = 4, kTokens = 2, kStep = 8;
+
+  // acc[i][t] += elements k .. k + 7 of row i times those of token t.
+  template <int R, int T>
+  static void step(const std::byte* const* rows, const float* const* x, std::int64_t k, float32x4_t (&acc)[R][T][2]) {
+    float32x4_t xv[T][2];
+    for (int t = 0; t < T; ++t) {
+      xv[t][0] = vld1q_f32(x[t] + k);
+      xv[t][1] = vld1q_f32(x[t] + k + 4);
+    }
+    for (int i = 0; i < R; ++i) {
+      const float32x4_t w0 = Rows::load(rows[i], k), w1 = Rows::load(rows[i], k + 4);
+      for (int t = 0; t < T; ++t) {
+        acc[i][t][0] = vfmaq_f32(acc[i][t][0], w0, xv[t][0]);
+        acc[i][t][1] = vfmaq_f32(acc[i][t][1], w1, xv[t][1]);
+      }
+    }
+  }
+
+  template <int R, int T>
+  static void tile(const TensorView& w, std::int64_t r, const std::byte* acts, std::size_t act_stride, float* y,
+                   std::size_t ldy, bool accumulate) {
+    const TileRows<R, T> in(w, r, acts, act_stride);
+    const float* x[T];
+    for (int t = 0; t < T; ++t) x[t] = reinterpret_cast<const float*>(in.act[t]);
+    float32x4_t acc[R][T][2];
+    for (int i = 0; i < R; ++i) {
+      for (int t = 0; t < T; ++t) acc[i][t][0] = acc[i][t][1] = vdupq_n_f32(0.0f);
+    }
+    const std::int64_t n = w.cols, whole = n / kStep * kStep;
+    const std::size_t element = w.row_bytes() / static_cast<std::size_t>(n), ahead = R * w.row_bytes();
+    for (std::int64_t k = 0; k < whole; k += kStep) {
+      for (int i = 0; i < R; ++i) prefetch_ahead(in.w[i] + k * element, ahead);
+      step<R, T>(in.w, x, k, acc);
+    }
+    if (whole < n) {  // the last n - whole elements: one more step on zero-padded copies
+      const std::size_t left = static_cast<std::size_t>(n - whole);
+      std::byte w_rest[R][kStep * sizeof(float)] = {};
+      float x_rest[T][kStep] = {};
+      const std::byte* w_at[R];
+      const float* x_at[T];
+      for (int i = 0; i < R; ++i) {
+        std::memcpy(w_rest[i], in.w[i] + whole * element, left * element);
+        w_at[i] = w_rest[i];
+      }
+      for (int t = 0; t < T; ++t) {
+        std::memcpy(x_rest[t], x[t] + whole, left * sizeof(float));
+        x_at[t] = x_rest[t];
+      }
+      step<R, T>(w_at, x_at, 0, acc);
+    }
+    float sums[R][T];
+    for (int i = 0; i < R; ++i) {
+      for (int t = 0; t < T; ++t) sums[i][t] = vaddvq_f32(vaddq_f32(acc[i][t][0], acc[i][t][1]));
+    }
+    store_tile(sums, y, ldy, r, accumulate);
+  }
+};
+
+// ---- 8-bit products ----
+
+// This level's Dot policy: acc's int32 lane j plus w[4j .. 4j+3] . a[4j .. 4j+3], the lanes
+// sdot leaves, from widening multiplies: an int16 holds the sum of two products (|w a| <=
+// 128 * 127), the pairwise adds bring four together.
+struct MullDot {
+  static int32x4_t dot(int32x4_t acc, int8x16_t w, int8x16_t a) {
+    const int16x8_t lo = vmull_s8(vget_low_s8(w), vget_low_s8(a)), hi = vmull_high_s8(w, a);
+    return vpadalq_s16(acc, vpaddq_s16(lo, hi));
+  }
+};
+
+// A 32-element block's weights as signed bytes (elements 0-15, 16-31) and its scale.
+struct Block32 {
+  int8x16_t lo, hi;
+  float d;
+};
+
+struct Q8_0Blocks {
+  static constexpr int kBytes = sizeof(BlockQ8_0);
+  static Block32 unpack(const std::byte* block) {
+    const std::int8_t* q = reinterpret_cast<const std::int8_t*>(block + 2);
+    return {vld1q_s8(q), vld1q_s8(q + 16), f16_at(block)};
+  }
+};
+
+// Element j < 16 is the low nibble of byte j, element j + 16 its high nibble, less 8.
+struct Q4_0Blocks {
+  static constexpr int kBytes = sizeof(BlockQ4_0);
+  static Block32 unpack(const std::byte* block) {
+    const uint8x16_t bytes = vld1q_u8(reinterpret_cast<const std::uint8_t*>(block + 2));
+    const int8x16_t eight = vdupq_n_s8(8);
+    return {vsubq_s8(vreinterpretq_s8_u8(vandq_u8(bytes, vdupq_n_u8(0x0F))), eight),
+            vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(bytes, 4)), eight), f16_at(block)};
+  }
+};
+
+// int32 lanes summing to a block's exact product with the activations lo, hi (elements 0-15, 16-31).
+template <class Dot>
+inline int32x4_t block_lanes(const Block32& w, int8x16_t lo, int8x16_t hi) {
+  return Dot::dot(Dot::dot(vdupq_n_s32(0), w.lo, lo), w.hi, hi);
+}
+
+// 4 rows x 4 tokens: a row's block takes two registers, a token's activations two, and 16
+// accumulators leave the rest for the products in flight.
+template <class Blocks, class Dot>
+struct QuantTiles {
+  static constexpr int kRows = 4, kTokens = 4;
+
+  template <int R, int T>
+  static void tile(const TensorView& w, std::int64_t r, const std::byte* acts, std::size_t act_stride, float* y,
+                   std::size_t ldy, bool accumulate) {
+    const TileRows<R, T> in(w, r, acts, act_stride);
+    Q8Acts a[T];
+    for (int t = 0; t < T; ++t) a[t] = q8_acts(in.act[t], w.cols);
+    float32x4_t acc[R][T];
+    for (int i = 0; i < R; ++i) {
+      for (int t = 0; t < T; ++t) acc[i][t] = vdupq_n_f32(0.0f);
+    }
+    const std::size_t ahead = R * w.row_bytes();
+    for (std::int64_t b = 0; b < w.cols / kQ0Block; ++b) {
+      Block32 u[R];
+      for (int i = 0; i < R; ++i) {
+        prefetch_ahead(in.w[i] + b * Blocks::kBytes, ahead);
+        u[i] = Blocks::unpack(in.w[i] + b * Blocks::kBytes);
+      }
+      for (int t = 0; t < T; ++t) {
+        const std::int8_t* q = a[t].qs + b * kQ0Block;
+        const int8x16_t lo = vld1q_s8(q), hi = vld1q_s8(q + 16);
+        for (int i = 0; i < R; ++i) {
+          const float32x4_t products = vcvtq_f32_s32(block_lanes<Dot>(u[i], lo, hi));
+          acc[i][t] = vfmaq_f32(acc[i][t], products, vdupq_n_f32(u[i].d * a[t].d[b]));
+        }
+      }
+    }
+    float sums[R][T];
+    for (int i = 0; i < R; ++i) {
+      for (int t = 0; t < T; ++t) sums[i][t] = vaddvq_f32(acc[i][t]);
+    }
+    store_tile(sums, y, ldy, r, accumulate);
+  }
+};
+
+// ---- k-quants against Q8_K: one super-block of one row and one token at a time ----
+//
+// The blocks' exact integer sums, for scalar::row_dot_*_with, whose float steps then give
+// the scalar level's products.
+
+template <class Dot>
+inline scalar::Q4KSums q4k_sums(const BlockQ4K& w, const BlockQ8K& a) {
+  std::uint8_t scales[8], mins[8];
+  q4k_scales_mins(w.scales, scales, mins);
+  const uint8x16_t low = vdupq_n_u8(0x0F);
+  const int32x4_t zero = vdupq_n_s32(0);
+  int32x4_t scaled = zero;
+  for (int c = 0; c < 4; ++c) {  // 32 bytes: sub-block 2c in the low nibbles, 2c + 1 in the high
+    const uint8x16_t b0 = vld1q_u8(w.qs + 32 * c), b1 = vld1q_u8(w.qs + 32 * c + 16);
+    const std::int8_t* x = a.qs + 64 * c;
+    const int32x4_t lo = Dot::dot(Dot::dot(zero, vreinterpretq_s8_u8(vandq_u8(b0, low)), vld1q_s8(x)),
+                                  vreinterpretq_s8_u8(vandq_u8(b1, low)), vld1q_s8(x + 16));
+    const int32x4_t hi = Dot::dot(Dot::dot(zero, vreinterpretq_s8_u8(vshrq_n_u8(b0, 4)), vld1q_s8(x + 32)),
+                                  vreinterpretq_s8_u8(vshrq_n_u8(b1, 4)), vld1q_s8(x + 48));
+    scaled = vmlaq_n_s32(vmlaq_n_s32(scaled, lo, scales[2 * c]), hi, scales[2 * c + 1]);
+  }
+  // Sub-block s's activation sum is bsums 2s and 2s + 1 added (pairwise), times min s.
+  const int16x8_t pairs = vpaddq_s16(vld1q_s16(a.bsums), vld1q_s16(a.bsums + 8));
+  const int16x8_t m = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mins)));
+  const int32x4_t products = vmlal_high_s16(vmull_s16(vget_low_s16(m), vget_low_s16(pairs)), m, pairs);
+  return {vaddvq_s32(scaled), vaddvq_s32(products)};
+}
+
+// Per 16 elements l of a half's quarters j: the 6-bit value is a nibble of ql with bits 2j,
+// 2j + 1 of qh[l] on top (see q6k_value), less 32; each quarter's 16 have a scale of their own.
+template <class Dot>
+inline std::int32_t q6k_sum(const BlockQ6K& w, const BlockQ8K& a) {
+  const uint8x16_t low = vdupq_n_u8(0x0F), high_pair = vdupq_n_u8(0x30);
+  const int8x16_t offset = vdupq_n_s8(32);
+  int32x4_t sum = vdupq_n_s32(0);
+  for (int half = 0; half < 2; ++half) {
+    const std::uint8_t* ql = w.ql + 64 * half;
+    for (int g = 0; g < 2; ++g) {
+      const uint8x16_t l0 = vld1q_u8(ql + 16 * g), l1 = vld1q_u8(ql + 32 + 16 * g);
+      const uint8x16_t h = vld1q_u8(w.qh + 32 * half + 16 * g);
+      const uint8x16_t q[4] = {
+          vorrq_u8(vandq_u8(l0, low), vandq_u8(vshlq_n_u8(h, 4), high_pair)),
+          vorrq_u8(vandq_u8(l1, low), vandq_u8(vshlq_n_u8(h, 2), high_pair)),
+          vorrq_u8(vshrq_n_u8(l0, 4), vandq_u8(h, high_pair)),
+          vorrq_u8(vshrq_n_u8(l1, 4), vandq_u8(vshrq_n_u8(h, 2), high_pair)),
+      };
+      for (int j = 0; j < 4; ++j) {
+        const int8x16_t centred = vsubq_s8(vreinterpretq_s8_u8(q[j]), offset);
+        const int32x4_t lanes = Dot::dot(vdupq_n_s32(0), centred, vld1q_s8(a.qs + 128 * half + 32 * j + 16 * g));
+        sum = vmlaq_n_s32(sum, lanes, w.scales[8 * half + 2 * j + g]);
+      }
+    }
+  }
+  return vaddvq_s32(sum);
+}
+
+}  // namespace smallcoder::cpu::neon
+
+#endif  // SMALLCODER_AARCH64
+// ---- end smallcoder/cpu/kernels/neon.hpp ----
+
+#if defined(SMALLCODER_AARCH64) && defined(SMALLCODER_DOTPROD)
+
+#include <arm_neon.h>
+
+namespace smallcoder::cpu::dotprod {
+
+// MullDot's lanes, from one instruction.
+struct Sdot {
+  SMALLCODER_DOTPROD static int32x4_t dot(int32x4_t acc, int8x16_t w, int8x16_t a) { return vdotq_s32(acc, w, a); }
+};
+
+// A NEON kernel instantiated with Sdot, as a function compiled for the extension. Sdot::dot
+// may be inlined only into functions compiled for it, and the shared kernels are not (GCC
+// refuses always_inline across targets), so `flatten` inlines everything the kernel calls
+// into this one function.
+template <auto Fn>
+struct Enabled;
+
+template <class R, class... Args, R (*Fn)(Args...)>
+struct Enabled<Fn> {
+  SMALLCODER_DOTPROD __attribute__((flatten)) static R run(Args... args) { return Fn(args...); }
+};
+
+template <auto Fn>
+constexpr auto enable = Enabled<Fn>::run;
+
+template <class Blocks>
+using QuantTiles = neon::QuantTiles<Blocks, Sdot>;
+
+}  // namespace smallcoder::cpu::dotprod
+
+#endif
+// ---- end smallcoder/cpu/kernels/dotprod.hpp ----
 
 namespace smallcoder::cpu {
 
@@ -8477,7 +8949,8 @@ inline std::int64_t batch_item_rows(std::int64_t matrix_rows, int threads) {
 // none of its own and takes the one below it), plus the amx level's batch
 // product. One record per DType, in enum order (checked below), as
 // tensor/dtype.hpp keeps one record per type for the formats. x86 kernels
-// appear only in x86 builds (SMALLCODER_X86_ONLY).
+// appear only in x86 builds (SMALLCODER_X86_ONLY), arm ones only in aarch64
+// builds (SMALLCODER_NEON_ONLY, SMALLCODER_DOTPROD_ONLY).
 struct TypeKernels {
   DType type;
   ActFormat act;
@@ -8486,12 +8959,26 @@ struct TypeKernels {
   GemmFn avx512;     // AVX-512 F/BW/VL (+ VNNI); the amx level's product for one
                      // token too
   BatchKernels amx;  // AMX tiles for batches
+  GemmFn neon;       // aarch64 Advanced SIMD
+  GemmFn dotprod;    // neon with sdot for the 8-bit products
 };
 
 #ifdef SMALLCODER_X86
 #define SMALLCODER_X86_ONLY(...) __VA_ARGS__
 #else
 #define SMALLCODER_X86_ONLY(...) \
+  {}
+#endif
+#ifdef SMALLCODER_AARCH64
+#define SMALLCODER_NEON_ONLY(...) __VA_ARGS__
+#else
+#define SMALLCODER_NEON_ONLY(...) \
+  {}
+#endif
+#ifdef SMALLCODER_DOTPROD
+#define SMALLCODER_DOTPROD_ONLY(...) __VA_ARGS__
+#else
+#define SMALLCODER_DOTPROD_ONLY(...) \
   {}
 #endif
 
@@ -8507,42 +8994,60 @@ constexpr TypeKernels kTypeKernels[] = {
      gemm_rows<scalar::row_dot_f32>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F32Rows>, avx2::FloatTiles<avx2::F32Rows>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F32Rows>, avx512::FloatTiles<avx512::F32Rows>>),
+     {},
+     SMALLCODER_NEON_ONLY(gemm_tiled<neon::FloatTiles<neon::F32Rows>>),
      {}},
     {DType::f16,
      ActFormat::f32,
      gemm_rows<scalar::row_dot_f16>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F16Rows>, avx2::FloatTiles<avx2::F16Rows>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F16Rows>, avx512::FloatTiles<avx512::F16Rows>>),
+     {},
+     SMALLCODER_NEON_ONLY(gemm_tiled<neon::FloatTiles<neon::F16Rows>>),
      {}},
-    {DType::bf16, ActFormat::f32, gemm_rows<scalar::row_dot_bf16>,
+    {DType::bf16,
+     ActFormat::f32,
+     gemm_rows<scalar::row_dot_bf16>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::Bf16Rows>, avx2::FloatTiles<avx2::Bf16Rows>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::Bf16Rows>, avx512::FloatTiles<avx512::Bf16Rows>>),
-     SMALLCODER_X86_ONLY({ActFormat::bf16_split, amx::pack_group, amx::gemm<amx::Bf16Tiles>, 6, kSplitCols})},
+     SMALLCODER_X86_ONLY({ActFormat::bf16_split, amx::pack_group, amx::gemm<amx::Bf16Tiles>, 6, kSplitCols}),
+     SMALLCODER_NEON_ONLY(gemm_tiled<neon::FloatTiles<neon::Bf16Rows>>),
+     {}},
     {DType::q8_0, ActFormat::q8_0, gemm_rows<scalar::row_dot_q8_0>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::Q8_0Decode, avx2::QuantTiles<avx2::Q8_0Blocks>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx512::Q8_0Decode, avx512::Q8_0Tiles>),
      SMALLCODER_X86_ONLY(
-         {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q8_0Blocks>>, 4, kQ0Block})},
+         {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q8_0Blocks>>, 4, kQ0Block}),
+     SMALLCODER_NEON_ONLY(gemm_tiled<neon::QuantTiles<neon::Q8_0Blocks, neon::MullDot>>),
+     SMALLCODER_DOTPROD_ONLY(dotprod::enable<gemm_tiled<dotprod::QuantTiles<neon::Q8_0Blocks>>>)},
     {DType::q4_0, ActFormat::q8_0, gemm_rows<scalar::row_dot_q4_0>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::Q4_0Decode, avx2::QuantTiles<avx2::Q4_0Blocks>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx512::Q4_0Decode, avx512::QuantTiles<avx512::Q4_0Groups>>),
      SMALLCODER_X86_ONLY(
-         {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q4_0Blocks>>, 8, kQ0Block})},
+         {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q4_0Blocks>>, 8, kQ0Block}),
+     SMALLCODER_NEON_ONLY(gemm_tiled<neon::QuantTiles<neon::Q4_0Blocks, neon::MullDot>>),
+     SMALLCODER_DOTPROD_ONLY(dotprod::enable<gemm_tiled<dotprod::QuantTiles<neon::Q4_0Blocks>>>)},
     {DType::q4_k,
      ActFormat::q8_k,
      gemm_rows<scalar::row_dot_q4_k>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::KQuantDecode<avx2::Q4KSteps>, avx2::KQuantTiles<avx2::Q4KSteps>>),
      {},
-     {}},
+     {},
+     SMALLCODER_NEON_ONLY(gemm_rows<scalar::row_dot_q4_k_with<neon::q4k_sums<neon::MullDot>>>),
+     SMALLCODER_DOTPROD_ONLY(dotprod::enable<gemm_rows<scalar::row_dot_q4_k_with<neon::q4k_sums<dotprod::Sdot>>>>)},
     {DType::q6_k,
      ActFormat::q8_k,
      gemm_rows<scalar::row_dot_q6_k>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::KQuantDecode<avx2::Q6KSteps>, avx2::KQuantTiles<avx2::Q6KSteps>>),
      {},
-     {}},
+     {},
+     SMALLCODER_NEON_ONLY(gemm_rows<scalar::row_dot_q6_k_with<neon::q6k_sum<neon::MullDot>>>),
+     SMALLCODER_DOTPROD_ONLY(dotprod::enable<gemm_rows<scalar::row_dot_q6_k_with<neon::q6k_sum<dotprod::Sdot>>>>)},
 };
 
 #undef SMALLCODER_X86_ONLY
+#undef SMALLCODER_NEON_ONLY
+#undef SMALLCODER_DOTPROD_ONLY
 
 static_assert(one_record_per_dtype(kTypeKernels), "kTypeKernels: one TypeKernels per DType, in enum order");
 
@@ -8563,17 +9068,22 @@ struct Kernels {
   }
 };
 
-constexpr int kIsas = static_cast<int>(Isa::amx) + 1;
+constexpr int kIsas = static_cast<int>(sizeof kAllIsas / sizeof kAllIsas[0]);
 
 namespace detail {
 
 // The activation quantizer of `format` at `isa`: the scalar rules everywhere,
-// in AVX2 on x86.
+// in AVX2 on x86, in NEON on aarch64.
 inline QuantizeActsFn quantize_acts_for(ActFormat format, Isa isa) {
 #ifdef SMALLCODER_X86
   if (isa != Isa::scalar) {
     if (format == ActFormat::q8_0) return avx2::quantize_acts_q8_0;
     if (format == ActFormat::q8_k) return avx2::quantize_acts_q8_k;
+  }
+#elif defined(SMALLCODER_AARCH64)
+  if (isa != Isa::scalar) {
+    if (format == ActFormat::q8_0) return neon::quantize_acts_q8_0;
+    if (format == ActFormat::q8_k) return neon::quantize_acts_q8_k;
   }
 #else
   (void)isa;
@@ -8583,15 +9093,18 @@ inline QuantizeActsFn quantize_acts_for(ActFormat format, Isa isa) {
   return nullptr;
 }
 
-// A record's kernels at `isa`: its own product there, else the nearest level
-// below's.
+// A record's kernels at `isa`: its own product there, else that of the level it
+// falls back to (fallback_isa; amx: avx512's product), and so on.
 inline Kernels resolve(const TypeKernels& r, Isa isa) {
   Kernels k;
   k.isa = isa;
   k.act = r.act;
   k.quantize_acts = quantize_acts_for(r.act, isa);
-  const GemmFn by_level[] = {r.scalar, r.avx2, r.avx512, r.avx512};  // amx: avx512's product
-  for (int i = static_cast<int>(isa); i >= 0 && k.gemm == nullptr; --i) k.gemm = by_level[i];
+  const GemmFn by_level[kIsas] = {r.scalar, r.avx2, r.avx512, nullptr, r.neon, r.dotprod};
+  for (Isa level = isa;; level = fallback_isa(level)) {
+    k.gemm = by_level[static_cast<int>(level)];
+    if (k.gemm != nullptr || level == Isa::scalar) break;
+  }
   if (isa == Isa::amx) k.batch = r.amx;
   return k;
 }
@@ -8625,9 +9138,10 @@ inline const Kernels& kernels_for(DType t) { return kernels_for(t, active_isa())
 // ---- end smallcoder/cpu/kernels.hpp ----
 // ---- begin smallcoder/cpu/kv_rows.hpp ----
 // Attention over the KV cache for elements stored as f32, f16 or bf16, at the SIMD level
-// chosen at run time: storing a position's keys and values, the query-key scores, softmax,
-// and the probability-weighted sum of value rows. 16-bit elements halve the bytes decode
-// reads from the cache; they are widened in registers and every sum stays fp32.
+// chosen at run time (avx2 and avx512 kernels on x86, neon ones on aarch64): storing a
+// position's keys and values, the query-key scores, softmax, and the probability-weighted
+// sum of value rows. 16-bit elements halve the bytes decode reads from the cache; they are
+// widened in registers and every sum stays fp32.
 //
 // Layouts. Values are rows, one per position. Keys are stored transposed in tiles of
 // kKeyTile positions: a tile holds element d of its positions at d * kKeyTile + lane, so the
@@ -8863,16 +9377,18 @@ inline void softmax_normalize(float* s, int len, const double (&sum)[4]) {
   for (int i = 0; i < len; ++i) s[i] *= inv;
 }
 
-inline void softmax(float* scores, int heads, int len, std::size_t ld) {
-  for (int h = 0; h < heads; ++h) {
-    float* s = scores + h * ld;
+// softmax_rows' steps on single values: the scalar softmax.
+struct Lanes {
+  static constexpr int kLanes = 1;
+
+  static float max(const float* s, int n) {
     float top = s[0];
-    for (int i = 1; i < len; ++i) top = s[i] > top ? s[i] : top;
-    double sum[4] = {0.0, 0.0, 0.0, 0.0};
-    softmax_from(s, 0, len, top, sum);
-    softmax_normalize(s, len, sum);
+    for (int i = 1; i < n; ++i) top = s[i] > top ? s[i] : top;
+    return top;
   }
-}
+
+  static void exp_sums(float* s, int n, float top, double (&sum)[4]) { softmax_from(s, 0, n, top, sum); }
+};
 
 template <DType T>
 inline void mix(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes, int len,
@@ -8911,8 +9427,123 @@ inline void in_head_passes(int heads, Args&&... args) {
   }
 }
 
+// ---- the loops every level runs its vector kernels in ----
+
+// Value rows are prefetched this far ahead: one row stream alone keeps too few requests in
+// flight (as for the weights, kernels/tiling.hpp); key tiles one pass ahead likewise.
+constexpr std::size_t kAheadRows = 16;
+
+// Softmax by the scalar steps, each row's first vec scores (a multiple of Lanes::kLanes) on a
+// level's vectors: Lanes::max(s, vec) is the largest of s[0] and s[0 .. vec) (NaNs aside, the
+// scalar loop's maximum), Lanes::exp_sums(s, vec, top, sum) softmax_from's steps on them.
+template <class Lanes>
+inline void softmax_rows(float* scores, int heads, int len, std::size_t ld) {
+  const int vec = len / Lanes::kLanes * Lanes::kLanes;
+  for (int h = 0; h < heads; ++h) {
+    float* s = scores + h * ld;
+    float top = Lanes::max(s, vec);
+    for (int i = vec; i < len; ++i) top = s[i] > top ? s[i] : top;
+    double sum[4] = {0.0, 0.0, 0.0, 0.0};
+    Lanes::exp_sums(s, vec, top, sum);
+    scalar::softmax_from(s, vec, len, top, sum);
+    scalar::softmax_normalize(s, len, sum);
+  }
+}
+
+// The scores of H heads (from head h0) at every position, Tiles::passes(H) key tiles a pass,
+// then one at a time. Tiles::tiles<H, B>(q, k, tile, dim, scale, dots) leaves the scaled
+// scores of the B tiles from k in dots; those of positions from len on are not stored (a
+// partial last tile is read whole: the cache holds whole tiles).
+template <class Tiles>
+struct ScoresInPasses {
+  template <int H, int B>
+  static void pass(const float* q, const std::byte* keys, std::size_t tile, int len, int dim, float scale, float* out,
+                   std::size_t ld, int t) {
+    alignas(64) float dots[H][B * kKeyTile];
+    Tiles::template tiles<H, B>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, dots);
+    const int n = len - t < B * kKeyTile ? len - t : B * kKeyTile;
+    for (int h = 0; h < H; ++h) {
+      std::memcpy(out + h * ld + static_cast<std::size_t>(t), dots[h], sizeof(float) * static_cast<std::size_t>(n));
+    }
+  }
+
+  template <int H>
+  static void run(int h0, const float* q, const std::byte* keys, std::size_t tile, int len, int dim, float scale,
+                  float* out, std::size_t ld) {
+    constexpr int kTiles = Tiles::passes(H);
+    q += static_cast<std::size_t>(h0) * dim;
+    out += h0 * ld;
+    int t = 0;
+    for (; t + kTiles * kKeyTile <= len; t += kTiles * kKeyTile)
+      pass<H, kTiles>(q, keys, tile, len, dim, scale, out, ld, t);
+    for (; t < len; t += kKeyTile) pass<H, 1>(q, keys, tile, len, dim, scale, out, ld, t);
+  }
+};
+
+// The elements from `from` on that no vector covers, one chain each.
+template <DType T>
+inline void mix_tail(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes, int t0,
+                     int t1, int dim, int from, float* out) {
+  for (int t = t0; t < t1; ++t) {
+    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+    for (int h = 0; h < heads; ++h) {
+      const float ph = p[h * ld + static_cast<std::size_t>(t)];
+      for (int d = from; d < dim; ++d) {
+        out[h * dim + d] += unfused(ph * element<T>(row, static_cast<std::size_t>(d)));
+      }
+    }
+  }
+}
+
+constexpr int kMixBlockRows = 64;  // rows per block: each block stays in L1 while the spans pass
+
+// The weighted sums of H heads (from head h0), kMixBlockRows value rows at a time: each
+// block's elements in spans of Wide::span(H) vectors of Wide::kLanes, then single vectors of
+// Wide, then of Narrow (a level's narrower vectors, else Wide again), then one chain each.
+// Spans::run<H, R>(p, ld, values, row_bytes, t0, t1, dim, d0, out) adds rows [t0, t1) into
+// out[h * dim + d0 .. + R * Spans::kLanes), holding H x R vectors.
+template <DType T, class Wide, class Narrow>
+struct MixBlocks {
+  template <int H>
+  static void run(int h0, const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes, int len,
+                  int dim, float* out) {
+    constexpr int kSpan = Wide::span(H);
+    p += h0 * ld;
+    out += static_cast<std::size_t>(h0) * dim;
+    const int wide = dim / Wide::kLanes * Wide::kLanes, vec = dim / Narrow::kLanes * Narrow::kLanes;
+    for (int t0 = 0; t0 < len; t0 += kMixBlockRows) {
+      const int t1 = t0 + kMixBlockRows < len ? t0 + kMixBlockRows : len;
+      int d = 0;
+      for (; d + Wide::kLanes * kSpan <= wide; d += Wide::kLanes * kSpan) {
+        Wide::template run<H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      }
+      for (; d < wide; d += Wide::kLanes) Wide::template run<H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      for (; d < vec; d += Narrow::kLanes) Narrow::template run<H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      mix_tail<T>(p, ld, H, values, row_bytes, t0, t1, dim, vec, out);
+    }
+  }
+};
+
+// A level's KvScoresFn and KvMixFn from its vector kernels.
+template <DType T, class Tiles>
+inline void scores_in_passes(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
+                             float* out, std::size_t ld) {
+  in_head_passes<ScoresInPasses<Tiles>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
+}
+
+template <DType T, class Wide, class Narrow = Wide>
+inline void mix_in_blocks(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes,
+                          int len, int dim, float* out) {
+  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
+  in_head_passes<MixBlocks<T, Wide, Narrow>>(heads, p, ld, values, row_bytes, len, dim, out);
+}
+
 #ifdef SMALLCODER_X86
 namespace simd {
+
+// The x86 entry points are compiled for their level and flattened: the loops above then run
+// with the vector kernels inlined into them (a function without the target may not inline
+// them itself).
 
 // ---- e^x and softmax, the scalar steps on 8 lanes (the same operations: the same bits) ----
 
@@ -8937,142 +9568,104 @@ SMALLCODER_AVX2 inline __m256 exp8(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
 }
 
-SMALLCODER_AVX2 inline void softmax(float* scores, int heads, int len, std::size_t ld) {
-  const int vec = len / 8 * 8;
-  for (int h = 0; h < heads; ++h) {
-    float* s = scores + h * ld;
+struct Lanes8 {
+  static constexpr int kLanes = 8;
+
+  SMALLCODER_AVX2 static float max(const float* s, int vec) {
     __m256 top8 = _mm256_set1_ps(s[0]);
     for (int i = 0; i < vec; i += 8) top8 = _mm256_max_ps(top8, _mm256_loadu_ps(s + i));
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, top8);
     float top = s[0];
     for (float v : lanes) top = v > top ? v : top;
-    for (int i = vec; i < len; ++i) top = s[i] > top ? s[i] : top;
+    return top;
+  }
+
+  SMALLCODER_AVX2 static void exp_sums(float* s, int vec, float top, double (&sum)[4]) {
     const __m256 top_v = _mm256_set1_ps(top);
-    __m256d sum4 = _mm256_setzero_pd();  // partial i % 4, as the scalar steps
+    __m256d sum4 = _mm256_loadu_pd(sum);  // partial i % 4, as the scalar steps
     for (int i = 0; i < vec; i += 8) {
       const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), top_v));
       _mm256_storeu_ps(s + i, e);
       sum4 = _mm256_add_pd(sum4, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
       sum4 = _mm256_add_pd(sum4, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
     }
-    double sum[4];
     _mm256_storeu_pd(sum, sum4);
-    scalar::softmax_from(s, vec, len, top, sum);
-    scalar::softmax_normalize(s, len, sum);
   }
+};
+
+SMALLCODER_AVX2 __attribute__((flatten)) inline void softmax(float* scores, int heads, int len, std::size_t ld) {
+  softmax_rows<Lanes8>(scores, heads, len, ld);
 }
 
 // ---- AVX2: scores over half tiles (8 lanes), weighted sums in 8-lane spans ----
 
 // Rows is one of the AVX2 float loaders of kernels/avx2.hpp: 8 elements from an index.
 template <class Rows>
-struct Scores8 {
-  // H heads x the 16 positions of one tile, as two halves of 8 lanes.
-  template <int H>
-  SMALLCODER_AVX2 static void run(int h0, const float* q, const std::byte* keys, std::size_t tile, int len, int dim,
-                                  float scale, float* out, std::size_t ld) {
-    q += static_cast<std::size_t>(h0) * dim;
-    out += h0 * ld;
-    for (int t = 0; t < len; t += kKeyTile) {
-      const std::byte* k = keys + static_cast<std::size_t>(t / kKeyTile) * tile;
-      __m256 acc[H][2];
-      for (int h = 0; h < H; ++h) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
-      for (int d = 0; d < dim; ++d) {
-        const __m256 lo = Rows::load(k, d * kKeyTile), hi = Rows::load(k, d * kKeyTile + 8);
-        for (int h = 0; h < H; ++h) {
-          const __m256 qv = _mm256_set1_ps(q[h * dim + d]);
-          acc[h][0] = _mm256_add_ps(acc[h][0], unfused8(_mm256_mul_ps(qv, lo)));
-          acc[h][1] = _mm256_add_ps(acc[h][1], unfused8(_mm256_mul_ps(qv, hi)));
-        }
-      }
-      const __m256 sv = _mm256_set1_ps(scale);
-      for (int h = 0; h < H; ++h) {
-        alignas(32) float dots[kKeyTile];
-        _mm256_store_ps(dots, _mm256_mul_ps(acc[h][0], sv));
-        _mm256_store_ps(dots + 8, _mm256_mul_ps(acc[h][1], sv));
-        const int n = len - t < kKeyTile ? len - t : kKeyTile;  // a partial last tile
-        std::memcpy(out + h * ld + static_cast<std::size_t>(t), dots, sizeof(float) * static_cast<std::size_t>(n));
-      }
-    }
-  }
-};
+struct Tiles8 {
+  static constexpr int passes(int) { return 1; }
 
-// Value rows are prefetched this far ahead: one row stream alone keeps too few requests in
-// flight (as for the weights, kernels/tiling.hpp); key tiles one pass ahead likewise.
-constexpr std::size_t kAheadRows = 16;
-
-// out[h * dim + d0 .. + 8R) for H heads in H x R registers while rows [t0, t1) go past;
-// they start from out.
-template <class Rows, int H, int R>
-SMALLCODER_AVX2 inline void mix_span8(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
-                                      int t0, int t1, int dim, int d0, float* out) {
-  __m256 acc[H][R];
-  for (int h = 0; h < H; ++h) {
-    for (int i = 0; i < R; ++i) acc[h][i] = _mm256_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i);
-  }
-  for (int t = t0; t < t1; ++t) {
-    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
-    __m256 v[R];
-    for (int i = 0; i < R; ++i) v[i] = Rows::load(row, d0 + 8 * i);
+  // H heads x the 16 positions of each tile, as two halves of 8 lanes.
+  template <int H, int B>
+  SMALLCODER_AVX2 static void tiles(const float* q, const std::byte* k, std::size_t tile, int dim, float scale,
+                                    float (&dots)[H][B * kKeyTile]) {
+    __m256 acc[H][2 * B];
     for (int h = 0; h < H; ++h) {
-      const __m256 pv = _mm256_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
-      for (int i = 0; i < R; ++i) acc[h][i] = _mm256_add_ps(acc[h][i], unfused8(_mm256_mul_ps(pv, v[i])));
+      for (int v = 0; v < 2 * B; ++v) acc[h][v] = _mm256_setzero_ps();
     }
-  }
-  for (int h = 0; h < H; ++h) {
-    for (int i = 0; i < R; ++i) _mm256_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i, acc[h][i]);
-  }
-}
-
-// The elements from `from` on that no vector covers, one chain each.
-template <DType T>
-inline void mix_tail(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes, int t0,
-                     int t1, int dim, int from, float* out) {
-  for (int t = t0; t < t1; ++t) {
-    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    for (int h = 0; h < heads; ++h) {
-      const float ph = p[h * ld + static_cast<std::size_t>(t)];
-      for (int d = from; d < dim; ++d) {
-        out[h * dim + d] += unfused(ph * element<T>(row, static_cast<std::size_t>(d)));
+    for (int d = 0; d < dim; ++d) {
+      __m256 kv[2 * B];
+      for (int v = 0; v < 2 * B; ++v) kv[v] = Rows::load(k + v / 2 * tile, d * kKeyTile + 8 * (v % 2));
+      for (int h = 0; h < H; ++h) {
+        const __m256 qv = _mm256_set1_ps(q[h * dim + d]);
+        for (int v = 0; v < 2 * B; ++v) acc[h][v] = _mm256_add_ps(acc[h][v], unfused8(_mm256_mul_ps(qv, kv[v])));
       }
     }
+    for (int h = 0; h < H; ++h) {
+      for (int v = 0; v < 2 * B; ++v) _mm256_store_ps(dots[h] + 8 * v, _mm256_mul_ps(acc[h][v], _mm256_set1_ps(scale)));
+    }
   }
-}
+};
 
-constexpr int kMixBlockRows = 64;  // rows per block: each block stays in L1 while the spans pass
+template <class Rows>
+struct Spans8 {
+  static constexpr int kLanes = 8;
+  static constexpr int span(int heads) { return 8 / heads > 1 ? 8 / heads : 2; }  // registers per head
 
-template <DType T, class Rows>
-struct Mix8 {
-  template <int H>
-  SMALLCODER_AVX2 static void run(int h0, const float* p, std::size_t ld, const std::byte* values,
-                                  std::size_t row_bytes, int len, int dim, float* out) {
-    constexpr int kSpan = 8 / H > 1 ? 8 / H : 2;  // output registers per head and pass
-    p += h0 * ld;
-    out += static_cast<std::size_t>(h0) * dim;
-    const int vec = dim / 8 * 8;
-    for (int t0 = 0; t0 < len; t0 += kMixBlockRows) {
-      const int t1 = t0 + kMixBlockRows < len ? t0 + kMixBlockRows : len;
-      int d = 0;
-      for (; d + 8 * kSpan <= vec; d += 8 * kSpan) mix_span8<Rows, H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-      for (; d < vec; d += 8) mix_span8<Rows, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-      mix_tail<T>(p, ld, H, values, row_bytes, t0, t1, dim, vec, out);
+  template <int H, int R>
+  SMALLCODER_AVX2 static void run(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
+                                  int t0, int t1, int dim, int d0, float* out) {
+    __m256 acc[H][R];
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) acc[h][i] = _mm256_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i);
+    }
+    for (int t = t0; t < t1; ++t) {
+      const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+      for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
+      __m256 v[R];
+      for (int i = 0; i < R; ++i) v[i] = Rows::load(row, d0 + 8 * i);
+      for (int h = 0; h < H; ++h) {
+        const __m256 pv = _mm256_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
+        for (int i = 0; i < R; ++i) acc[h][i] = _mm256_add_ps(acc[h][i], unfused8(_mm256_mul_ps(pv, v[i])));
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) _mm256_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i, acc[h][i]);
     }
   }
 };
 
 template <DType T, class Rows>
-SMALLCODER_AVX2 inline void scores8(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
-                                    float* out, std::size_t ld) {
-  in_head_passes<Scores8<Rows>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
+SMALLCODER_AVX2 __attribute__((flatten)) inline void scores8(const float* q, int heads, const std::byte* keys, int len,
+                                                             int dim, float scale, float* out, std::size_t ld) {
+  scores_in_passes<T, Tiles8<Rows>>(q, heads, keys, len, dim, scale, out, ld);
 }
 
 template <DType T, class Rows>
-SMALLCODER_AVX2 inline void mix8(const float* p, std::size_t ld, int heads, const std::byte* values,
-                                 std::size_t row_bytes, int len, int dim, float* out) {
-  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
-  in_head_passes<Mix8<T, Rows>>(heads, p, ld, values, row_bytes, len, dim, out);
+SMALLCODER_AVX2 __attribute__((flatten)) inline void mix8(const float* p, std::size_t ld, int heads,
+                                                          const std::byte* values, std::size_t row_bytes, int len,
+                                                          int dim, float* out) {
+  mix_in_blocks<T, Spans8<Rows>>(p, ld, heads, values, row_bytes, len, dim, out);
 }
 
 // ---- AVX-512: a whole tile per vector, B tiles at a time; weighted sums in 16-lane spans ----
@@ -9085,11 +9678,12 @@ SMALLCODER_AVX512 inline __m512 unfused16(__m512 x) {
 
 // Rows is one of the AVX-512 float loaders of kernels/avx512.hpp: 16 elements from an index.
 template <DType T, class Rows>
-struct Scores16 {
-  // H heads x B consecutive full tiles from position t.
+struct Tiles16 {
+  static constexpr int passes(int heads) { return heads > 2 ? 4 : 8 / heads; }  // heads x tiles accumulators
+
   template <int H, int B>
   SMALLCODER_AVX512 static void tiles(const float* q, const std::byte* k, std::size_t tile, int dim, float scale,
-                                      float* out, std::size_t ld, int t) {
+                                      float (&dots)[H][B * kKeyTile]) {
     __m512 acc[H][B];
     for (int h = 0; h < H; ++h) {
       for (int b = 0; b < B; ++b) acc[h][b] = _mm512_setzero_ps();
@@ -9105,103 +9699,177 @@ struct Scores16 {
         for (int b = 0; b < B; ++b) acc[h][b] = _mm512_add_ps(acc[h][b], unfused16(_mm512_mul_ps(qv, kv[b])));
       }
     }
-    const __m512 sv = _mm512_set1_ps(scale);
     for (int h = 0; h < H; ++h) {
-      for (int b = 0; b < B; ++b) {
-        _mm512_storeu_ps(out + h * ld + static_cast<std::size_t>(t + b * kKeyTile), _mm512_mul_ps(acc[h][b], sv));
-      }
-    }
-  }
-
-  template <int H>
-  SMALLCODER_AVX512 static void run(int h0, const float* q, const std::byte* keys, std::size_t tile, int len, int dim,
-                                    float scale, float* out, std::size_t ld) {
-    constexpr int kTiles = H > 2 ? 4 : 8 / H;  // tiles per pass: H x kTiles accumulators
-    q += static_cast<std::size_t>(h0) * dim;
-    out += h0 * ld;
-    const int full = len / kKeyTile * kKeyTile;
-    int t = 0;
-    for (; t + kTiles * kKeyTile <= full; t += kTiles * kKeyTile) {
-      tiles<H, kTiles>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, out, ld, t);
-    }
-    for (; t < full; t += kKeyTile) {
-      tiles<H, 1>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, out, ld, t);
-    }
-    if (t < len) {  // a partial last tile: its lanes past len hold finite leftovers, not stored
-      alignas(64) float dots[4 * kKeyTile];
-      tiles<H, 1>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, dots, kKeyTile, 0);
-      for (int h = 0; h < H; ++h) {
-        std::memcpy(out + h * ld + static_cast<std::size_t>(t), dots + h * kKeyTile,
-                    sizeof(float) * static_cast<std::size_t>(len - t));
-      }
+      for (int b = 0; b < B; ++b)
+        _mm512_store_ps(dots[h] + kKeyTile * b, _mm512_mul_ps(acc[h][b], _mm512_set1_ps(scale)));
     }
   }
 };
 
-// out[h * dim + d0 .. + 16R) for H heads in H x R registers while rows [t0, t1) go past.
-template <class Rows, int H, int R>
-SMALLCODER_AVX512 inline void mix_span16(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
-                                         int t0, int t1, int dim, int d0, float* out) {
-  __m512 acc[H][R];
-  for (int h = 0; h < H; ++h) {
-    for (int i = 0; i < R; ++i) acc[h][i] = _mm512_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i);
-  }
-  for (int t = t0; t < t1; ++t) {
-    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
-    __m512 v[R];
-    for (int i = 0; i < R; ++i) v[i] = Rows::template load<false>(row, d0 + 16 * i, 0);
-    for (int h = 0; h < H; ++h) {
-      const __m512 pv = _mm512_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
-      for (int i = 0; i < R; ++i) acc[h][i] = _mm512_add_ps(acc[h][i], unfused16(_mm512_mul_ps(pv, v[i])));
-    }
-  }
-  for (int h = 0; h < H; ++h) {
-    for (int i = 0; i < R; ++i) _mm512_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i, acc[h][i]);
-  }
-}
+template <class Rows>
+struct Spans16 {
+  static constexpr int kLanes = 16;
+  static constexpr int span(int heads) { return 16 / heads < 8 ? 16 / heads : 8; }  // registers per head
 
-template <DType T, class Rows, class Rows8>
-struct Mix16 {
-  template <int H>
-  SMALLCODER_AVX512 static void run(int h0, const float* p, std::size_t ld, const std::byte* values,
-                                    std::size_t row_bytes, int len, int dim, float* out) {
-    constexpr int kSpan = 16 / H < 8 ? 16 / H : 8;  // output registers per head and pass
-    p += h0 * ld;
-    out += static_cast<std::size_t>(h0) * dim;
-    const int wide = dim / 16 * 16, vec = dim / 8 * 8;
-    for (int t0 = 0; t0 < len; t0 += kMixBlockRows) {
-      const int t1 = t0 + kMixBlockRows < len ? t0 + kMixBlockRows : len;
-      int d = 0;
-      for (; d + 16 * kSpan <= wide; d += 16 * kSpan) {
-        mix_span16<Rows, H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+  template <int H, int R>
+  SMALLCODER_AVX512 static void run(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
+                                    int t0, int t1, int dim, int d0, float* out) {
+    __m512 acc[H][R];
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) acc[h][i] = _mm512_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i);
+    }
+    for (int t = t0; t < t1; ++t) {
+      const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+      for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
+      __m512 v[R];
+      for (int i = 0; i < R; ++i) v[i] = Rows::template load<false>(row, d0 + 16 * i, 0);
+      for (int h = 0; h < H; ++h) {
+        const __m512 pv = _mm512_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
+        for (int i = 0; i < R; ++i) acc[h][i] = _mm512_add_ps(acc[h][i], unfused16(_mm512_mul_ps(pv, v[i])));
       }
-      for (; d < wide; d += 16) mix_span16<Rows, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-      if (d < vec) mix_span8<Rows8, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-      mix_tail<T>(p, ld, H, values, row_bytes, t0, t1, dim, vec, out);
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) _mm512_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i, acc[h][i]);
     }
   }
 };
 
 template <DType T, class Rows>
-SMALLCODER_AVX512 inline void scores16(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
-                                       float* out, std::size_t ld) {
-  in_head_passes<Scores16<T, Rows>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
+SMALLCODER_AVX512 __attribute__((flatten)) inline void scores16(const float* q, int heads, const std::byte* keys,
+                                                                int len, int dim, float scale, float* out,
+                                                                std::size_t ld) {
+  scores_in_passes<T, Tiles16<T, Rows>>(q, heads, keys, len, dim, scale, out, ld);
 }
 
+// Rows8: the AVX2 loader for the 8 elements past the last 16 (Narrow).
 template <DType T, class Rows, class Rows8>
-SMALLCODER_AVX512 inline void mix16(const float* p, std::size_t ld, int heads, const std::byte* values,
-                                    std::size_t row_bytes, int len, int dim, float* out) {
-  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
-  in_head_passes<Mix16<T, Rows, Rows8>>(heads, p, ld, values, row_bytes, len, dim, out);
+SMALLCODER_AVX512 __attribute__((flatten)) inline void mix16(const float* p, std::size_t ld, int heads,
+                                                             const std::byte* values, std::size_t row_bytes, int len,
+                                                             int dim, float* out) {
+  mix_in_blocks<T, Spans16<Rows>, Spans8<Rows8>>(p, ld, heads, values, row_bytes, len, dim, out);
 }
+
+}  // namespace simd
+#endif
+
+#ifdef SMALLCODER_AARCH64
+namespace simd {
+
+// ---- NEON: the scalar steps on 4 lanes; scores B tiles of 4 vectors a pass, weighted sums
+// in 4-lane spans ----
+
+// unfused() for 4 lanes: GCC contracts intrinsic multiplies and adds into FMAs too.
+inline float32x4_t unfused4(float32x4_t x) {
+  __asm__("" : "+w"(x));
+  return x;
+}
+
+// exp_approx on 4 lanes: the same steps and constants (ExpSteps), the clamps as compares
+// and selects, as the scalar steps.
+inline float32x4_t exp4(float32x4_t x) {
+  using E = ExpSteps;
+  const float32x4_t low = vdupq_n_f32(E::kLow), high = vdupq_n_f32(E::kHigh), round = vdupq_n_f32(E::kRound);
+  x = vbslq_f32(vcltq_f32(x, low), low, x);
+  x = vbslq_f32(vcgtq_f32(x, high), high, x);
+  const float32x4_t n = vsubq_f32(vaddq_f32(unfused4(vmulq_n_f32(x, E::kLog2e)), round), round);
+  const float32x4_t r =
+      vsubq_f32(vsubq_f32(x, unfused4(vmulq_n_f32(n, E::kLn2Hi))), unfused4(vmulq_n_f32(n, E::kLn2Lo)));
+  float32x4_t p = vdupq_n_f32(E::kFirst);
+  for (float c : E::kCoefficients) p = vaddq_f32(unfused4(vmulq_f32(p, r)), vdupq_n_f32(c));
+  const int32x4_t bits = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+  return vmulq_f32(p, vreinterpretq_f32_s32(bits));
+}
+
+struct Lanes4 {
+  static constexpr int kLanes = 4;
+
+  static float max(const float* s, int vec) {
+    float32x4_t top4 = vdupq_n_f32(s[0]);
+    for (int i = 0; i < vec; i += 4) {
+      const float32x4_t v = vld1q_f32(s + i);
+      top4 = vbslq_f32(vcgtq_f32(v, top4), v, top4);  // the scalar compare: NaNs never win
+    }
+    return vmaxvq_f32(top4);
+  }
+
+  static void exp_sums(float* s, int vec, float top, double (&sum)[4]) {
+    const float32x4_t top_v = vdupq_n_f32(top);
+    float64x2_t sum01 = vld1q_f64(sum), sum23 = vld1q_f64(sum + 2);  // partials i % 4, as the scalar steps
+    for (int i = 0; i < vec; i += 4) {
+      const float32x4_t e = exp4(vsubq_f32(vld1q_f32(s + i), top_v));
+      vst1q_f32(s + i, e);
+      sum01 = vaddq_f64(sum01, vcvt_f64_f32(vget_low_f32(e)));
+      sum23 = vaddq_f64(sum23, vcvt_high_f64_f32(e));
+    }
+    vst1q_f64(sum, sum01);
+    vst1q_f64(sum + 2, sum23);
+  }
+};
+
+// Rows is one of the NEON float loaders of kernels/neon.hpp: 4 elements from an index.
+template <DType T, class Rows>
+struct Tiles4 {
+  static constexpr int kVectors = kKeyTile / 4;                                 // per tile
+  static constexpr int passes(int heads) { return heads > 2 ? 1 : 4 / heads; }  // at most 16 accumulators
+
+  template <int H, int B>
+  static void tiles(const float* q, const std::byte* k, std::size_t tile, int dim, float scale,
+                    float (&dots)[H][B * kKeyTile]) {
+    float32x4_t acc[H][B * kVectors];
+    for (int h = 0; h < H; ++h) {
+      for (int v = 0; v < B * kVectors; ++v) acc[h][v] = vdupq_n_f32(0.0f);
+    }
+    for (int d = 0; d < dim; ++d) {
+      float32x4_t kv[B * kVectors];
+      for (int b = 0; b < B; ++b) {
+        prefetch_ahead(k + b * tile + d * kKeyTile * kElement<T>, B * tile);  // the next pass's tiles
+        for (int v = 0; v < kVectors; ++v) kv[b * kVectors + v] = Rows::load(k + b * tile, d * kKeyTile + 4 * v);
+      }
+      for (int h = 0; h < H; ++h) {
+        const float32x4_t qv = vdupq_n_f32(q[h * dim + d]);
+        for (int v = 0; v < B * kVectors; ++v) acc[h][v] = vaddq_f32(acc[h][v], unfused4(vmulq_f32(qv, kv[v])));
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int v = 0; v < B * kVectors; ++v) vst1q_f32(dots[h] + 4 * v, vmulq_n_f32(acc[h][v], scale));
+    }
+  }
+};
+
+template <class Rows>
+struct Spans4 {
+  static constexpr int kLanes = 4;
+  static constexpr int span(int heads) { return 16 / heads < 8 ? 16 / heads : 8; }  // registers per head
+
+  template <int H, int R>
+  static void run(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes, int t0, int t1,
+                  int dim, int d0, float* out) {
+    float32x4_t acc[H][R];
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) acc[h][i] = vld1q_f32(out + static_cast<std::size_t>(h) * dim + d0 + 4 * i);
+    }
+    for (int t = t0; t < t1; ++t) {
+      const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+      for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
+      float32x4_t v[R];
+      for (int i = 0; i < R; ++i) v[i] = Rows::load(row, d0 + 4 * i);
+      for (int h = 0; h < H; ++h) {
+        const float32x4_t pv = vdupq_n_f32(p[h * ld + static_cast<std::size_t>(t)]);
+        for (int i = 0; i < R; ++i) acc[h][i] = vaddq_f32(acc[h][i], unfused4(vmulq_f32(pv, v[i])));
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) vst1q_f32(out + static_cast<std::size_t>(h) * dim + d0 + 4 * i, acc[h][i]);
+    }
+  }
+};
 
 }  // namespace simd
 #endif
 
 template <DType T>
 inline KvKernels kernels(Isa isa) {
-  KvKernels k{store_key<T>, store_value<T>, scalar::scores<T>, scalar::softmax, scalar::mix<T>};
+  KvKernels k{store_key<T>, store_value<T>, scalar::scores<T>, softmax_rows<scalar::Lanes>, scalar::mix<T>};
 #ifdef SMALLCODER_X86
   using Rows8 = std::conditional_t<T == DType::f32, avx2::F32Rows,
                                    std::conditional_t<T == DType::bf16, avx2::Bf16Rows, avx2::F16Rows>>;
@@ -9214,6 +9882,14 @@ inline KvKernels kernels(Isa isa) {
   } else if (isa != Isa::scalar) {
     k.scores = simd::scores16<T, Rows16>;
     k.mix = simd::mix16<T, Rows16, Rows8>;
+  }
+#elif defined(SMALLCODER_AARCH64)
+  using Rows4 = std::conditional_t<T == DType::f32, neon::F32Rows,
+                                   std::conditional_t<T == DType::bf16, neon::Bf16Rows, neon::F16Rows>>;
+  if (isa != Isa::scalar) {  // neon and dotprod
+    k.softmax = softmax_rows<simd::Lanes4>;
+    k.scores = scores_in_passes<T, simd::Tiles4<T, Rows4>>;
+    k.mix = mix_in_blocks<T, simd::Spans4<Rows4>>;
   }
 #else
   (void)isa;

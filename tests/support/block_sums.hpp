@@ -137,12 +137,70 @@ SMALLCODER_AVX512 inline void block_sums_q8_0(const std::byte* row, const std::b
 
 #endif  // SMALLCODER_X86
 
+#ifdef SMALLCODER_AARCH64
+
+namespace neon {
+
+template <class Blocks, class Dot>
+inline void block_sums(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
+  const Q8Acts a = q8_acts(act, n);
+  for (std::int64_t b = 0; b < n / kQ0Block; ++b) {
+    const std::int8_t* q = a.qs + b * kQ0Block;
+    out[b] = vaddvq_s32(block_lanes<Dot>(Blocks::unpack(row + b * Blocks::kBytes), vld1q_s8(q), vld1q_s8(q + 16)));
+  }
+}
+
+template <class Dot>
+inline void block_sums_q4_k(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
+  const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
+  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
+  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
+    const scalar::Q4KSums s = q4k_sums<Dot>(w[b], a[b]);
+    out[2 * b] = s.scaled;
+    out[2 * b + 1] = s.mins;
+  }
+}
+
+template <class Dot>
+inline void block_sums_q6_k(const std::byte* row, const std::byte* act, std::int64_t n, std::int32_t* out) {
+  const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
+  const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
+  for (std::int64_t b = 0; b < n / kQKBlock; ++b) out[b] = q6k_sum<Dot>(w[b], a[b]);
+}
+
+// Fn itself: the neon level's functions need no compiling for an extension (dotprod::Enabled).
+template <auto Fn>
+struct AsIs {
+  static constexpr auto run = Fn;
+};
+
+// The block sums of type t on Dot, as the functions Compiled<> makes of them.
+template <class Dot, template <auto> class Compiled>
+inline BlockSumsFn block_sums_for(DType t) {
+  switch (t) {
+    case DType::q8_0:
+      return Compiled<block_sums<Q8_0Blocks, Dot>>::run;
+    case DType::q4_0:
+      return Compiled<block_sums<Q4_0Blocks, Dot>>::run;
+    case DType::q4_k:
+      return Compiled<block_sums_q4_k<Dot>>::run;
+    case DType::q6_k:
+      return Compiled<block_sums_q6_k<Dot>>::run;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace neon
+
+#endif  // SMALLCODER_AARCH64
+
 // Sums per block of type t (0: float types, which have no integer sums).
 inline int sums_per_block(DType t) { return t == DType::q4_k ? 2 : is_float_dtype(t) ? 0 : 1; }
 
 // The block sums of type t at level isa (null for float types). The avx512 and
 // amx levels share the AVX-512 Q8_0/Q4_0 lanes and the AVX2 k-quant ones, as
-// their products do.
+// their products do; the dotprod level the neon level's functions on sdot.
 inline BlockSumsFn block_sums_for(DType t, Isa isa) {
   if (isa == Isa::scalar) {
     switch (t) {
@@ -172,6 +230,11 @@ inline BlockSumsFn block_sums_for(DType t, Isa isa) {
     default:
       return nullptr;
   }
+#elif defined(SMALLCODER_AARCH64)
+#ifdef SMALLCODER_DOTPROD
+  if (isa == Isa::dotprod) return neon::block_sums_for<dotprod::Sdot, dotprod::Enabled>(t);
+#endif
+  return neon::block_sums_for<neon::MullDot, neon::AsIs>(t);
 #else
   return nullptr;
 #endif

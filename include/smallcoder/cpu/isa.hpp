@@ -1,6 +1,7 @@
-// Which SIMD level the CPU kernels run at, chosen once at run time from cpuid so one
-// generic x86-64 build uses AVX2, AVX-512 or AMX where the CPU has them and scalar code
-// elsewhere. SMALLCODER_ISA=scalar|avx2|avx512|amx or force_isa() pick a level instead
+// Which SIMD level the CPU kernels run at, chosen once at run time so that one generic build
+// uses what the CPU has: on x86-64 AVX2, AVX-512 or AMX (from cpuid), on aarch64 NEON and the
+// dot-product instructions (from the kernel's hardware capabilities), scalar code elsewhere.
+// SMALLCODER_ISA=scalar|avx2|avx512|amx|neon|dotprod or force_isa() pick a level instead
 // (tests run each).
 // The chosen level is the one piece of global mutable state of the CPU kernels.
 #pragma once
@@ -20,6 +21,20 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define SMALLCODER_AARCH64 1
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
+// The dotprod kernels' functions target the extension one by one (GCC's target attribute),
+// or the whole build does already (-march=...+dotprod; Apple's default). Elsewhere (clang
+// before 16 declares the intrinsics only for a build that targets the extension) this build
+// has no dotprod level.
+#if defined(__ARM_FEATURE_DOTPROD)
+#define SMALLCODER_DOTPROD
+#elif defined(__GNUC__) && !defined(__clang__)
+#define SMALLCODER_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
 #endif
 
 namespace smallcoder::cpu {
@@ -28,8 +43,11 @@ namespace smallcoder::cpu {
 // VL, DQ and VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later; a CPU with AVX-512 but no
 // VNNI, like Skylake-X, runs the avx2 level). amx: the avx512 level plus AMX-TILE, AMX-BF16
 // and AMX-INT8 (Sapphire Rapids and later) with the OS granting tile state; it differs
-// from avx512 only in its batched products of bf16, Q8_0 and Q4_0 weights.
-enum class Isa : int { scalar, avx2, avx512, amx };
+// from avx512 only in its batched products of bf16, Q8_0 and Q4_0 weights. neon: aarch64's
+// Advanced SIMD, which every aarch64 CPU has. dotprod: neon plus the 8-bit dot products
+// sdot/udot (FEAT_DotProd, optional from Armv8.2: Cortex-A55, A76 and later, Neoverse, Apple M;
+// not the Raspberry Pi 4's Cortex-A72), for the integer products of quantized weights.
+enum class Isa : int { scalar, avx2, avx512, amx, neon, dotprod };
 
 inline const char* isa_name(Isa isa) {
   switch (isa) {
@@ -41,8 +59,41 @@ inline const char* isa_name(Isa isa) {
       return "avx512";
     case Isa::amx:
       return "amx";
+    case Isa::neon:
+      return "neon";
+    case Isa::dotprod:
+      return "dotprod";
   }
   return "?";
+}
+
+// Whether this build has kernels of level `isa`: the x86 levels on x86, the arm ones on
+// aarch64 (dotprod where SMALLCODER_DOTPROD is defined above).
+constexpr bool isa_built(Isa isa) {
+  switch (isa) {
+#ifdef SMALLCODER_X86
+    case Isa::avx2:
+    case Isa::avx512:
+    case Isa::amx:
+#endif
+#ifdef SMALLCODER_AARCH64
+    case Isa::neon:
+#endif
+#ifdef SMALLCODER_DOTPROD
+    case Isa::dotprod:
+#endif
+    case Isa::scalar:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The level whose kernels `isa` runs where it has none of its own.
+constexpr Isa fallback_isa(Isa isa) {
+  // scalar, avx2 -> scalar, avx512 -> avx2, amx -> avx512, neon -> scalar, dotprod -> neon
+  constexpr Isa kBelow[] = {Isa::scalar, Isa::scalar, Isa::avx2, Isa::avx512, Isa::scalar, Isa::neon};
+  return kBelow[static_cast<int>(isa)];
 }
 
 #ifdef SMALLCODER_X86
@@ -93,45 +144,78 @@ inline const CpuFeatures& cpu_features() {
 }
 
 }  // namespace detail
+#elif defined(SMALLCODER_AARCH64)
+namespace detail {
+
+// Every aarch64 CPU has NEON; the dot products are optional.
+struct CpuFeatures {
+  bool dotprod = false;
+};
+
+inline CpuFeatures read_cpu_features() {
+  CpuFeatures f;
+#if defined(__ARM_FEATURE_DOTPROD)
+  f.dotprod = true;  // the build targets it, so every CPU it runs on has it
+#elif defined(__linux__)
+#ifdef HWCAP_ASIMDDP
+  constexpr unsigned long kAsimddp = HWCAP_ASIMDDP;
+#else
+  constexpr unsigned long kAsimddp = 1ul << 20;  // Linux's HWCAP_ASIMDDP (asm/hwcap.h)
+#endif
+  f.dotprod = (getauxval(AT_HWCAP) & kAsimddp) != 0;
+#endif
+  return f;
+}
+
+inline const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = read_cpu_features();
+  return features;
+}
+
+}  // namespace detail
 #endif
 
-// Whether this CPU can run `isa` (and this build has kernels for it).
+// Whether this CPU can run `isa` and this build has kernels for it.
 inline bool cpu_supports(Isa isa) {
+  if (!isa_built(isa)) return false;
 #ifdef SMALLCODER_X86
   const detail::CpuFeatures& f = detail::cpu_features();
   switch (isa) {
-    case Isa::scalar:
-      return true;
     case Isa::avx2:
       return f.avx2;
     case Isa::avx512:
       return f.avx512;
     case Isa::amx:
       return f.amx;
+    default:
+      break;
   }
-  return false;
-#else
-  return isa == Isa::scalar;
+#elif defined(SMALLCODER_AARCH64)
+  if (isa == Isa::dotprod) return detail::cpu_features().dotprod;
 #endif
+  return true;
 }
+
+// Every level: scalar, then each architecture's, slowest first.
+constexpr Isa kAllIsas[] = {Isa::scalar, Isa::avx2, Isa::avx512, Isa::amx, Isa::neon, Isa::dotprod};
 
 // The fastest level this CPU supports.
 inline Isa best_isa() {
-  if (cpu_supports(Isa::amx)) return Isa::amx;
-  if (cpu_supports(Isa::avx512)) return Isa::avx512;
-  if (cpu_supports(Isa::avx2)) return Isa::avx2;
-  return Isa::scalar;
+  Isa best = Isa::scalar;
+  for (Isa isa : kAllIsas) {
+    if (cpu_supports(isa)) best = isa;
+  }
+  return best;
 }
 
-// Every level, slowest first.
-constexpr Isa kAllIsas[] = {Isa::scalar, Isa::avx2, Isa::avx512, Isa::amx};
-
-// Parses "scalar", "avx2", "avx512" or "amx"; throws naming `where` otherwise.
+// Parses a level's name (isa_name); throws naming `where` otherwise.
 inline Isa parse_isa(std::string_view name, const std::string& where) {
+  std::string known;
   for (Isa isa : kAllIsas) {
     if (name == isa_name(isa)) return isa;
+    known += std::string(known.empty() ? "" : ", ") + isa_name(isa);
   }
-  fail(where, "unknown kernel level '" + std::string(name) + "' (known: scalar, avx2, avx512, amx)");
+  fail(where, "unknown kernel level '" + std::string(name) + "' (known: " + known + ")");
 }
 
 namespace detail {
@@ -143,16 +227,20 @@ inline std::atomic<int>& isa_choice() {
 
 inline void check_supported(Isa isa, const std::string& where) {
   if (cpu_supports(isa)) return;
-#ifdef SMALLCODER_X86
+  const std::string level = std::string("kernel level ") + isa_name(isa), best = isa_name(best_isa());
+  if (!isa_built(isa)) {
+    const bool arm = isa == Isa::neon || isa == Isa::dotprod;
+    const char* builds = !arm               ? "x86 builds"
+                         : isa == Isa::neon ? "aarch64 builds"
+                                            : "aarch64 builds by GCC or for dotprod targets";
+    fail(where, level + " exists only in " + builds + "; this one's best is " + best);
+  }
   const char* need = isa == Isa::avx2     ? "AVX2, FMA and F16C"
                      : isa == Isa::avx512 ? "AVX-512 F, BW, VL, DQ and VNNI"
-                                          : "AVX-512 F, BW, VL, DQ and VNNI, AMX-TILE, AMX-BF16 and AMX-INT8 "
-                                            "with the OS granting tile state";
-  fail(where, std::string("kernel level ") + isa_name(isa) + " needs " + need +
-                  ", which this CPU lacks (best: " + isa_name(best_isa()) + ")");
-#else
-  fail(where, std::string("kernel level ") + isa_name(isa) + " exists only on x86 builds; this one runs scalar");
-#endif
+                     : isa == Isa::amx    ? "AVX-512 F, BW, VL, DQ and VNNI, AMX-TILE, AMX-BF16 and AMX-INT8 "
+                                            "with the OS granting tile state"
+                                          : "the dot-product instructions (asimddp)";
+  fail(where, level + " needs " + need + ", which this CPU lacks (best: " + best + ")");
 }
 
 }  // namespace detail

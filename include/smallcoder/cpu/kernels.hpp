@@ -14,6 +14,8 @@
 #include "smallcoder/cpu/kernels/avx2.hpp"
 #include "smallcoder/cpu/kernels/avx2_kquants.hpp"
 #include "smallcoder/cpu/kernels/avx512.hpp"
+#include "smallcoder/cpu/kernels/dotprod.hpp"
+#include "smallcoder/cpu/kernels/neon.hpp"
 #include "smallcoder/cpu/kernels/scalar.hpp"
 #include "smallcoder/cpu/kernels/tiling.hpp"
 #include "smallcoder/tensor/dtype.hpp"
@@ -63,7 +65,8 @@ inline std::int64_t batch_item_rows(std::int64_t matrix_rows, int threads) {
 // none of its own and takes the one below it), plus the amx level's batch
 // product. One record per DType, in enum order (checked below), as
 // tensor/dtype.hpp keeps one record per type for the formats. x86 kernels
-// appear only in x86 builds (SMALLCODER_X86_ONLY).
+// appear only in x86 builds (SMALLCODER_X86_ONLY), arm ones only in aarch64
+// builds (SMALLCODER_NEON_ONLY, SMALLCODER_DOTPROD_ONLY).
 struct TypeKernels {
   DType type;
   ActFormat act;
@@ -72,12 +75,26 @@ struct TypeKernels {
   GemmFn avx512;     // AVX-512 F/BW/VL (+ VNNI); the amx level's product for one
                      // token too
   BatchKernels amx;  // AMX tiles for batches
+  GemmFn neon;       // aarch64 Advanced SIMD
+  GemmFn dotprod;    // neon with sdot for the 8-bit products
 };
 
 #ifdef SMALLCODER_X86
 #define SMALLCODER_X86_ONLY(...) __VA_ARGS__
 #else
 #define SMALLCODER_X86_ONLY(...) \
+  {}
+#endif
+#ifdef SMALLCODER_AARCH64
+#define SMALLCODER_NEON_ONLY(...) __VA_ARGS__
+#else
+#define SMALLCODER_NEON_ONLY(...) \
+  {}
+#endif
+#ifdef SMALLCODER_DOTPROD
+#define SMALLCODER_DOTPROD_ONLY(...) __VA_ARGS__
+#else
+#define SMALLCODER_DOTPROD_ONLY(...) \
   {}
 #endif
 
@@ -93,42 +110,60 @@ constexpr TypeKernels kTypeKernels[] = {
      gemm_rows<scalar::row_dot_f32>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F32Rows>, avx2::FloatTiles<avx2::F32Rows>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F32Rows>, avx512::FloatTiles<avx512::F32Rows>>),
+     {},
+     SMALLCODER_NEON_ONLY(gemm_tiled<neon::FloatTiles<neon::F32Rows>>),
      {}},
     {DType::f16,
      ActFormat::f32,
      gemm_rows<scalar::row_dot_f16>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F16Rows>, avx2::FloatTiles<avx2::F16Rows>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::F16Rows>, avx512::FloatTiles<avx512::F16Rows>>),
+     {},
+     SMALLCODER_NEON_ONLY(gemm_tiled<neon::FloatTiles<neon::F16Rows>>),
      {}},
-    {DType::bf16, ActFormat::f32, gemm_rows<scalar::row_dot_bf16>,
+    {DType::bf16,
+     ActFormat::f32,
+     gemm_rows<scalar::row_dot_bf16>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::Bf16Rows>, avx2::FloatTiles<avx2::Bf16Rows>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::FloatDecode<avx2::Bf16Rows>, avx512::FloatTiles<avx512::Bf16Rows>>),
-     SMALLCODER_X86_ONLY({ActFormat::bf16_split, amx::pack_group, amx::gemm<amx::Bf16Tiles>, 6, kSplitCols})},
+     SMALLCODER_X86_ONLY({ActFormat::bf16_split, amx::pack_group, amx::gemm<amx::Bf16Tiles>, 6, kSplitCols}),
+     SMALLCODER_NEON_ONLY(gemm_tiled<neon::FloatTiles<neon::Bf16Rows>>),
+     {}},
     {DType::q8_0, ActFormat::q8_0, gemm_rows<scalar::row_dot_q8_0>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::Q8_0Decode, avx2::QuantTiles<avx2::Q8_0Blocks>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx512::Q8_0Decode, avx512::Q8_0Tiles>),
      SMALLCODER_X86_ONLY(
-         {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q8_0Blocks>>, 4, kQ0Block})},
+         {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q8_0Blocks>>, 4, kQ0Block}),
+     SMALLCODER_NEON_ONLY(gemm_tiled<neon::QuantTiles<neon::Q8_0Blocks, neon::MullDot>>),
+     SMALLCODER_DOTPROD_ONLY(dotprod::enable<gemm_tiled<dotprod::QuantTiles<neon::Q8_0Blocks>>>)},
     {DType::q4_0, ActFormat::q8_0, gemm_rows<scalar::row_dot_q4_0>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::Q4_0Decode, avx2::QuantTiles<avx2::Q4_0Blocks>>),
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx512::Q4_0Decode, avx512::QuantTiles<avx512::Q4_0Groups>>),
      SMALLCODER_X86_ONLY(
-         {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q4_0Blocks>>, 8, kQ0Block})},
+         {ActFormat::q8_0_tiles, amx::pack_q8_0_group, amx::gemm<amx::QuantTiles<amx::Q4_0Blocks>>, 8, kQ0Block}),
+     SMALLCODER_NEON_ONLY(gemm_tiled<neon::QuantTiles<neon::Q4_0Blocks, neon::MullDot>>),
+     SMALLCODER_DOTPROD_ONLY(dotprod::enable<gemm_tiled<dotprod::QuantTiles<neon::Q4_0Blocks>>>)},
     {DType::q4_k,
      ActFormat::q8_k,
      gemm_rows<scalar::row_dot_q4_k>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::KQuantDecode<avx2::Q4KSteps>, avx2::KQuantTiles<avx2::Q4KSteps>>),
      {},
-     {}},
+     {},
+     SMALLCODER_NEON_ONLY(gemm_rows<scalar::row_dot_q4_k_with<neon::q4k_sums<neon::MullDot>>>),
+     SMALLCODER_DOTPROD_ONLY(dotprod::enable<gemm_rows<scalar::row_dot_q4_k_with<neon::q4k_sums<dotprod::Sdot>>>>)},
     {DType::q6_k,
      ActFormat::q8_k,
      gemm_rows<scalar::row_dot_q6_k>,
      SMALLCODER_X86_ONLY(gemm_decode_or_tiled<avx2::KQuantDecode<avx2::Q6KSteps>, avx2::KQuantTiles<avx2::Q6KSteps>>),
      {},
-     {}},
+     {},
+     SMALLCODER_NEON_ONLY(gemm_rows<scalar::row_dot_q6_k_with<neon::q6k_sum<neon::MullDot>>>),
+     SMALLCODER_DOTPROD_ONLY(dotprod::enable<gemm_rows<scalar::row_dot_q6_k_with<neon::q6k_sum<dotprod::Sdot>>>>)},
 };
 
 #undef SMALLCODER_X86_ONLY
+#undef SMALLCODER_NEON_ONLY
+#undef SMALLCODER_DOTPROD_ONLY
 
 static_assert(one_record_per_dtype(kTypeKernels), "kTypeKernels: one TypeKernels per DType, in enum order");
 
@@ -149,17 +184,22 @@ struct Kernels {
   }
 };
 
-constexpr int kIsas = static_cast<int>(Isa::amx) + 1;
+constexpr int kIsas = static_cast<int>(sizeof kAllIsas / sizeof kAllIsas[0]);
 
 namespace detail {
 
 // The activation quantizer of `format` at `isa`: the scalar rules everywhere,
-// in AVX2 on x86.
+// in AVX2 on x86, in NEON on aarch64.
 inline QuantizeActsFn quantize_acts_for(ActFormat format, Isa isa) {
 #ifdef SMALLCODER_X86
   if (isa != Isa::scalar) {
     if (format == ActFormat::q8_0) return avx2::quantize_acts_q8_0;
     if (format == ActFormat::q8_k) return avx2::quantize_acts_q8_k;
+  }
+#elif defined(SMALLCODER_AARCH64)
+  if (isa != Isa::scalar) {
+    if (format == ActFormat::q8_0) return neon::quantize_acts_q8_0;
+    if (format == ActFormat::q8_k) return neon::quantize_acts_q8_k;
   }
 #else
   (void)isa;
@@ -169,15 +209,18 @@ inline QuantizeActsFn quantize_acts_for(ActFormat format, Isa isa) {
   return nullptr;
 }
 
-// A record's kernels at `isa`: its own product there, else the nearest level
-// below's.
+// A record's kernels at `isa`: its own product there, else that of the level it
+// falls back to (fallback_isa; amx: avx512's product), and so on.
 inline Kernels resolve(const TypeKernels& r, Isa isa) {
   Kernels k;
   k.isa = isa;
   k.act = r.act;
   k.quantize_acts = quantize_acts_for(r.act, isa);
-  const GemmFn by_level[] = {r.scalar, r.avx2, r.avx512, r.avx512};  // amx: avx512's product
-  for (int i = static_cast<int>(isa); i >= 0 && k.gemm == nullptr; --i) k.gemm = by_level[i];
+  const GemmFn by_level[kIsas] = {r.scalar, r.avx2, r.avx512, nullptr, r.neon, r.dotprod};
+  for (Isa level = isa;; level = fallback_isa(level)) {
+    k.gemm = by_level[static_cast<int>(level)];
+    if (k.gemm != nullptr || level == Isa::scalar) break;
+  }
   if (isa == Isa::amx) k.batch = r.amx;
   return k;
 }

@@ -1,7 +1,8 @@
 // Attention over the KV cache for elements stored as f32, f16 or bf16, at the SIMD level
-// chosen at run time: storing a position's keys and values, the query-key scores, softmax,
-// and the probability-weighted sum of value rows. 16-bit elements halve the bytes decode
-// reads from the cache; they are widened in registers and every sum stays fp32.
+// chosen at run time (avx2 and avx512 kernels on x86, neon ones on aarch64): storing a
+// position's keys and values, the query-key scores, softmax, and the probability-weighted
+// sum of value rows. 16-bit elements halve the bytes decode reads from the cache; they are
+// widened in registers and every sum stays fp32.
 //
 // Layouts. Values are rows, one per position. Keys are stored transposed in tiles of
 // kKeyTile positions: a tile holds element d of its positions at d * kKeyTile + lane, so the
@@ -25,6 +26,8 @@
 #include "smallcoder/cpu/isa.hpp"
 #include "smallcoder/cpu/kernels/avx2.hpp"
 #include "smallcoder/cpu/kernels/avx512.hpp"
+#include "smallcoder/cpu/kernels/neon.hpp"
+#include "smallcoder/cpu/kernels/tiling.hpp"
 #include "smallcoder/cpu/ops.hpp"
 #include "smallcoder/error.hpp"
 #include "smallcoder/tensor/dtype.hpp"
@@ -149,16 +152,18 @@ inline void softmax_normalize(float* s, int len, const double (&sum)[4]) {
   for (int i = 0; i < len; ++i) s[i] *= inv;
 }
 
-inline void softmax(float* scores, int heads, int len, std::size_t ld) {
-  for (int h = 0; h < heads; ++h) {
-    float* s = scores + h * ld;
+// softmax_rows' steps on single values: the scalar softmax.
+struct Lanes {
+  static constexpr int kLanes = 1;
+
+  static float max(const float* s, int n) {
     float top = s[0];
-    for (int i = 1; i < len; ++i) top = s[i] > top ? s[i] : top;
-    double sum[4] = {0.0, 0.0, 0.0, 0.0};
-    softmax_from(s, 0, len, top, sum);
-    softmax_normalize(s, len, sum);
+    for (int i = 1; i < n; ++i) top = s[i] > top ? s[i] : top;
+    return top;
   }
-}
+
+  static void exp_sums(float* s, int n, float top, double (&sum)[4]) { softmax_from(s, 0, n, top, sum); }
+};
 
 template <DType T>
 inline void mix(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes, int len,
@@ -197,8 +202,123 @@ inline void in_head_passes(int heads, Args&&... args) {
   }
 }
 
+// ---- the loops every level runs its vector kernels in ----
+
+// Value rows are prefetched this far ahead: one row stream alone keeps too few requests in
+// flight (as for the weights, kernels/tiling.hpp); key tiles one pass ahead likewise.
+constexpr std::size_t kAheadRows = 16;
+
+// Softmax by the scalar steps, each row's first vec scores (a multiple of Lanes::kLanes) on a
+// level's vectors: Lanes::max(s, vec) is the largest of s[0] and s[0 .. vec) (NaNs aside, the
+// scalar loop's maximum), Lanes::exp_sums(s, vec, top, sum) softmax_from's steps on them.
+template <class Lanes>
+inline void softmax_rows(float* scores, int heads, int len, std::size_t ld) {
+  const int vec = len / Lanes::kLanes * Lanes::kLanes;
+  for (int h = 0; h < heads; ++h) {
+    float* s = scores + h * ld;
+    float top = Lanes::max(s, vec);
+    for (int i = vec; i < len; ++i) top = s[i] > top ? s[i] : top;
+    double sum[4] = {0.0, 0.0, 0.0, 0.0};
+    Lanes::exp_sums(s, vec, top, sum);
+    scalar::softmax_from(s, vec, len, top, sum);
+    scalar::softmax_normalize(s, len, sum);
+  }
+}
+
+// The scores of H heads (from head h0) at every position, Tiles::passes(H) key tiles a pass,
+// then one at a time. Tiles::tiles<H, B>(q, k, tile, dim, scale, dots) leaves the scaled
+// scores of the B tiles from k in dots; those of positions from len on are not stored (a
+// partial last tile is read whole: the cache holds whole tiles).
+template <class Tiles>
+struct ScoresInPasses {
+  template <int H, int B>
+  static void pass(const float* q, const std::byte* keys, std::size_t tile, int len, int dim, float scale, float* out,
+                   std::size_t ld, int t) {
+    alignas(64) float dots[H][B * kKeyTile];
+    Tiles::template tiles<H, B>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, dots);
+    const int n = len - t < B * kKeyTile ? len - t : B * kKeyTile;
+    for (int h = 0; h < H; ++h) {
+      std::memcpy(out + h * ld + static_cast<std::size_t>(t), dots[h], sizeof(float) * static_cast<std::size_t>(n));
+    }
+  }
+
+  template <int H>
+  static void run(int h0, const float* q, const std::byte* keys, std::size_t tile, int len, int dim, float scale,
+                  float* out, std::size_t ld) {
+    constexpr int kTiles = Tiles::passes(H);
+    q += static_cast<std::size_t>(h0) * dim;
+    out += h0 * ld;
+    int t = 0;
+    for (; t + kTiles * kKeyTile <= len; t += kTiles * kKeyTile)
+      pass<H, kTiles>(q, keys, tile, len, dim, scale, out, ld, t);
+    for (; t < len; t += kKeyTile) pass<H, 1>(q, keys, tile, len, dim, scale, out, ld, t);
+  }
+};
+
+// The elements from `from` on that no vector covers, one chain each.
+template <DType T>
+inline void mix_tail(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes, int t0,
+                     int t1, int dim, int from, float* out) {
+  for (int t = t0; t < t1; ++t) {
+    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+    for (int h = 0; h < heads; ++h) {
+      const float ph = p[h * ld + static_cast<std::size_t>(t)];
+      for (int d = from; d < dim; ++d) {
+        out[h * dim + d] += unfused(ph * element<T>(row, static_cast<std::size_t>(d)));
+      }
+    }
+  }
+}
+
+constexpr int kMixBlockRows = 64;  // rows per block: each block stays in L1 while the spans pass
+
+// The weighted sums of H heads (from head h0), kMixBlockRows value rows at a time: each
+// block's elements in spans of Wide::span(H) vectors of Wide::kLanes, then single vectors of
+// Wide, then of Narrow (a level's narrower vectors, else Wide again), then one chain each.
+// Spans::run<H, R>(p, ld, values, row_bytes, t0, t1, dim, d0, out) adds rows [t0, t1) into
+// out[h * dim + d0 .. + R * Spans::kLanes), holding H x R vectors.
+template <DType T, class Wide, class Narrow>
+struct MixBlocks {
+  template <int H>
+  static void run(int h0, const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes, int len,
+                  int dim, float* out) {
+    constexpr int kSpan = Wide::span(H);
+    p += h0 * ld;
+    out += static_cast<std::size_t>(h0) * dim;
+    const int wide = dim / Wide::kLanes * Wide::kLanes, vec = dim / Narrow::kLanes * Narrow::kLanes;
+    for (int t0 = 0; t0 < len; t0 += kMixBlockRows) {
+      const int t1 = t0 + kMixBlockRows < len ? t0 + kMixBlockRows : len;
+      int d = 0;
+      for (; d + Wide::kLanes * kSpan <= wide; d += Wide::kLanes * kSpan) {
+        Wide::template run<H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      }
+      for (; d < wide; d += Wide::kLanes) Wide::template run<H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      for (; d < vec; d += Narrow::kLanes) Narrow::template run<H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+      mix_tail<T>(p, ld, H, values, row_bytes, t0, t1, dim, vec, out);
+    }
+  }
+};
+
+// A level's KvScoresFn and KvMixFn from its vector kernels.
+template <DType T, class Tiles>
+inline void scores_in_passes(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
+                             float* out, std::size_t ld) {
+  in_head_passes<ScoresInPasses<Tiles>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
+}
+
+template <DType T, class Wide, class Narrow = Wide>
+inline void mix_in_blocks(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes,
+                          int len, int dim, float* out) {
+  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
+  in_head_passes<MixBlocks<T, Wide, Narrow>>(heads, p, ld, values, row_bytes, len, dim, out);
+}
+
 #ifdef SMALLCODER_X86
 namespace simd {
+
+// The x86 entry points are compiled for their level and flattened: the loops above then run
+// with the vector kernels inlined into them (a function without the target may not inline
+// them itself).
 
 // ---- e^x and softmax, the scalar steps on 8 lanes (the same operations: the same bits) ----
 
@@ -223,142 +343,104 @@ SMALLCODER_AVX2 inline __m256 exp8(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
 }
 
-SMALLCODER_AVX2 inline void softmax(float* scores, int heads, int len, std::size_t ld) {
-  const int vec = len / 8 * 8;
-  for (int h = 0; h < heads; ++h) {
-    float* s = scores + h * ld;
+struct Lanes8 {
+  static constexpr int kLanes = 8;
+
+  SMALLCODER_AVX2 static float max(const float* s, int vec) {
     __m256 top8 = _mm256_set1_ps(s[0]);
     for (int i = 0; i < vec; i += 8) top8 = _mm256_max_ps(top8, _mm256_loadu_ps(s + i));
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, top8);
     float top = s[0];
     for (float v : lanes) top = v > top ? v : top;
-    for (int i = vec; i < len; ++i) top = s[i] > top ? s[i] : top;
+    return top;
+  }
+
+  SMALLCODER_AVX2 static void exp_sums(float* s, int vec, float top, double (&sum)[4]) {
     const __m256 top_v = _mm256_set1_ps(top);
-    __m256d sum4 = _mm256_setzero_pd();  // partial i % 4, as the scalar steps
+    __m256d sum4 = _mm256_loadu_pd(sum);  // partial i % 4, as the scalar steps
     for (int i = 0; i < vec; i += 8) {
       const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), top_v));
       _mm256_storeu_ps(s + i, e);
       sum4 = _mm256_add_pd(sum4, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
       sum4 = _mm256_add_pd(sum4, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
     }
-    double sum[4];
     _mm256_storeu_pd(sum, sum4);
-    scalar::softmax_from(s, vec, len, top, sum);
-    scalar::softmax_normalize(s, len, sum);
   }
+};
+
+SMALLCODER_AVX2 __attribute__((flatten)) inline void softmax(float* scores, int heads, int len, std::size_t ld) {
+  softmax_rows<Lanes8>(scores, heads, len, ld);
 }
 
 // ---- AVX2: scores over half tiles (8 lanes), weighted sums in 8-lane spans ----
 
 // Rows is one of the AVX2 float loaders of kernels/avx2.hpp: 8 elements from an index.
 template <class Rows>
-struct Scores8 {
-  // H heads x the 16 positions of one tile, as two halves of 8 lanes.
-  template <int H>
-  SMALLCODER_AVX2 static void run(int h0, const float* q, const std::byte* keys, std::size_t tile, int len, int dim,
-                                  float scale, float* out, std::size_t ld) {
-    q += static_cast<std::size_t>(h0) * dim;
-    out += h0 * ld;
-    for (int t = 0; t < len; t += kKeyTile) {
-      const std::byte* k = keys + static_cast<std::size_t>(t / kKeyTile) * tile;
-      __m256 acc[H][2];
-      for (int h = 0; h < H; ++h) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
-      for (int d = 0; d < dim; ++d) {
-        const __m256 lo = Rows::load(k, d * kKeyTile), hi = Rows::load(k, d * kKeyTile + 8);
-        for (int h = 0; h < H; ++h) {
-          const __m256 qv = _mm256_set1_ps(q[h * dim + d]);
-          acc[h][0] = _mm256_add_ps(acc[h][0], unfused8(_mm256_mul_ps(qv, lo)));
-          acc[h][1] = _mm256_add_ps(acc[h][1], unfused8(_mm256_mul_ps(qv, hi)));
-        }
-      }
-      const __m256 sv = _mm256_set1_ps(scale);
-      for (int h = 0; h < H; ++h) {
-        alignas(32) float dots[kKeyTile];
-        _mm256_store_ps(dots, _mm256_mul_ps(acc[h][0], sv));
-        _mm256_store_ps(dots + 8, _mm256_mul_ps(acc[h][1], sv));
-        const int n = len - t < kKeyTile ? len - t : kKeyTile;  // a partial last tile
-        std::memcpy(out + h * ld + static_cast<std::size_t>(t), dots, sizeof(float) * static_cast<std::size_t>(n));
-      }
-    }
-  }
-};
+struct Tiles8 {
+  static constexpr int passes(int) { return 1; }
 
-// Value rows are prefetched this far ahead: one row stream alone keeps too few requests in
-// flight (as for the weights, kernels/tiling.hpp); key tiles one pass ahead likewise.
-constexpr std::size_t kAheadRows = 16;
-
-// out[h * dim + d0 .. + 8R) for H heads in H x R registers while rows [t0, t1) go past;
-// they start from out.
-template <class Rows, int H, int R>
-SMALLCODER_AVX2 inline void mix_span8(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
-                                      int t0, int t1, int dim, int d0, float* out) {
-  __m256 acc[H][R];
-  for (int h = 0; h < H; ++h) {
-    for (int i = 0; i < R; ++i) acc[h][i] = _mm256_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i);
-  }
-  for (int t = t0; t < t1; ++t) {
-    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
-    __m256 v[R];
-    for (int i = 0; i < R; ++i) v[i] = Rows::load(row, d0 + 8 * i);
+  // H heads x the 16 positions of each tile, as two halves of 8 lanes.
+  template <int H, int B>
+  SMALLCODER_AVX2 static void tiles(const float* q, const std::byte* k, std::size_t tile, int dim, float scale,
+                                    float (&dots)[H][B * kKeyTile]) {
+    __m256 acc[H][2 * B];
     for (int h = 0; h < H; ++h) {
-      const __m256 pv = _mm256_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
-      for (int i = 0; i < R; ++i) acc[h][i] = _mm256_add_ps(acc[h][i], unfused8(_mm256_mul_ps(pv, v[i])));
+      for (int v = 0; v < 2 * B; ++v) acc[h][v] = _mm256_setzero_ps();
     }
-  }
-  for (int h = 0; h < H; ++h) {
-    for (int i = 0; i < R; ++i) _mm256_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i, acc[h][i]);
-  }
-}
-
-// The elements from `from` on that no vector covers, one chain each.
-template <DType T>
-inline void mix_tail(const float* p, std::size_t ld, int heads, const std::byte* values, std::size_t row_bytes, int t0,
-                     int t1, int dim, int from, float* out) {
-  for (int t = t0; t < t1; ++t) {
-    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    for (int h = 0; h < heads; ++h) {
-      const float ph = p[h * ld + static_cast<std::size_t>(t)];
-      for (int d = from; d < dim; ++d) {
-        out[h * dim + d] += unfused(ph * element<T>(row, static_cast<std::size_t>(d)));
+    for (int d = 0; d < dim; ++d) {
+      __m256 kv[2 * B];
+      for (int v = 0; v < 2 * B; ++v) kv[v] = Rows::load(k + v / 2 * tile, d * kKeyTile + 8 * (v % 2));
+      for (int h = 0; h < H; ++h) {
+        const __m256 qv = _mm256_set1_ps(q[h * dim + d]);
+        for (int v = 0; v < 2 * B; ++v) acc[h][v] = _mm256_add_ps(acc[h][v], unfused8(_mm256_mul_ps(qv, kv[v])));
       }
     }
+    for (int h = 0; h < H; ++h) {
+      for (int v = 0; v < 2 * B; ++v) _mm256_store_ps(dots[h] + 8 * v, _mm256_mul_ps(acc[h][v], _mm256_set1_ps(scale)));
+    }
   }
-}
+};
 
-constexpr int kMixBlockRows = 64;  // rows per block: each block stays in L1 while the spans pass
+template <class Rows>
+struct Spans8 {
+  static constexpr int kLanes = 8;
+  static constexpr int span(int heads) { return 8 / heads > 1 ? 8 / heads : 2; }  // registers per head
 
-template <DType T, class Rows>
-struct Mix8 {
-  template <int H>
-  SMALLCODER_AVX2 static void run(int h0, const float* p, std::size_t ld, const std::byte* values,
-                                  std::size_t row_bytes, int len, int dim, float* out) {
-    constexpr int kSpan = 8 / H > 1 ? 8 / H : 2;  // output registers per head and pass
-    p += h0 * ld;
-    out += static_cast<std::size_t>(h0) * dim;
-    const int vec = dim / 8 * 8;
-    for (int t0 = 0; t0 < len; t0 += kMixBlockRows) {
-      const int t1 = t0 + kMixBlockRows < len ? t0 + kMixBlockRows : len;
-      int d = 0;
-      for (; d + 8 * kSpan <= vec; d += 8 * kSpan) mix_span8<Rows, H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-      for (; d < vec; d += 8) mix_span8<Rows, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-      mix_tail<T>(p, ld, H, values, row_bytes, t0, t1, dim, vec, out);
+  template <int H, int R>
+  SMALLCODER_AVX2 static void run(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
+                                  int t0, int t1, int dim, int d0, float* out) {
+    __m256 acc[H][R];
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) acc[h][i] = _mm256_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i);
+    }
+    for (int t = t0; t < t1; ++t) {
+      const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+      for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
+      __m256 v[R];
+      for (int i = 0; i < R; ++i) v[i] = Rows::load(row, d0 + 8 * i);
+      for (int h = 0; h < H; ++h) {
+        const __m256 pv = _mm256_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
+        for (int i = 0; i < R; ++i) acc[h][i] = _mm256_add_ps(acc[h][i], unfused8(_mm256_mul_ps(pv, v[i])));
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) _mm256_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 8 * i, acc[h][i]);
     }
   }
 };
 
 template <DType T, class Rows>
-SMALLCODER_AVX2 inline void scores8(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
-                                    float* out, std::size_t ld) {
-  in_head_passes<Scores8<Rows>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
+SMALLCODER_AVX2 __attribute__((flatten)) inline void scores8(const float* q, int heads, const std::byte* keys, int len,
+                                                             int dim, float scale, float* out, std::size_t ld) {
+  scores_in_passes<T, Tiles8<Rows>>(q, heads, keys, len, dim, scale, out, ld);
 }
 
 template <DType T, class Rows>
-SMALLCODER_AVX2 inline void mix8(const float* p, std::size_t ld, int heads, const std::byte* values,
-                                 std::size_t row_bytes, int len, int dim, float* out) {
-  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
-  in_head_passes<Mix8<T, Rows>>(heads, p, ld, values, row_bytes, len, dim, out);
+SMALLCODER_AVX2 __attribute__((flatten)) inline void mix8(const float* p, std::size_t ld, int heads,
+                                                          const std::byte* values, std::size_t row_bytes, int len,
+                                                          int dim, float* out) {
+  mix_in_blocks<T, Spans8<Rows>>(p, ld, heads, values, row_bytes, len, dim, out);
 }
 
 // ---- AVX-512: a whole tile per vector, B tiles at a time; weighted sums in 16-lane spans ----
@@ -371,11 +453,12 @@ SMALLCODER_AVX512 inline __m512 unfused16(__m512 x) {
 
 // Rows is one of the AVX-512 float loaders of kernels/avx512.hpp: 16 elements from an index.
 template <DType T, class Rows>
-struct Scores16 {
-  // H heads x B consecutive full tiles from position t.
+struct Tiles16 {
+  static constexpr int passes(int heads) { return heads > 2 ? 4 : 8 / heads; }  // heads x tiles accumulators
+
   template <int H, int B>
   SMALLCODER_AVX512 static void tiles(const float* q, const std::byte* k, std::size_t tile, int dim, float scale,
-                                      float* out, std::size_t ld, int t) {
+                                      float (&dots)[H][B * kKeyTile]) {
     __m512 acc[H][B];
     for (int h = 0; h < H; ++h) {
       for (int b = 0; b < B; ++b) acc[h][b] = _mm512_setzero_ps();
@@ -391,103 +474,177 @@ struct Scores16 {
         for (int b = 0; b < B; ++b) acc[h][b] = _mm512_add_ps(acc[h][b], unfused16(_mm512_mul_ps(qv, kv[b])));
       }
     }
-    const __m512 sv = _mm512_set1_ps(scale);
     for (int h = 0; h < H; ++h) {
-      for (int b = 0; b < B; ++b) {
-        _mm512_storeu_ps(out + h * ld + static_cast<std::size_t>(t + b * kKeyTile), _mm512_mul_ps(acc[h][b], sv));
-      }
-    }
-  }
-
-  template <int H>
-  SMALLCODER_AVX512 static void run(int h0, const float* q, const std::byte* keys, std::size_t tile, int len, int dim,
-                                    float scale, float* out, std::size_t ld) {
-    constexpr int kTiles = H > 2 ? 4 : 8 / H;  // tiles per pass: H x kTiles accumulators
-    q += static_cast<std::size_t>(h0) * dim;
-    out += h0 * ld;
-    const int full = len / kKeyTile * kKeyTile;
-    int t = 0;
-    for (; t + kTiles * kKeyTile <= full; t += kTiles * kKeyTile) {
-      tiles<H, kTiles>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, out, ld, t);
-    }
-    for (; t < full; t += kKeyTile) {
-      tiles<H, 1>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, out, ld, t);
-    }
-    if (t < len) {  // a partial last tile: its lanes past len hold finite leftovers, not stored
-      alignas(64) float dots[4 * kKeyTile];
-      tiles<H, 1>(q, keys + static_cast<std::size_t>(t / kKeyTile) * tile, tile, dim, scale, dots, kKeyTile, 0);
-      for (int h = 0; h < H; ++h) {
-        std::memcpy(out + h * ld + static_cast<std::size_t>(t), dots + h * kKeyTile,
-                    sizeof(float) * static_cast<std::size_t>(len - t));
-      }
+      for (int b = 0; b < B; ++b)
+        _mm512_store_ps(dots[h] + kKeyTile * b, _mm512_mul_ps(acc[h][b], _mm512_set1_ps(scale)));
     }
   }
 };
 
-// out[h * dim + d0 .. + 16R) for H heads in H x R registers while rows [t0, t1) go past.
-template <class Rows, int H, int R>
-SMALLCODER_AVX512 inline void mix_span16(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
-                                         int t0, int t1, int dim, int d0, float* out) {
-  __m512 acc[H][R];
-  for (int h = 0; h < H; ++h) {
-    for (int i = 0; i < R; ++i) acc[h][i] = _mm512_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i);
-  }
-  for (int t = t0; t < t1; ++t) {
-    const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
-    for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
-    __m512 v[R];
-    for (int i = 0; i < R; ++i) v[i] = Rows::template load<false>(row, d0 + 16 * i, 0);
-    for (int h = 0; h < H; ++h) {
-      const __m512 pv = _mm512_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
-      for (int i = 0; i < R; ++i) acc[h][i] = _mm512_add_ps(acc[h][i], unfused16(_mm512_mul_ps(pv, v[i])));
-    }
-  }
-  for (int h = 0; h < H; ++h) {
-    for (int i = 0; i < R; ++i) _mm512_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i, acc[h][i]);
-  }
-}
+template <class Rows>
+struct Spans16 {
+  static constexpr int kLanes = 16;
+  static constexpr int span(int heads) { return 16 / heads < 8 ? 16 / heads : 8; }  // registers per head
 
-template <DType T, class Rows, class Rows8>
-struct Mix16 {
-  template <int H>
-  SMALLCODER_AVX512 static void run(int h0, const float* p, std::size_t ld, const std::byte* values,
-                                    std::size_t row_bytes, int len, int dim, float* out) {
-    constexpr int kSpan = 16 / H < 8 ? 16 / H : 8;  // output registers per head and pass
-    p += h0 * ld;
-    out += static_cast<std::size_t>(h0) * dim;
-    const int wide = dim / 16 * 16, vec = dim / 8 * 8;
-    for (int t0 = 0; t0 < len; t0 += kMixBlockRows) {
-      const int t1 = t0 + kMixBlockRows < len ? t0 + kMixBlockRows : len;
-      int d = 0;
-      for (; d + 16 * kSpan <= wide; d += 16 * kSpan) {
-        mix_span16<Rows, H, kSpan>(p, ld, values, row_bytes, t0, t1, dim, d, out);
+  template <int H, int R>
+  SMALLCODER_AVX512 static void run(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes,
+                                    int t0, int t1, int dim, int d0, float* out) {
+    __m512 acc[H][R];
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) acc[h][i] = _mm512_loadu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i);
+    }
+    for (int t = t0; t < t1; ++t) {
+      const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+      for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
+      __m512 v[R];
+      for (int i = 0; i < R; ++i) v[i] = Rows::template load<false>(row, d0 + 16 * i, 0);
+      for (int h = 0; h < H; ++h) {
+        const __m512 pv = _mm512_set1_ps(p[h * ld + static_cast<std::size_t>(t)]);
+        for (int i = 0; i < R; ++i) acc[h][i] = _mm512_add_ps(acc[h][i], unfused16(_mm512_mul_ps(pv, v[i])));
       }
-      for (; d < wide; d += 16) mix_span16<Rows, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-      if (d < vec) mix_span8<Rows8, H, 1>(p, ld, values, row_bytes, t0, t1, dim, d, out);
-      mix_tail<T>(p, ld, H, values, row_bytes, t0, t1, dim, vec, out);
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) _mm512_storeu_ps(out + static_cast<std::size_t>(h) * dim + d0 + 16 * i, acc[h][i]);
     }
   }
 };
 
 template <DType T, class Rows>
-SMALLCODER_AVX512 inline void scores16(const float* q, int heads, const std::byte* keys, int len, int dim, float scale,
-                                       float* out, std::size_t ld) {
-  in_head_passes<Scores16<T, Rows>>(heads, q, keys, tile_bytes<T>(dim), len, dim, scale, out, ld);
+SMALLCODER_AVX512 __attribute__((flatten)) inline void scores16(const float* q, int heads, const std::byte* keys,
+                                                                int len, int dim, float scale, float* out,
+                                                                std::size_t ld) {
+  scores_in_passes<T, Tiles16<T, Rows>>(q, heads, keys, len, dim, scale, out, ld);
 }
 
+// Rows8: the AVX2 loader for the 8 elements past the last 16 (Narrow).
 template <DType T, class Rows, class Rows8>
-SMALLCODER_AVX512 inline void mix16(const float* p, std::size_t ld, int heads, const std::byte* values,
-                                    std::size_t row_bytes, int len, int dim, float* out) {
-  for (int i = 0; i < heads * dim; ++i) out[i] = 0.0f;
-  in_head_passes<Mix16<T, Rows, Rows8>>(heads, p, ld, values, row_bytes, len, dim, out);
+SMALLCODER_AVX512 __attribute__((flatten)) inline void mix16(const float* p, std::size_t ld, int heads,
+                                                             const std::byte* values, std::size_t row_bytes, int len,
+                                                             int dim, float* out) {
+  mix_in_blocks<T, Spans16<Rows>, Spans8<Rows8>>(p, ld, heads, values, row_bytes, len, dim, out);
 }
+
+}  // namespace simd
+#endif
+
+#ifdef SMALLCODER_AARCH64
+namespace simd {
+
+// ---- NEON: the scalar steps on 4 lanes; scores B tiles of 4 vectors a pass, weighted sums
+// in 4-lane spans ----
+
+// unfused() for 4 lanes: GCC contracts intrinsic multiplies and adds into FMAs too.
+inline float32x4_t unfused4(float32x4_t x) {
+  __asm__("" : "+w"(x));
+  return x;
+}
+
+// exp_approx on 4 lanes: the same steps and constants (ExpSteps), the clamps as compares
+// and selects, as the scalar steps.
+inline float32x4_t exp4(float32x4_t x) {
+  using E = ExpSteps;
+  const float32x4_t low = vdupq_n_f32(E::kLow), high = vdupq_n_f32(E::kHigh), round = vdupq_n_f32(E::kRound);
+  x = vbslq_f32(vcltq_f32(x, low), low, x);
+  x = vbslq_f32(vcgtq_f32(x, high), high, x);
+  const float32x4_t n = vsubq_f32(vaddq_f32(unfused4(vmulq_n_f32(x, E::kLog2e)), round), round);
+  const float32x4_t r =
+      vsubq_f32(vsubq_f32(x, unfused4(vmulq_n_f32(n, E::kLn2Hi))), unfused4(vmulq_n_f32(n, E::kLn2Lo)));
+  float32x4_t p = vdupq_n_f32(E::kFirst);
+  for (float c : E::kCoefficients) p = vaddq_f32(unfused4(vmulq_f32(p, r)), vdupq_n_f32(c));
+  const int32x4_t bits = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+  return vmulq_f32(p, vreinterpretq_f32_s32(bits));
+}
+
+struct Lanes4 {
+  static constexpr int kLanes = 4;
+
+  static float max(const float* s, int vec) {
+    float32x4_t top4 = vdupq_n_f32(s[0]);
+    for (int i = 0; i < vec; i += 4) {
+      const float32x4_t v = vld1q_f32(s + i);
+      top4 = vbslq_f32(vcgtq_f32(v, top4), v, top4);  // the scalar compare: NaNs never win
+    }
+    return vmaxvq_f32(top4);
+  }
+
+  static void exp_sums(float* s, int vec, float top, double (&sum)[4]) {
+    const float32x4_t top_v = vdupq_n_f32(top);
+    float64x2_t sum01 = vld1q_f64(sum), sum23 = vld1q_f64(sum + 2);  // partials i % 4, as the scalar steps
+    for (int i = 0; i < vec; i += 4) {
+      const float32x4_t e = exp4(vsubq_f32(vld1q_f32(s + i), top_v));
+      vst1q_f32(s + i, e);
+      sum01 = vaddq_f64(sum01, vcvt_f64_f32(vget_low_f32(e)));
+      sum23 = vaddq_f64(sum23, vcvt_high_f64_f32(e));
+    }
+    vst1q_f64(sum, sum01);
+    vst1q_f64(sum + 2, sum23);
+  }
+};
+
+// Rows is one of the NEON float loaders of kernels/neon.hpp: 4 elements from an index.
+template <DType T, class Rows>
+struct Tiles4 {
+  static constexpr int kVectors = kKeyTile / 4;                                 // per tile
+  static constexpr int passes(int heads) { return heads > 2 ? 1 : 4 / heads; }  // at most 16 accumulators
+
+  template <int H, int B>
+  static void tiles(const float* q, const std::byte* k, std::size_t tile, int dim, float scale,
+                    float (&dots)[H][B * kKeyTile]) {
+    float32x4_t acc[H][B * kVectors];
+    for (int h = 0; h < H; ++h) {
+      for (int v = 0; v < B * kVectors; ++v) acc[h][v] = vdupq_n_f32(0.0f);
+    }
+    for (int d = 0; d < dim; ++d) {
+      float32x4_t kv[B * kVectors];
+      for (int b = 0; b < B; ++b) {
+        prefetch_ahead(k + b * tile + d * kKeyTile * kElement<T>, B * tile);  // the next pass's tiles
+        for (int v = 0; v < kVectors; ++v) kv[b * kVectors + v] = Rows::load(k + b * tile, d * kKeyTile + 4 * v);
+      }
+      for (int h = 0; h < H; ++h) {
+        const float32x4_t qv = vdupq_n_f32(q[h * dim + d]);
+        for (int v = 0; v < B * kVectors; ++v) acc[h][v] = vaddq_f32(acc[h][v], unfused4(vmulq_f32(qv, kv[v])));
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int v = 0; v < B * kVectors; ++v) vst1q_f32(dots[h] + 4 * v, vmulq_n_f32(acc[h][v], scale));
+    }
+  }
+};
+
+template <class Rows>
+struct Spans4 {
+  static constexpr int kLanes = 4;
+  static constexpr int span(int heads) { return 16 / heads < 8 ? 16 / heads : 8; }  // registers per head
+
+  template <int H, int R>
+  static void run(const float* p, std::size_t ld, const std::byte* values, std::size_t row_bytes, int t0, int t1,
+                  int dim, int d0, float* out) {
+    float32x4_t acc[H][R];
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) acc[h][i] = vld1q_f32(out + static_cast<std::size_t>(h) * dim + d0 + 4 * i);
+    }
+    for (int t = t0; t < t1; ++t) {
+      const std::byte* row = values + static_cast<std::size_t>(t) * row_bytes;
+      for (std::size_t at = 0; at < row_bytes; at += 64) prefetch_ahead(row + at, kAheadRows * row_bytes);
+      float32x4_t v[R];
+      for (int i = 0; i < R; ++i) v[i] = Rows::load(row, d0 + 4 * i);
+      for (int h = 0; h < H; ++h) {
+        const float32x4_t pv = vdupq_n_f32(p[h * ld + static_cast<std::size_t>(t)]);
+        for (int i = 0; i < R; ++i) acc[h][i] = vaddq_f32(acc[h][i], unfused4(vmulq_f32(pv, v[i])));
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < R; ++i) vst1q_f32(out + static_cast<std::size_t>(h) * dim + d0 + 4 * i, acc[h][i]);
+    }
+  }
+};
 
 }  // namespace simd
 #endif
 
 template <DType T>
 inline KvKernels kernels(Isa isa) {
-  KvKernels k{store_key<T>, store_value<T>, scalar::scores<T>, scalar::softmax, scalar::mix<T>};
+  KvKernels k{store_key<T>, store_value<T>, scalar::scores<T>, softmax_rows<scalar::Lanes>, scalar::mix<T>};
 #ifdef SMALLCODER_X86
   using Rows8 = std::conditional_t<T == DType::f32, avx2::F32Rows,
                                    std::conditional_t<T == DType::bf16, avx2::Bf16Rows, avx2::F16Rows>>;
@@ -500,6 +657,14 @@ inline KvKernels kernels(Isa isa) {
   } else if (isa != Isa::scalar) {
     k.scores = simd::scores16<T, Rows16>;
     k.mix = simd::mix16<T, Rows16, Rows8>;
+  }
+#elif defined(SMALLCODER_AARCH64)
+  using Rows4 = std::conditional_t<T == DType::f32, neon::F32Rows,
+                                   std::conditional_t<T == DType::bf16, neon::Bf16Rows, neon::F16Rows>>;
+  if (isa != Isa::scalar) {  // neon and dotprod
+    k.softmax = softmax_rows<simd::Lanes4>;
+    k.scores = scores_in_passes<T, simd::Tiles4<T, Rows4>>;
+    k.mix = mix_in_blocks<T, simd::Spans4<Rows4>>;
   }
 #else
   (void)isa;

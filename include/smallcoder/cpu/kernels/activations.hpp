@@ -96,4 +96,36 @@ inline int quantize_act_value(float v) {
   return static_cast<int>(__builtin_rintf(limited));
 }
 
+// Writes the q8_0 or q8_k activation row of n values at out, a block at a time, through a
+// level's Values: abs_max(x, n), the largest |x| of n values (NaNs skipped), and
+// quantize(x, n, inv, q), which stores quantize_act_value(x * inv) of n values (16 or 32)
+// at q and returns their sum.
+template <class Values>
+inline void write_q8_0_row(const float* x, std::int64_t n, std::byte* out) {
+  const std::int64_t blocks = n / kQ0Block;
+  std::int8_t* qs = reinterpret_cast<std::int8_t*>(out);
+  float* d = reinterpret_cast<float*>(out + n);
+  std::int32_t* sums = reinterpret_cast<std::int32_t*>(out + n + 4 * blocks);
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const float* xb = x + b * kQ0Block;
+    const ActScale scale = q8_0_scale(Values::abs_max(xb, kQ0Block));
+    d[b] = scale.d;
+    sums[b] = Values::quantize(xb, kQ0Block, scale.inv, qs + b * kQ0Block);
+  }
+}
+
+template <class Values>
+inline void write_q8_k_row(const float* x, std::int64_t n, std::byte* out) {
+  BlockQ8K* blocks = reinterpret_cast<BlockQ8K*>(out);
+  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
+    const float* xb = x + b * kQKBlock;
+    const ActScale scale = q8_k_scale(Values::abs_max(xb, kQKBlock));
+    BlockQ8K& blk = blocks[b];
+    for (int g = 0; g < kQKBlock / 16; ++g) {
+      blk.bsums[g] = static_cast<std::int16_t>(Values::quantize(xb + 16 * g, 16, scale.inv, blk.qs + 16 * g));
+    }
+    blk.d = scale.d;
+  }
+}
+
 }  // namespace smallcoder::cpu

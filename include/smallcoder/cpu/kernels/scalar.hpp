@@ -16,50 +16,27 @@ namespace smallcoder::cpu::scalar {
 
 // ---- activation quantizers (layouts in activations.hpp) ----
 
-// Largest |x| over n values; NaNs are skipped, as SIMD max does with the order used there.
-inline float abs_max(const float* x, int n) {
-  float amax = 0.0f;
-  for (int j = 0; j < n; ++j) amax = std::fabs(x[j]) > amax ? std::fabs(x[j]) : amax;
-  return amax;
-}
-
-inline void quantize_acts_q8_0(const float* x, std::int64_t n, std::byte* out) {
-  const std::int64_t blocks = n / kQ0Block;
-  std::int8_t* qs = reinterpret_cast<std::int8_t*>(out);
-  float* d = reinterpret_cast<float*>(out + n);
-  std::int32_t* sums = reinterpret_cast<std::int32_t*>(out + n + 4 * blocks);
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    const float* xb = x + b * kQ0Block;
-    const ActScale scale = q8_0_scale(abs_max(xb, kQ0Block));
+// The values of one block for write_q8_0_row / write_q8_k_row.
+struct ActValues {
+  // Largest |x| over n values; NaNs are skipped, as SIMD max does with the order used there.
+  static float abs_max(const float* x, int n) {
+    float amax = 0.0f;
+    for (int j = 0; j < n; ++j) amax = std::fabs(x[j]) > amax ? std::fabs(x[j]) : amax;
+    return amax;
+  }
+  static std::int32_t quantize(const float* x, int n, float inv, std::int8_t* q) {
     std::int32_t sum = 0;
-    for (int j = 0; j < kQ0Block; ++j) {
-      const int q = quantize_act_value(xb[j] * scale.inv);
-      qs[b * kQ0Block + j] = static_cast<std::int8_t>(q);
-      sum += q;
+    for (int j = 0; j < n; ++j) {
+      q[j] = static_cast<std::int8_t>(quantize_act_value(x[j] * inv));
+      sum += q[j];
     }
-    d[b] = scale.d;
-    sums[b] = sum;
+    return sum;
   }
-}
+};
 
-inline void quantize_acts_q8_k(const float* x, std::int64_t n, std::byte* out) {
-  BlockQ8K* blocks = reinterpret_cast<BlockQ8K*>(out);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const float* xb = x + b * kQKBlock;
-    const ActScale scale = q8_k_scale(abs_max(xb, kQKBlock));
-    BlockQ8K& blk = blocks[b];
-    for (int g = 0; g < kQKBlock / 16; ++g) {
-      int sum = 0;
-      for (int j = 16 * g; j < 16 * g + 16; ++j) {
-        const int q = quantize_act_value(xb[j] * scale.inv);
-        blk.qs[j] = static_cast<std::int8_t>(q);
-        sum += q;
-      }
-      blk.bsums[g] = static_cast<std::int16_t>(sum);
-    }
-    blk.d = scale.d;
-  }
-}
+inline void quantize_acts_q8_0(const float* x, std::int64_t n, std::byte* out) { write_q8_0_row<ActValues>(x, n, out); }
+
+inline void quantize_acts_q8_k(const float* x, std::int64_t n, std::byte* out) { write_q8_k_row<ActValues>(x, n, out); }
 
 // ---- exact integer products of one weight block with its activations ----
 
@@ -178,26 +155,38 @@ inline float row_dot_q4_0(const std::byte* row, const std::byte* act, std::int64
   return sum;
 }
 
-inline float row_dot_q4_k(const std::byte* row, const std::byte* act, std::int64_t n) {
+// The k-quant rows from their blocks' exact integer sums, which Sums computes: this level's,
+// or a SIMD level's equal ones (neon.hpp), which then gets this level's results.
+template <Q4KSums (*Sums)(const BlockQ4K&, const BlockQ8K&)>
+inline float row_dot_q4_k_with(const std::byte* row, const std::byte* act, std::int64_t n) {
   const BlockQ4K* w = reinterpret_cast<const BlockQ4K*>(row);
   const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
   float sum = 0.0f;
   for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const Q4KSums s = dot_q4_k(w[b], a[b]);
+    const Q4KSums s = Sums(w[b], a[b]);
     sum += a[b].d *
            (f16_to_f32(w[b].d) * static_cast<float>(s.scaled) - f16_to_f32(w[b].dmin) * static_cast<float>(s.mins));
   }
   return sum;
 }
 
-inline float row_dot_q6_k(const std::byte* row, const std::byte* act, std::int64_t n) {
+template <std::int32_t (*Sum)(const BlockQ6K&, const BlockQ8K&)>
+inline float row_dot_q6_k_with(const std::byte* row, const std::byte* act, std::int64_t n) {
   const BlockQ6K* w = reinterpret_cast<const BlockQ6K*>(row);
   const BlockQ8K* a = reinterpret_cast<const BlockQ8K*>(act);
   float sum = 0.0f;
   for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    sum += a[b].d * f16_to_f32(w[b].d) * static_cast<float>(dot_q6_k(w[b], a[b]));
+    sum += a[b].d * f16_to_f32(w[b].d) * static_cast<float>(Sum(w[b], a[b]));
   }
   return sum;
+}
+
+inline float row_dot_q4_k(const std::byte* row, const std::byte* act, std::int64_t n) {
+  return row_dot_q4_k_with<dot_q4_k>(row, act, n);
+}
+
+inline float row_dot_q6_k(const std::byte* row, const std::byte* act, std::int64_t n) {
+  return row_dot_q6_k_with<dot_q6_k>(row, act, n);
 }
 
 }  // namespace smallcoder::cpu::scalar

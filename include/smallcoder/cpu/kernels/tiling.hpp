@@ -27,6 +27,29 @@ __attribute__((always_inline)) inline void prefetch_ahead(const std::byte* p, st
   __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + ahead), 0, 3);
 }
 
+// A register tile's operands: weight rows r .. r + R - 1 and the prepared activation rows of
+// its T tokens.
+template <int R, int T>
+struct TileRows {
+  const std::byte* w[R];
+  const std::byte* act[T];
+
+  TileRows(const TensorView& m, std::int64_t r, const std::byte* acts, std::size_t act_stride) {
+    for (int i = 0; i < R; ++i) w[i] = m.row(r + i);
+    for (int t = 0; t < T; ++t) act[t] = acts + static_cast<std::size_t>(t) * act_stride;
+  }
+};
+
+// Stores a finished tile: y[t * ldy + r + i] (+)= sums[i][t].
+template <int R, int T>
+inline void store_tile(const float (&sums)[R][T], float* y, std::size_t ldy, std::int64_t r, bool accumulate) {
+  for (int i = 0; i < R; ++i) {
+    for (int t = 0; t < T; ++t) {
+      store_result(y + static_cast<std::size_t>(t) * ldy + static_cast<std::size_t>(r + i), sums[i][t], accumulate);
+    }
+  }
+}
+
 template <class Tiles, int R, int T = Tiles::kTokens>
 inline void run_tile(int tokens, const TensorView& w, std::int64_t r, const std::byte* acts, std::size_t act_stride,
                      float* y, std::size_t ldy, bool accumulate) {
