@@ -86,39 +86,35 @@ SMALLCODER_AVX2 inline __m256i pack32(__m256i q0, __m256i q1, __m256i q2, __m256
   return _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-SMALLCODER_AVX2 inline void quantize_acts_q8_0(const float* x, std::int64_t n, std::byte* out) {
-  const std::int64_t blocks = n / kQ0Block;
-  std::int8_t* qs = reinterpret_cast<std::int8_t*>(out);
-  float* d = reinterpret_cast<float*>(out + n);
-  std::int32_t* sums = reinterpret_cast<std::int32_t*>(out + n + 4 * blocks);
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    const float* xb = x + b * kQ0Block;
-    const ActScale scale = q8_0_scale(abs_max(xb, kQ0Block));
-    const __m256 inv = _mm256_set1_ps(scale.inv);
-    const __m256i q0 = quantize8(xb, inv), q1 = quantize8(xb + 8, inv), q2 = quantize8(xb + 16, inv),
-                  q3 = quantize8(xb + 24, inv);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + b * kQ0Block), pack32(q0, q1, q2, q3));
-    d[b] = scale.d;
-    sums[b] = hsum(_mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3)));
+// A block's values for write_q8_0_row / write_q8_k_row (activations.hpp), n 16 or 32.
+struct ActValues {
+  SMALLCODER_AVX2 static float abs_max(const float* x, int n) { return avx2::abs_max(x, n); }
+
+  SMALLCODER_AVX2 static std::int32_t quantize(const float* x, int n, float inv, std::int8_t* q) {
+    const __m256 scale = _mm256_set1_ps(inv);
+    const __m256i q0 = quantize8(x, scale), q1 = quantize8(x + 8, scale);
+    if (n == 16) {
+      // The packs work within 128-bit lanes; the permute puts q0's lanes before q1's.
+      const __m256i halves = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q),
+                       _mm_packs_epi16(_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1)));
+      return hsum(_mm256_add_epi32(q0, q1));
+    }
+    const __m256i q2 = quantize8(x + 16, scale), q3 = quantize8(x + 24, scale);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), pack32(q0, q1, q2, q3));
+    return hsum(_mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3)));
   }
+};
+
+// Compiled for AVX2 and flattened, so ActValues' vector code is inlined into the shared loop.
+SMALLCODER_AVX2 __attribute__((flatten)) inline void quantize_acts_q8_0(const float* x, std::int64_t n,
+                                                                        std::byte* out) {
+  write_q8_0_row<ActValues>(x, n, out);
 }
 
-SMALLCODER_AVX2 inline void quantize_acts_q8_k(const float* x, std::int64_t n, std::byte* out) {
-  BlockQ8K* blocks = reinterpret_cast<BlockQ8K*>(out);
-  for (std::int64_t b = 0; b < n / kQKBlock; ++b) {
-    const float* xb = x + b * kQKBlock;
-    const ActScale scale = q8_k_scale(abs_max(xb, kQKBlock));
-    const __m256 inv = _mm256_set1_ps(scale.inv);
-    BlockQ8K& blk = blocks[b];
-    for (int j = 0; j < kQKBlock; j += 32) {
-      const __m256i q0 = quantize8(xb + j, inv), q1 = quantize8(xb + j + 8, inv), q2 = quantize8(xb + j + 16, inv),
-                    q3 = quantize8(xb + j + 24, inv);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(blk.qs + j), pack32(q0, q1, q2, q3));
-      blk.bsums[j / 16] = static_cast<std::int16_t>(hsum(_mm256_add_epi32(q0, q1)));
-      blk.bsums[j / 16 + 1] = static_cast<std::int16_t>(hsum(_mm256_add_epi32(q2, q3)));
-    }
-    blk.d = scale.d;
-  }
+SMALLCODER_AVX2 __attribute__((flatten)) inline void quantize_acts_q8_k(const float* x, std::int64_t n,
+                                                                        std::byte* out) {
+  write_q8_k_row<ActValues>(x, n, out);
 }
 
 // One token's product (decode) reads every weight byte once, so it runs at the memory's
