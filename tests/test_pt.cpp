@@ -19,7 +19,6 @@
 #include "smallcoder/model/save_gguf.hpp"
 #include "smallcoder/smallcoder.hpp"
 #include "support/expect_error.hpp"
-#include "support/emulated.hpp"
 #include "support/golden.hpp"
 #include "support/pt_writer.hpp"
 #include "support/resident.hpp"
@@ -259,7 +258,7 @@ TEST_CASE(".pt built here: f32 and bf16, zip64, any folder name: the same logits
   }
 }
 
-TEST_CASE(".pt mismatches: missing tensor, wrong shape, another architecture, no config, no tokenizer" * test::kNoKernels) {
+TEST_CASE(".pt mismatches: missing tensor, wrong shape, another architecture, no config, no tokenizer") {
   const ScratchDir scratch("bad");
   const ModelConfig config = small_config();
   const ModelWeights weights = random_weights(config, 5, DType::f32, 1);
