@@ -3,6 +3,7 @@
 // OpenAI's (/v1/completions, /v1/models). One model, one generation at a time, through a
 // GenerationSession: a prompt that starts like the previous one (an editor resending the
 // file on every keystroke) evaluates only what follows the cached prefix.
+#include <httplib.h>
 #include <signal.h>
 
 #include <atomic>
@@ -22,9 +23,6 @@
 #include "server_queue.hpp"
 #include "server_request.hpp"
 #include "json_writer.hpp"
-// After Eigen (through smallcoder): httplib brings in <resolv.h>, whose `_res` macro
-// would rename Eigen's parameters of that name.
-#include <httplib.h>
 
 namespace {
 

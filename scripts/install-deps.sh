@@ -3,7 +3,7 @@
 # Uses sudo when not run as root. Extra package names may be passed as arguments.
 set -euo pipefail
 
-packages=(g++ meson ninja-build pkg-config libeigen3-dev doctest-dev libcpp-httplib-dev python3 python3-pyflakes "$@")
+packages=(g++ meson ninja-build pkg-config doctest-dev libcpp-httplib-dev python3 python3-pyflakes "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

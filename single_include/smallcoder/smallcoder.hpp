@@ -6084,69 +6084,6 @@ inline Checkpoint random_checkpoint(const ModelConfig& config, std::uint64_t see
 #include <utility>
 #include <vector>
 
-// ---- begin smallcoder/cpu/gemm.hpp ----
-// Matrix-matrix product for prompt processing on float weights through Eigen: a tile of
-// weight rows is widened to fp32 in a per-thread scratch buffer, then Eigen's GEMM
-// multiplies every token of the batch by it. Eigen picks its instruction set when this
-// file is compiled, so it is only used where that includes AVX2+FMA or AVX-512 (e.g.
-// -Dnative=true): in a generic x86-64 build it is SSE2 code, slower than the kernel table's
-// run-time dispatched tiles. Eigen is included here only, to keep its templates out of the
-// other headers (compile time and memory on small machines).
-
-#include <cstdint>
-
-// Eigen's AVX / AVX-512 packet code trips GCC 12's uninitialized-use warnings (GCC bug 105593)
-// and has unused variables: keep builds with -march flags warning-free.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wunused-variable"
-#endif
-#include <Eigen/Core>
-
-
-namespace smallcoder::cpu {
-
-// Whether this build's Eigen GEMM is vectorized with wide FMA, and the batch size from which
-// it beats the kernel table's tiles (measured: below ~16 tokens the tiles, which read the
-// 16-bit weights once without widening them into scratch, are faster).
-#if defined(EIGEN_VECTORIZE_AVX512) || (defined(EIGEN_VECTORIZE_AVX2) && defined(EIGEN_VECTORIZE_FMA))
-constexpr bool kEigenGemmVectorized = true;
-#else
-constexpr bool kEigenGemmVectorized = false;
-#endif
-constexpr int kEigenMinTokens = 16;
-
-// Y[t][r] (+)= sum_c X[t][c] * W[r][c] for t < n and weight rows r in [r0, r1).
-// X is n x W.cols (row-major, leading dimension ldx), Y has leading dimension ldy;
-// scratch holds (r1 - r0) * W.cols floats when W is not f32.
-inline void float_gemm_rows(const TensorView& w, const float* x, int n, int ldx, float* y, int ldy, std::int64_t r0,
-                            std::int64_t r1, bool accumulate, float* scratch) {
-  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Strided = Eigen::OuterStride<>;
-  const Eigen::Index rows = r1 - r0, cols = w.cols;
-  const float* tile = reinterpret_cast<const float*>(w.row(r0));
-  if (w.dtype != DType::f32) {
-    row_to_f32(w.dtype, w.row(r0), rows * cols, scratch);
-    tile = scratch;
-  }
-  Eigen::Map<const RowMajor, 0, Strided> xm(x, n, cols, Strided(ldx));
-  Eigen::Map<const RowMajor> wm(tile, rows, cols);
-  Eigen::Map<RowMajor, 0, Strided> ym(y + r0, n, rows, Strided(ldy));
-  if (accumulate) {
-    ym.noalias() += xm * wm.transpose();
-  } else {
-    ym.noalias() = xm * wm.transpose();
-  }
-}
-
-}  // namespace smallcoder::cpu
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-// ---- end smallcoder/cpu/gemm.hpp ----
 // ---- begin smallcoder/cpu/isa.hpp ----
 // Which SIMD level the CPU kernels run at, chosen once at run time so that one generic build
 // uses what the CPU has: on x86-64 AVX2, AVX-512 or AMX (from cpuid), on aarch64 NEON and the
@@ -9999,9 +9936,8 @@ class CpuBackend {
     v_cache_.assign(heads * context_ * kv_row_bytes_, std::byte{0});
     const int widest = std::max({config.hidden_size, config.q_dim(), config.intermediate_size});
     scratch_.resize(static_cast<std::size_t>(threads_));
-    const std::size_t gemm_tile = cpu::kEigenGemmVectorized ? static_cast<std::size_t>(kBatchRows) * widest : 0;
     const std::size_t scores = static_cast<std::size_t>(config.kv_group()) * context_;  // one KV head's query heads
-    const std::size_t per_thread = std::max({static_cast<std::size_t>(widest), scores, gemm_tile});
+    const std::size_t per_thread = std::max(static_cast<std::size_t>(widest), scores);
     for (auto& s : scratch_) s.resize(per_thread);
     const std::size_t act_row =
         std::max({cpu::act_row_bytes(cpu::ActFormat::q8_0, widest), cpu::act_row_bytes(cpu::ActFormat::q8_k, widest),
@@ -10138,14 +10074,6 @@ class CpuBackend {
       split_rows(batch->gemm, w, cpu::batch_item_rows(w.rows, threads_), acts, stride, rows, y, ldy, accumulate);
       return;
     }
-    if (cpu::kEigenGemmVectorized && k.act == cpu::ActFormat::f32 && rows >= cpu::kEigenMinTokens) {
-      parallel_for((w.rows + kBatchRows - 1) / kBatchRows, [&](std::int64_t c) {
-        float* scratch = scratch_[static_cast<std::size_t>(thread_index())].data();
-        cpu::float_gemm_rows(w, x.row(first), rows, x.cols(), y, static_cast<int>(ldy), c * kBatchRows,
-                             std::min(w.rows, (c + 1) * kBatchRows), accumulate, scratch);
-      });
-      return;
-    }
     const std::byte* acts = reinterpret_cast<const std::byte*>(x.row(first));
     std::size_t act_stride = static_cast<std::size_t>(x.cols()) * sizeof(float);
     if (k.act != cpu::ActFormat::f32) {
@@ -10210,7 +10138,7 @@ class CpuBackend {
   RopeTable rope_;
   std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
-  std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms, Eigen GEMM tiles
+  std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms
   std::vector<std::byte> act_storage_;       // prepared activation rows, shared by the threads
   std::byte* acts_ = nullptr;                // act_storage_ aligned to 64 bytes
   struct PreparedRecord {

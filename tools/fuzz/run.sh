@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${FUZZ_OUT:-$root/build-fuzz}
 cxx=${CXX_FUZZ:-$(command -v clang++ || command -v clang++-14)}
-common=(-std=c++17 -g -I"$root/include" $(pkg-config --cflags eigen3))
+common=(-std=c++17 -g -I"$root/include")
 mkdir -p "$out"
 
 if [ "${1:-}" = "--seeds" ]; then

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "smallcoder/config.hpp"
-#include "smallcoder/cpu/gemm.hpp"
 #include "smallcoder/cpu/isa.hpp"
 #include "smallcoder/cpu/kernels.hpp"
 #include "smallcoder/cpu/kv_rows.hpp"
@@ -73,9 +72,8 @@ class CpuBackend {
     v_cache_.assign(heads * context_ * kv_row_bytes_, std::byte{0});
     const int widest = std::max({config.hidden_size, config.q_dim(), config.intermediate_size});
     scratch_.resize(static_cast<std::size_t>(threads_));
-    const std::size_t gemm_tile = cpu::kEigenGemmVectorized ? static_cast<std::size_t>(kBatchRows) * widest : 0;
     const std::size_t scores = static_cast<std::size_t>(config.kv_group()) * context_;  // one KV head's query heads
-    const std::size_t per_thread = std::max({static_cast<std::size_t>(widest), scores, gemm_tile});
+    const std::size_t per_thread = std::max(static_cast<std::size_t>(widest), scores);
     for (auto& s : scratch_) s.resize(per_thread);
     const std::size_t act_row =
         std::max({cpu::act_row_bytes(cpu::ActFormat::q8_0, widest), cpu::act_row_bytes(cpu::ActFormat::q8_k, widest),
@@ -212,14 +210,6 @@ class CpuBackend {
       split_rows(batch->gemm, w, cpu::batch_item_rows(w.rows, threads_), acts, stride, rows, y, ldy, accumulate);
       return;
     }
-    if (cpu::kEigenGemmVectorized && k.act == cpu::ActFormat::f32 && rows >= cpu::kEigenMinTokens) {
-      parallel_for((w.rows + kBatchRows - 1) / kBatchRows, [&](std::int64_t c) {
-        float* scratch = scratch_[static_cast<std::size_t>(thread_index())].data();
-        cpu::float_gemm_rows(w, x.row(first), rows, x.cols(), y, static_cast<int>(ldy), c * kBatchRows,
-                             std::min(w.rows, (c + 1) * kBatchRows), accumulate, scratch);
-      });
-      return;
-    }
     const std::byte* acts = reinterpret_cast<const std::byte*>(x.row(first));
     std::size_t act_stride = static_cast<std::size_t>(x.cols()) * sizeof(float);
     if (k.act != cpu::ActFormat::f32) {
@@ -284,7 +274,7 @@ class CpuBackend {
   RopeTable rope_;
   std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
-  std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms, Eigen GEMM tiles
+  std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms
   std::vector<std::byte> act_storage_;       // prepared activation rows, shared by the threads
   std::byte* acts_ = nullptr;                // act_storage_ aligned to 64 bytes
   struct PreparedRecord {
