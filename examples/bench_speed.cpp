@@ -87,6 +87,23 @@ std::vector<int> prompt_lengths(const std::vector<std::string>& flags) {
   return out;
 }
 
+// The matrices' types, the layers' first: "q4_k+q6_k" for llama.cpp's Q4_K_M (whose
+// embedding, the checkpoint's nominal type, is Q6_K), "bf16" when they are all one type.
+std::string matrix_types(const smallcoder::ModelWeights& w) {
+  std::vector<std::string> names;
+  auto add = [&](const smallcoder::TensorView& t) {
+    const std::string name = smallcoder::dtype_name(t.dtype);
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  };
+  for (const smallcoder::LayerWeights& l : w.layers) {
+    for (const smallcoder::TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*t);
+  }
+  add(w.lm_head);
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : "+") + n;
+  return out;
+}
+
 int run(int argc, char** argv) {
   Flags f;
   cli::Parser p("bench_speed",
@@ -220,7 +237,7 @@ int run(int argc, char** argv) {
     }
     std::printf("| %s%s | %s | %s | %d | %s | %.1f ± %.1f | %.1f | %s | %s | %s | %s |\n", name.c_str(),
                 model.checkpoint().format == "random" ? " (random)" : "",
-                smallcoder::dtype_name(model.checkpoint().dtype), smallcoder::dtype_name(t.backend().kv_cache()),
+                matrix_types(model.checkpoint().weights).c_str(), smallcoder::dtype_name(t.backend().kv_cache()),
                 t.backend().threads(), r.test.c_str(), r.tokens_per_s.mean, r.tokens_per_s.sd, r.tokens_per_s.median,
                 gb.c_str(), share.c_str(), gops.c_str(), compute_share.c_str());
   }
