@@ -24,6 +24,7 @@
 #include "bench/syntax.hpp"
 #include "smallcoder/smallcoder.hpp"
 #include "support/emulated.hpp"
+#include "support/model_shape.hpp"
 #include "support/test_data.hpp"
 
 using namespace smallcoder;
@@ -292,16 +293,7 @@ TEST_CASE("bandwidth probe reads the whole buffer every pass") {
 namespace {
 
 ModelConfig toy_config(const char* name, int context) {
-  ModelConfig c;
-  c.name = name;
-  c.hidden_size = 64;
-  c.intermediate_size = 128;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 16;
-  c.max_context = context;
-  return c;
+  return test::shaped_config(name, {64, 128, 2, 4, 2, 16, 32000, context});
 }
 
 // Two toy "variants" (twins: same weights, different context) through the real runner.

@@ -13,6 +13,7 @@
 #include "smallcoder/smallcoder.hpp"
 #include "smallcoder/tensor/dtype.hpp"
 #include "support/emulated.hpp"
+#include "support/model_shape.hpp"
 #include "support/test_data.hpp"
 
 using namespace smallcoder;
@@ -32,19 +33,8 @@ bool mapped(const std::string& suffix) {
   return false;
 }
 
-ModelConfig small_config() {
-  ModelConfig c;
-  c.name = "small";
-  c.hidden_size = 64;
-  c.intermediate_size = 80;  // not a multiple of 32: the down projection keeps its float type
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 16;
-  c.vocab_size = 100;
-  c.max_context = 32;
-  return c;
-}
+// The down projection's 80 columns are not a multiple of 32: it keeps its float type.
+ModelConfig small_config() { return test::shaped_config("small", {64, 80, 2, 4, 2, 16, 100, 32}); }
 
 }  // namespace
 

@@ -14,6 +14,7 @@
 #include "smallcoder/model/make_weights.hpp"
 #include "smallcoder/model/transformer.hpp"
 #include "smallcoder/random.hpp"
+#include "support/model_shape.hpp"
 #include "support/reference_forward.hpp"
 
 using namespace smallcoder;
@@ -24,16 +25,7 @@ namespace {
 constexpr double kMaxRelativeL2 = 1e-5;
 
 ModelConfig small_config(const char* name, int hidden, int heads, int kv_heads, int inter, bool tied) {
-  ModelConfig c;
-  c.name = name;
-  c.hidden_size = hidden;
-  c.intermediate_size = inter;
-  c.num_layers = 2;
-  c.num_heads = heads;
-  c.num_kv_heads = kv_heads;
-  c.head_dim = hidden / heads;
-  c.vocab_size = 300;
-  c.max_context = 64;
+  ModelConfig c = test::shaped_config(name, {hidden, inter, 2, heads, kv_heads, hidden / heads, 300, 64});
   c.tie_word_embeddings = tied;
   c.validate(name);
   return c;

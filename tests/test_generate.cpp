@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "smallcoder/smallcoder.hpp"
+#include "support/model_shape.hpp"
 #include "support/test_data.hpp"
 
 using namespace smallcoder;
@@ -26,16 +27,7 @@ std::shared_ptr<const Tokenizer> tokenizer() {
 
 // A small model over the real 32000-token vocabulary, so every sampled id decodes.
 ModelConfig small_config(int eos_id = 2) {
-  ModelConfig c;
-  c.name = "generate-test";
-  c.hidden_size = 64;
-  c.intermediate_size = 128;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 16;
-  c.vocab_size = 32000;
-  c.max_context = 256;
+  ModelConfig c = test::shaped_config("generate-test", {64, 128, 2, 4, 2, 16, 32000, 256});
   c.eos_id = eos_id;
   return c;
 }

@@ -18,6 +18,7 @@
 #include "smallcoder/cpu/isa.hpp"
 #include "smallcoder/cpu/kernels.hpp"
 #include "support/block_sums.hpp"
+#include "support/model_shape.hpp"
 
 using namespace smallcoder;
 using cpu::Isa;
@@ -612,19 +613,7 @@ TEST_CASE("row_to_f32 widens every type as dequantization does") {
 
 namespace {
 
-ModelConfig tiny_config(int hidden) {
-  ModelConfig c;
-  c.name = "kernel-test";
-  c.hidden_size = hidden;
-  c.intermediate_size = 96;
-  c.num_layers = 1;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 32;
-  c.vocab_size = 40;
-  c.max_context = 16;
-  return c;
-}
+ModelConfig tiny_config(int hidden) { return test::shaped_config("kernel-test", {hidden, 96, 1, 2, 1, 32, 40, 16}); }
 
 }  // namespace
 

@@ -4,21 +4,12 @@
 
 #include <string>
 
-#include "smallcoder/config.hpp"
+#include "support/model_shape.hpp"
 
 namespace smallcoder::test {
 
 inline ModelConfig small_config(bool tied, const std::string& name = "checkpoint-test") {
-  ModelConfig c;
-  c.name = name;
-  c.hidden_size = 32;
-  c.intermediate_size = 72;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 32000;
-  c.max_context = 64;
+  ModelConfig c = shaped_config(name, {32, 72, 2, 4, 2, 8, 32000, 64});
   c.tie_word_embeddings = tied;
   return c;
 }
