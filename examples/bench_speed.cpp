@@ -27,8 +27,8 @@ using Clock = std::chrono::steady_clock;
 // Streaming-read buffer of the bandwidth probe, as benchmark_variants reads (best of 5).
 constexpr std::uint64_t kBandwidthBytes = std::uint64_t{1} << 30;
 
-struct Flags {
-  std::string model, variant, dtype, tokenizer, kv_cache = "f32", prompt = "def fibonacci(n):";
+struct Flags : tools::ModelFlags {
+  std::string kv_cache = "f32", prompt = "def fibonacci(n):";
   std::vector<std::string> prompt_lengths;  // -p values, each one number or a comma list
   long long generate = 128, repetitions = 5, threads = 0, seed = 0, context_fill = 0;
 };
@@ -111,12 +111,8 @@ int run(int argc, char** argv) {
                 "decode's bytes read per second against the memory bandwidth, and the prompts' operations per\n"
                 "second against the CPU's FMA and 8-bit dot-product peaks, both measured in the same run.\n"
                 "Without --model it runs a random-weight variant (--variant).");
-  p.text("--model", &f.model, "PATH", "model folder, .safetensors, .gguf or PyTorch .pt");
-  p.text("--variant", &f.variant, "NAME",
-         "random-weight variant without --model (default SmallCoder-Tiny); with a bare state_dict .pt, its shape");
-  p.text("--dtype", &f.dtype, "TYPE", "store weights as f32|f16|bf16|q8_0|q4_0 (default: as stored; bf16 for random weights)");
-  p.integer("--threads", &f.threads, 0, 1024, "CPU threads (default: physical cores)");
-  p.text("--kv-cache", &f.kv_cache, "f32|f16|bf16", "KV-cache element type (default f32)");
+  tools::add_model_flags(p, f);
+  tools::add_cpu_flags(p, f.threads, f.kv_cache);
   p.repeated("-p", &f.prompt_lengths, "N[,N...]", "prompt-processing test of N tokens (repeatable; default 128)");
   p.integer("-n", &f.generate, 0, 1 << 20, "decode test: tokens generated after the prompt (default 128; 0: none)");
   p.integer("-r", &f.repetitions, 1, 1000, "repetitions of each test (default 5)");
@@ -124,7 +120,6 @@ int run(int argc, char** argv) {
   p.integer("--context-fill", &f.context_fill, 0, 1 << 20,
             "decode after N filler tokens instead of --prompt (speed at the end of a long context)");
   p.integer("--seed", &f.seed, 0, (1ll << 62), "random-weight seed (default 0)");
-  p.text("--tokenizer", &f.tokenizer, "PATH", "tokenizer.model to use");
   if (!p.parse(argc, argv)) return 0;
   f.variant = tools::resolve_variant_flag(f.model, f.variant);
   const std::optional<smallcoder::DType> dtype = tools::parse_dtype_flag(f.dtype);

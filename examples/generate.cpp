@@ -12,8 +12,8 @@
 
 namespace {
 
-struct Flags {
-  std::string model, variant, prompt, tokenizer, dtype, device = "cpu", activations = "f32", kv_cache = "f32";
+struct Flags : tools::ModelFlags {
+  std::string prompt, device = "cpu", activations = "f32", kv_cache = "f32";
   std::vector<std::string> stop;
   bool interactive = false, greedy = false, print_ids = false;
   long long max_tokens = 150, top_k = 50, seed = 0, threads = 0, context = 0;
@@ -94,10 +94,7 @@ int run(int argc, char** argv) {
   Flags f;
   cli::Parser p("generate", "Streams a SmallCoder model's continuation of a prompt.\n"
                             "Without --model it runs a random-weight variant (--variant) on a built-in prompt.");
-  p.text("--model", &f.model, "PATH",
-         "model folder (config.json, model.safetensors, tokenizer.model), .safetensors, .gguf or PyTorch .pt");
-  p.text("--variant", &f.variant, "NAME",
-         "random-weight variant without --model (default SmallCoder-Tiny); with a bare state_dict .pt, its shape");
+  tools::add_model_flags(p, f);
   p.text("--prompt", &f.prompt, "TEXT", "prompt to continue (default: \"def fibonacci(n):\")");
   p.flag("--interactive", &f.interactive, "read prompts from stdin, one per line (end a line with \\ to continue it)");
   p.integer("--max-tokens", &f.max_tokens, 0, 1 << 20, "tokens to generate at most (default 150)");
@@ -105,16 +102,13 @@ int run(int argc, char** argv) {
   p.integer("--top-k", &f.top_k, 0, 1 << 22, "keep the k most likely tokens (default 50; 0 = off)");
   p.number("--top-p", &f.top_p, 1e-6, 1.0, "nucleus sampling threshold (default 0.9; 1 = off)");
   p.integer("--seed", &f.seed, 0, (1ll << 62), "sampling seed, also the random-weight seed (default 0)");
-  p.integer("--threads", &f.threads, 0, 1024, "CPU threads (default: physical cores)");
+  tools::add_cpu_flags(p, f.threads, f.kv_cache);
   p.integer("--context", &f.context, 0, 1 << 20, "KV-cache length (default: the model's context)");
   p.flag("--greedy", &f.greedy, "always take the most likely token");
   p.flag("--print-ids", &f.print_ids, "also print the generated token ids (on stderr, as 'ids: ...')");
   p.repeated("--stop", &f.stop, "TEXT", "stop before this text appears (repeatable)");
-  p.text("--dtype", &f.dtype, "TYPE", "store weights as f32|f16|bf16|q8_0|q4_0 (default: as stored; bf16 for random weights)");
-  p.text("--tokenizer", &f.tokenizer, "PATH", "tokenizer.model to use");
   p.text("--device", &f.device, "cpu|cuda", "where to run (default cpu; cuda needs a build with -Dcuda=enabled)");
   p.text("--activations", &f.activations, "f32|bf16", "activation type on the GPU (default f32; bf16 rounds like a bf16 model)");
-  p.text("--kv-cache", &f.kv_cache, "f32|f16|bf16", "KV-cache element type on the CPU (default f32; 16 bits halve it)");
   if (!p.parse(argc, argv)) return 0;
   if (f.interactive && !f.prompt.empty()) throw cli::UsageError("--prompt and --interactive exclude each other");
   if (f.device != "cpu" && f.device != "cuda") throw cli::UsageError("--device must be cpu or cuda, got '" + f.device + "'");

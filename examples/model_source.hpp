@@ -35,6 +35,28 @@ inline std::string find_default_tokenizer(const std::string& flag) {
   return file_exists(path) ? path : std::string();
 }
 
+// The flags that name the one model generate, server and bench_speed load, with one
+// wording: --model, --variant, --dtype (stored as), --tokenizer. The benchmark takes several
+// models and quantize a required --dtype: they word theirs.
+struct ModelFlags {
+  std::string model, variant, dtype, tokenizer;
+};
+
+inline void add_model_flags(cli::Parser& p, ModelFlags& f) {
+  p.text("--model", &f.model, "PATH",
+         "model folder (config.json, model.safetensors, tokenizer.model), .safetensors, .gguf or PyTorch .pt");
+  p.text("--variant", &f.variant, "NAME",
+         "random-weight variant without --model (default SmallCoder-Tiny); with a bare state_dict .pt, its shape");
+  p.text("--dtype", &f.dtype, "TYPE", "store weights as f32|f16|bf16|q8_0|q4_0 (default: as stored; bf16 for random weights)");
+  p.text("--tokenizer", &f.tokenizer, "PATH", "tokenizer.model to use (default: the model's own; for random weights, the shared data's)");
+}
+
+// --threads and --kv-cache, as every tool that runs a model on the CPU takes them.
+inline void add_cpu_flags(cli::Parser& p, long long& threads, std::string& kv_cache) {
+  p.integer("--threads", &threads, 0, 1024, "CPU threads (default: physical cores)");
+  p.text("--kv-cache", &kv_cache, "f32|f16|bf16", "KV-cache element type on the CPU (default f32; 16 bits halve it)");
+}
+
 // The value of --kv-cache (f32, f16 or bf16) as BackendOptions::kv_cache; anything else is a
 // usage error.
 inline smallcoder::DType parse_kv_cache_flag(const std::string& text) {

@@ -31,8 +31,8 @@ using server::HttpError;
 using Writer = smallcoder::bench::JsonWriter;
 using Clock = std::chrono::steady_clock;
 
-struct Flags {
-  std::string model, variant, tokenizer, dtype, kv_cache = "f32", host = "127.0.0.1", api_key;
+struct Flags : tools::ModelFlags {
+  std::string kv_cache = "f32", host = "127.0.0.1", api_key;
   long long port = 8012, threads = 0, context = 0, seed = 0, queue = 8, max_body = 1 << 20;
 };
 
@@ -496,15 +496,8 @@ int run(int argc, char** argv) {
   cli::Parser p("server",
                 "A local completion server (llama.cpp server and OpenAI endpoints) for editors.\n"
                 "Without --model it serves a random-weight variant (--variant): its text is noise.");
-  p.text("--model", &f.model, "PATH",
-         "model folder (config.json, model.safetensors, tokenizer.model), .safetensors, .gguf or PyTorch .pt");
-  p.text("--variant", &f.variant, "NAME",
-         "random-weight variant without --model (default SmallCoder-Tiny); with a bare state_dict .pt, its shape");
-  p.text("--tokenizer", &f.tokenizer, "PATH", "tokenizer.model to use");
-  p.text("--dtype", &f.dtype, "TYPE",
-         "store weights as f32|f16|bf16|q8_0|q4_0 (default: as stored; bf16 for random weights)");
-  p.text("--kv-cache", &f.kv_cache, "f32|f16|bf16", "KV-cache element type (default f32; 16 bits halve it)");
-  p.integer("--threads", &f.threads, 0, 1024, "CPU threads (default: physical cores)");
+  tools::add_model_flags(p, f);
+  tools::add_cpu_flags(p, f.threads, f.kv_cache);
   p.integer("--context", &f.context, 0, 1 << 20, "KV-cache length (default: the model's context)");
   p.integer("--seed", &f.seed, 0, (1ll << 62), "random-weight seed (default 0)");
   p.text("--host", &f.host, "ADDR", "address to listen on (default 127.0.0.1)");
