@@ -134,7 +134,8 @@ __attribute__((target("avx512f,avx512vnni"))) inline ProbeResult int8_avx512(std
   for (int j = 1; j < kChains; ++j) sum = _mm512_add_epi32(sum, acc[j]);
   std::int32_t lanes[16];
   _mm512_storeu_si512(lanes, sum);
-  return {2.0 * 64 * kChains * static_cast<double>(steps), static_cast<float>(lanes[0] + lanes[15])};
+  // The lanes wrap (int32 SIMD adds are modular); summed as int they could overflow.
+  return {2.0 * 64 * kChains * static_cast<double>(steps), static_cast<float>(lanes[0]) + static_cast<float>(lanes[15])};
 }
 
 #endif
