@@ -96,7 +96,7 @@ std::string matrix_types(const smallcoder::ModelWeights& w) {
     if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
   };
   for (const smallcoder::LayerWeights& l : w.layers) {
-    for (const smallcoder::TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*t);
+    for (const smallcoder::TensorView* t : l.matrices()) add(*t);
   }
   add(w.lm_head);
   std::string out;
@@ -209,6 +209,7 @@ int run(int argc, char** argv) {
   }
 
   const std::string name = model.config().name.empty() ? f.model : model.config().name;
+  const std::string types = matrix_types(model.checkpoint().weights);
   // A prompt's share of the compute peak: the least time its operations take at the peaks
   // (8-bit for quantized matrices, FMA for float ones and attention) over the time it took.
   std::printf(
@@ -232,7 +233,7 @@ int run(int argc, char** argv) {
     }
     std::printf("| %s%s | %s | %s | %d | %s | %.1f ± %.1f | %.1f | %s | %s | %s | %s |\n", name.c_str(),
                 model.checkpoint().format == "random" ? " (random)" : "",
-                matrix_types(model.checkpoint().weights).c_str(), smallcoder::dtype_name(t.backend().kv_cache()),
+                types.c_str(), smallcoder::dtype_name(t.backend().kv_cache()),
                 t.backend().threads(), r.test.c_str(), r.tokens_per_s.mean, r.tokens_per_s.sd, r.tokens_per_s.median,
                 gb.c_str(), share.c_str(), gops.c_str(), compute_share.c_str());
   }

@@ -217,7 +217,7 @@ inline PromptOperations prompt_operations(const ModelConfig& config, const Model
     (is_float_dtype(m.dtype) ? ops.fma : ops.int8) += n;
   };
   for (const LayerWeights& l : w.layers) {
-    for (const TensorView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*m, tokens);
+    for (const TensorView* m : l.matrices()) add(*m, tokens);
   }
   add(w.lm_head, 1);
   const double positions = static_cast<double>(tokens) * (tokens + 1) / 2;

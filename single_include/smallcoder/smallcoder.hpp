@@ -973,6 +973,7 @@ struct Step {
 // tensor a model has, with its expected shape: loaders, converters and random
 // initialisation all walk it, so no loader can forget a tensor or a shape check.
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -1007,6 +1008,9 @@ namespace smallcoder {
 struct LayerWeights {
   TensorView attn_norm, wq, wk, wv, wo;
   TensorView ffn_norm, w_gate, w_up, w_down;
+
+  // The layer's seven matrices (the norms are vectors), in file order.
+  std::array<const TensorView*, 7> matrices() const { return {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down}; }
 };
 
 // How the rows of Wq/Wk pair up dimensions for RoPE: Hugging Face checkpoints rotate
