@@ -155,10 +155,12 @@ int run(int argc, char** argv) {
 #if defined(SMALLCODER_CUDA)
   if (f.device == "cuda") {
     smallcoder::CudaModel model(std::move(checkpoint), backend);
+    model.warm_up();
     return serve(model, f, options);
   }
 #endif
   smallcoder::Model model(std::move(checkpoint), backend);
+  model.warm_up();
   return serve(model, f, options);
 }
 

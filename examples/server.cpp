@@ -522,6 +522,7 @@ int run(int argc, char** argv) {
   }
   const std::string name = f.model.empty() ? f.variant + " (random weights)" : checkpoint.config.name;
   smallcoder::Model model(std::move(checkpoint), backend);
+  model.warm_up();
   ::signal(SIGPIPE, SIG_IGN);  // a client that has gone is an error on its write, not the end of the server
   Server server(model, f, name.empty() ? f.model : name);
   return server.run();

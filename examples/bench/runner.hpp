@@ -101,6 +101,7 @@ VariantResult benchmark_model(const std::string& name, const std::function<Check
   v.memory.peak_is_per_variant = reset_peak_rss();
   const Clock::time_point load_start = Clock::now();
   BasicModel<Backend> model(load(), backend_options);
+  model.warm_up();  // part of loading, as in llama.cpp
   v.load_time_s = std::chrono::duration<double>(Clock::now() - load_start).count();
   Backend& backend = model.transformer().backend();
 
