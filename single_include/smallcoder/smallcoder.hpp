@@ -5955,8 +5955,9 @@ namespace detail {
 // end of an `omp for`) took 1.4 us per op with two threads on a Zen 5 VM, and a Tiny
 // decode step passes about 200 of them: 0.28 ms of a 2 ms Q8_0 token. Arriving on one
 // counter and spinning on one generation word takes 0.5 us there (two cache-line moves
-// between the cores). Spinning stops after kSpins rounds: from then on a waiting thread
-// yields its core, so more threads than cores (tests running side by side) still progress.
+// between the cores). Spinning stops after kSpins rounds (tens of microseconds, longer
+// than an op's usual imbalance): from then on a waiting thread yields its core, so more
+// threads than cores (test suites side by side in CI) still progress and waste little.
 class TeamBarrier {
  public:
   void arrive_and_wait(int threads) {
@@ -5976,7 +5977,7 @@ class TeamBarrier {
   }
 
  private:
-  static constexpr int kSpins = 1 << 14;
+  static constexpr int kSpins = 1 << 11;
   static void pause() {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
