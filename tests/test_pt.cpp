@@ -96,8 +96,7 @@ TEST_CASE("nano .pt: resident memory after loading, besides the mapped weights, 
   // The mappings are populated when made (page cache, not a copy); what loading adds
   // besides their pages is bounded as if the weights had not been touched.
   const std::size_t increase = after_load > before ? after_load - before : 0;
-  std::size_t populated = 0;
-  for (const bench::FileMapping& m : bench::file_mappings(path)) populated += m.resident;
+  const std::size_t populated = bench::weight_residency(model.config(), model.checkpoint().weights, path).mapped_resident;
   const std::size_t outside = increase > populated ? increase - populated : 0;
   const double bound = 1.1 * static_cast<double>(weights + kv);
   test::check_resident(static_cast<double>(outside) <= bound, "VmRSS increase outside the mappings <= 1.1 x (weights + KV cache)");

@@ -33,8 +33,8 @@ class BasicModel {
 
   // One forward pass of [BOS], then forgotten, as llama.cpp warms a model up after loading:
   // the first real prompt then does not pay for what a first pass sets up (the threads,
-  // the pages of the weights and buffers). On Tiny Q8_0 the benchmark's first prompt took
-  // 37 ms instead of about 16 without it.
+  // the buffers' pages). On Tiny Q8_0 the benchmark's first prompt took 37 ms without it,
+  // 9-13 ms with it (the same prompt later in the run: about 11).
   void warm_up() {
     const std::int32_t bos = checkpoint_.config.bos_id;
     transformer_.forward(&bos, 1);

@@ -297,15 +297,13 @@ class Sampler {
     // sets them to -inf, which gives them probability zero: the same distribution).
     scaled_.resize(static_cast<std::size_t>(vocab));
     for (int i = 0; i < vocab; ++i) scaled_[static_cast<std::size_t>(i)] = logits[i] / options_.temperature;
+    // Top-k keeps every logit >= the k-th largest: ties with it survive, as with torch.topk.
+    const bool top_k = options_.top_k > 0 && options_.top_k < vocab;
+    const float kth = top_k ? kth_largest(options_.top_k) : 0.0f;
     candidates_.clear();
-    if (options_.top_k > 0 && options_.top_k < vocab) {
-      // Keep every logit >= the k-th largest: ties with it survive, as with torch.topk.
-      const float kth = kth_largest(options_.top_k);
-      for (int i = 0; i < vocab; ++i) {
-        if (scaled_[static_cast<std::size_t>(i)] >= kth) candidates_.push_back({scaled_[static_cast<std::size_t>(i)], i});
-      }
-    } else {
-      for (int i = 0; i < vocab; ++i) candidates_.push_back({scaled_[static_cast<std::size_t>(i)], i});
+    for (int i = 0; i < vocab; ++i) {
+      const float v = scaled_[static_cast<std::size_t>(i)];
+      if (!top_k || v >= kth) candidates_.push_back({v, i});
     }
     std::sort(candidates_.begin(), candidates_.end(), higher);
     return draw();
@@ -2692,9 +2690,9 @@ class ReadOnlyFile {
 
   // Maps bytes [offset, offset + n); the mapping outlives this object. The pages are
   // faulted in now (MAP_POPULATE, as llama.cpp maps): a model's first forward pass
-  // otherwise takes a page fault per 4 KiB of weights, which made the benchmark's first
-  // prompt on Tiny Q8_0 43 ms instead of 13 (a minor fault costs about a microsecond in a
-  // VM). The pages are the file's page cache, shared and not copied, as before.
+  // otherwise takes a page fault per 4 KiB of weights (the benchmark's first prompt on
+  // Tiny Q8_0 took 52-78 ms, 37 ms with the pages populated; model.hpp's warm_up does the
+  // rest). The pages are the file's page cache, shared and not copied, as before.
   std::shared_ptr<const MappedFile> map(std::uint64_t offset, std::size_t n) const {
     check_range(offset, n);
     std::shared_ptr<MappedFile> mapped(new MappedFile(path_));
@@ -7148,8 +7146,8 @@ struct Q4_0Decode {
   // The f16 scales of blocks b and b + 1 of four rows in transpose_sums' order, from one
   // 32-byte load per row (the pair's 36 bytes hold both scales, at bytes 0 and 18): a
   // shuffle moves each lane's scale to word i of that lane, three blends gather the rows.
-  // Built from general registers instead, 16-bit load by 16-bit load, the scales cost a
-  // quarter of the kernel's time.
+  // The scales take about a quarter of the kernel's time; this is 3-4% faster (data in
+  // cache) than assembling them 16-bit load by 16-bit load in general registers.
   SMALLCODER_AVX2 static __m128i pair_scales(const std::byte* const* p) {
     const __m256i to_words = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, -1, -1, -1, -1, -1, -1, -1, -1,  //
                                               2, 3, 2, 3, 2, 3, 2, 3, -1, -1, -1, -1, -1, -1, -1, -1);
@@ -10284,8 +10282,8 @@ class BasicModel {
 
   // One forward pass of [BOS], then forgotten, as llama.cpp warms a model up after loading:
   // the first real prompt then does not pay for what a first pass sets up (the threads,
-  // the pages of the weights and buffers). On Tiny Q8_0 the benchmark's first prompt took
-  // 37 ms instead of about 16 without it.
+  // the buffers' pages). On Tiny Q8_0 the benchmark's first prompt took 37 ms without it,
+  // 9-13 ms with it (the same prompt later in the run: about 11).
   void warm_up() {
     const std::int32_t bos = checkpoint_.config.bos_id;
     transformer_.forward(&bos, 1);

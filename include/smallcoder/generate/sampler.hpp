@@ -50,15 +50,13 @@ class Sampler {
     // sets them to -inf, which gives them probability zero: the same distribution).
     scaled_.resize(static_cast<std::size_t>(vocab));
     for (int i = 0; i < vocab; ++i) scaled_[static_cast<std::size_t>(i)] = logits[i] / options_.temperature;
+    // Top-k keeps every logit >= the k-th largest: ties with it survive, as with torch.topk.
+    const bool top_k = options_.top_k > 0 && options_.top_k < vocab;
+    const float kth = top_k ? kth_largest(options_.top_k) : 0.0f;
     candidates_.clear();
-    if (options_.top_k > 0 && options_.top_k < vocab) {
-      // Keep every logit >= the k-th largest: ties with it survive, as with torch.topk.
-      const float kth = kth_largest(options_.top_k);
-      for (int i = 0; i < vocab; ++i) {
-        if (scaled_[static_cast<std::size_t>(i)] >= kth) candidates_.push_back({scaled_[static_cast<std::size_t>(i)], i});
-      }
-    } else {
-      for (int i = 0; i < vocab; ++i) candidates_.push_back({scaled_[static_cast<std::size_t>(i)], i});
+    for (int i = 0; i < vocab; ++i) {
+      const float v = scaled_[static_cast<std::size_t>(i)];
+      if (!top_k || v >= kth) candidates_.push_back({v, i});
     }
     std::sort(candidates_.begin(), candidates_.end(), higher);
     return draw();

@@ -120,9 +120,9 @@ class ReadOnlyFile {
 
   // Maps bytes [offset, offset + n); the mapping outlives this object. The pages are
   // faulted in now (MAP_POPULATE, as llama.cpp maps): a model's first forward pass
-  // otherwise takes a page fault per 4 KiB of weights, which made the benchmark's first
-  // prompt on Tiny Q8_0 43 ms instead of 13 (a minor fault costs about a microsecond in a
-  // VM). The pages are the file's page cache, shared and not copied, as before.
+  // otherwise takes a page fault per 4 KiB of weights (the benchmark's first prompt on
+  // Tiny Q8_0 took 52-78 ms, 37 ms with the pages populated; model.hpp's warm_up does the
+  // rest). The pages are the file's page cache, shared and not copied, as before.
   std::shared_ptr<const MappedFile> map(std::uint64_t offset, std::size_t n) const {
     check_range(offset, n);
     std::shared_ptr<MappedFile> mapped(new MappedFile(path_));
