@@ -7097,53 +7097,62 @@ struct Q8_0Decode {
 
 // Q4_0, four rows x two blocks per step. One 256-bit vector holds the 16 quant bytes of two
 // consecutive blocks of a row, so one mask and one shift unpack 64 nibbles, and two
-// maddubs against the two blocks' activation halves leave four int32 lanes per block. Two
-// rounds of unpack-and-add transpose four rows' lanes into one vector of exact (block, row)
-// sums, lane 4 * block + row, so the -8 * sum correction, the conversion, the scale
-// product and the FMA each serve eight row-blocks instead of one (the AVX-512 level's
-// Q4_0Decode on half the width). Without VNNI Q4_0 costs more instructions per weight byte
-// than any other type, so this is the kernel whose arithmetic, not DRAM, sets the speed
-// on a slow core.
+// maddubs against the two blocks' activation halves leave eight int16 pair sums per block.
+// Three horizontal adds of the four rows' pairs and one madd leave one vector of exact
+// (block, row) sums, lane 4 * block + row, so the -8 * sum correction, the conversion, the
+// scale product and the FMA each serve eight row-blocks instead of one (the AVX-512
+// level's Q4_0Decode on half the width). Without VNNI Q4_0 costs more instructions per
+// weight byte than any other type, so this is the kernel whose arithmetic, not DRAM, sets
+// the speed on a slow core: every instruction of a step counts. The activation halves are
+// put together by 128-bit inserts, not cross-lane permutes (8 micro-ops each on Zen 1).
 struct Q4_0Decode {
   static constexpr int kRows = 4;
   static constexpr std::size_t kBytes = sizeof(BlockQ4_0);
 
-  // Lane 4k + i of the result: row i's exact sum over block k (lanes 4k .. 4k + 3 of lanes[i]).
-  SMALLCODER_AVX2 static __m256i transpose_sums(const __m256i (&lanes)[kRows]) {
-    const __m256i s01 =
-        _mm256_add_epi32(_mm256_unpacklo_epi32(lanes[0], lanes[1]), _mm256_unpackhi_epi32(lanes[0], lanes[1]));
-    const __m256i s23 =
-        _mm256_add_epi32(_mm256_unpacklo_epi32(lanes[2], lanes[3]), _mm256_unpackhi_epi32(lanes[2], lanes[3]));
-    return _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
-  }
-
   // Blocks b and b + 1 (G = 2) or b alone (G = 1, the upper half zero) of four rows: exact
-  // sums in transpose_sums' order.
+  // sums, lane 4k + i for row i's block b + k.
   template <int G>
   SMALLCODER_AVX2 static __m256i block_sums(const std::byte* const* p, const Q8Acts& a, std::int64_t b) {
-    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + b * kQ0Block));
-    const __m256i q1 = G == 2 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + (b + 1) * kQ0Block))
-                              : _mm256_setzero_si256();
-    const __m256i first = _mm256_permute2x128_si256(q0, q1, 0x20), second = _mm256_permute2x128_si256(q0, q1, 0x31);
-    const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    __m256i lanes[kRows];
+    const std::int8_t* x = a.qs + b * kQ0Block;
+    // Each block's first 16 activations meet the low nibbles, its last 16 the high ones.
+    const __m256i first = halves<G>(x, x + kQ0Block), second = halves<G>(x + 16, x + kQ0Block + 16);
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    __m256i pairs[kRows];
     for (int i = 0; i < kRows; ++i) {
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[i] + 2));
-      const __m256i bytes =
-          G == 2 ? _mm256_inserti128_si256(_mm256_castsi128_si256(q),
-                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[i] + kBytes + 2)), 1)
-                 : _mm256_zextsi128_si256(q);
+      const __m256i bytes = halves<G>(p[i] + 2, p[i] + kBytes + 2);
       const __m256i lo = _mm256_and_si256(bytes, low), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low);
-      // 15 * 127 * 2 per pair, twice, fits int16.
-      const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, first), _mm256_maddubs_epi16(hi, second));
-      lanes[i] = _mm256_madd_epi16(pairs, ones);
+      pairs[i] = _mm256_add_epi16(_mm256_maddubs_epi16(lo, first), _mm256_maddubs_epi16(hi, second));
     }
-    const std::int32_t s1 = G == 2 ? a.sums[b + 1] : 0;
-    const __m256i correction = _mm256_set_m128i(_mm_set1_epi32(-8 * s1), _mm_set1_epi32(-8 * a.sums[b]));
-    return _mm256_add_epi32(transpose_sums(lanes), correction);
+    // A word of pairs sums four products, at most 2 * 15 * 128 * 2 = 7680 in magnitude; the
+    // two horizontal adds sum four such words, at most 30720, within int16; the madd adds
+    // the last two as it widens.
+    const __m256i quads =
+        _mm256_hadd_epi16(_mm256_hadd_epi16(pairs[0], pairs[1]), _mm256_hadd_epi16(pairs[2], pairs[3]));
+    const __m256i sums = _mm256_madd_epi16(quads, _mm256_set1_epi16(1));
+    return _mm256_sub_epi32(sums, _mm256_slli_epi32(per_block<G>(a.sums + b), 3));
   }
 
-  // The f16 scales of blocks b and b + 1 of four rows in transpose_sums' order, from one
+  // 16 bytes at `at` and (G = 2) 16 at `next` in the upper half, or zeros there (G = 1).
+  template <int G>
+  SMALLCODER_AVX2 static __m256i halves(const void* at, const void* next) {
+    const __m128i low = _mm_loadu_si128(static_cast<const __m128i*>(at));
+    if constexpr (G == 1) return _mm256_zextsi128_si256(low);
+    const __m128i high = _mm_loadu_si128(static_cast<const __m128i*>(next));
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(low), high, 1);
+  }
+
+  // Blocks b and b + 1's values at v (G = 2), or b's and zero (G = 1), each in the four lanes
+  // of its block: one load and one permute.
+  template <int G, class T>
+  SMALLCODER_AVX2 static __m256i per_block(const T* v) {
+    static_assert(sizeof(T) == 4, "per_block spreads 32-bit values");
+    std::int32_t first = 0;
+    std::memcpy(&first, v, sizeof first);
+    const __m128i values = G == 2 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(v)) : _mm_cvtsi32_si128(first);
+    return _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(values), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+  }
+
+  // The f16 scales of blocks b and b + 1 of four rows in block_sums' order, from one
   // 32-byte load per row (the pair's 36 bytes hold both scales, at bytes 0 and 18): a
   // shuffle moves each lane's scale to word i of that lane, three blends gather the rows.
   // The scales take about a quarter of the kernel's time; this is 3-4% faster (data in
@@ -7162,7 +7171,7 @@ struct Q4_0Decode {
   // The fp32 scale products dw * da of the same (block, row) lanes.
   template <int G>
   SMALLCODER_AVX2 static __m256 scales(const std::byte* const* p, const Q8Acts& a, std::int64_t b) {
-    const __m256 da = _mm256_set_m128(_mm_set1_ps(G == 2 ? a.d[b + 1] : 0.0f), _mm_set1_ps(a.d[b]));
+    const __m256 da = _mm256_castsi256_ps(per_block<G>(a.d + b));
     if constexpr (G == 2) {
       return _mm256_mul_ps(_mm256_cvtph_ps(pair_scales(p)), da);
     } else {
