@@ -96,10 +96,12 @@ TEST_CASE("nano .pt: resident memory after loading, besides the mapped weights, 
   // The mappings are populated when made (page cache, not a copy); what loading adds
   // besides their pages is bounded as if the weights had not been touched.
   const std::size_t increase = after_load > before ? after_load - before : 0;
-  const std::size_t populated = bench::weight_residency(model.config(), model.checkpoint().weights, path).mapped_resident;
+  const std::size_t populated =
+      bench::weight_residency(model.config(), model.checkpoint().weights, path).mapped_resident;
   const std::size_t outside = increase > populated ? increase - populated : 0;
   const double bound = 1.1 * static_cast<double>(weights + kv);
-  test::check_resident(static_cast<double>(outside) <= bound, "VmRSS increase outside the mappings <= 1.1 x (weights + KV cache)");
+  test::check_resident(static_cast<double>(outside) <= bound,
+                       "VmRSS increase outside the mappings <= 1.1 x (weights + KV cache)");
 
   CHECK(model.generate("def add(a, b):", greedy(8)).ids.size() == 8);
   const std::size_t after = bench::rss_now_bytes();
@@ -107,9 +109,10 @@ TEST_CASE("nano .pt: resident memory after loading, besides the mapped weights, 
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   const std::size_t other_growth = after > after_load + r.mapped_resident ? after - after_load - r.mapped_resident : 0;
   MESSAGE("nano .pt (f32): weights " << mib(weights) << " MiB, KV cache " << mib(kv) << " MiB; VmRSS " << mib(before)
-                                     << " MiB -> " << mib(after_load) << " MiB after loading (+" << mib(increase) << ", "
-                                     << mib(populated) << " MiB of it mapped pages; +" << mib(outside) << " outside, bound " << mib(static_cast<std::size_t>(bound)) << ") -> " << mib(after)
-                                     << " MiB after generating, of which " << mib(r.mapped_resident)
+                                     << " MiB -> " << mib(after_load) << " MiB after loading (+" << mib(increase)
+                                     << ", " << mib(populated) << " MiB of it mapped pages; +" << mib(outside)
+                                     << " outside, bound " << mib(static_cast<std::size_t>(bound)) << ") -> "
+                                     << mib(after) << " MiB after generating, of which " << mib(r.mapped_resident)
                                      << " MiB are pages of the .pt's mappings; other growth " << mib(other_growth)
                                      << " MiB");
   CHECK(r.anonymous == 0);  // every weight is a view into a mapping of the .pt file

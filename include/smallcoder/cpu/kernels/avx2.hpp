@@ -377,7 +377,7 @@ struct Q8_0Decode {
 // level's Q4_0Decode on half the width). Without VNNI Q4_0 costs more instructions per
 // weight byte than any other type, so this is the kernel whose arithmetic, not DRAM, sets
 // the speed on a slow core: every instruction of a step counts. The activation halves are
-// put together by 128-bit inserts, not cross-lane permutes (8 micro-ops each on Zen 1).
+// put together by 128-bit inserts, not vperm2i128 (8 micro-ops each on Zen 1).
 struct Q4_0Decode {
   static constexpr int kRows = 4;
   static constexpr std::size_t kBytes = sizeof(BlockQ4_0);
