@@ -6700,22 +6700,32 @@ inline void decode_rest(std::int64_t left, const TensorView& w, std::int64_t r, 
   }
 }
 
-// The product for one token through Decode::rows<R>(w, r, spacing, ...), a kernel made for
-// streaming the weights once that takes R rows r, r + spacing, ..., r + (R - 1) spacing at
-// a time.
+// The product for one token over rows [r0, r1) through Decode::rows<R>(w, r, spacing, ...),
+// a kernel made for streaming the weights once that takes R rows r, r + spacing, ...,
+// r + (R - 1) spacing at a time.
 // The range is read as Decode::kRows long streams, one per consecutive share of it (the
 // rest, fewer than kRows rows, at the end): the hardware prefetchers follow a few long
 // sequential streams, but not kRows adjacent rows read side by side, each of them a few
 // cache lines long, which left a kernel at half the memory's speed however far ahead it
-// prefetched (avx2 kernels, Tiny's rows, two threads on a Zen 5 EPYC). Batches go through
-// Tiles.
+// prefetched (avx2 kernels, Tiny's rows, two threads on a Zen 5 EPYC).
+// Each level's DecodeRange::range, compiled for its instruction set, runs this flattened, so
+// the walk and its rows<R> calls are one function: a call per kRows rows (a prologue, the
+// row length's division, the constants loaded again) had cost the k-quant kernels, which
+// take a row per call, a sixth of their speed on Tiny's 768-wide rows.
+template <class Decode>
+inline void walk_decode_rows(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* act, float* y,
+                             bool accumulate) {
+  const std::int64_t len = (r1 - r0) / Decode::kRows;
+  for (std::int64_t j = 0; j < len; ++j) Decode::template rows<Decode::kRows>(w, r0 + j, len, act, y, accumulate);
+  decode_rest<Decode>(r1 - r0 - Decode::kRows * len, w, r0 + Decode::kRows * len, act, y, accumulate);
+}
+
+// One token through Decode::range (a DecodeRange of its level), batches through Tiles.
 template <class Decode, class Tiles>
 inline void gemm_decode_or_tiled(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
                                  std::size_t act_stride, int n, float* y, std::size_t ldy, bool accumulate) {
   if (n != 1) return gemm_tiled<Tiles>(w, r0, r1, acts, act_stride, n, y, ldy, accumulate);
-  const std::int64_t len = (r1 - r0) / Decode::kRows;
-  for (std::int64_t j = 0; j < len; ++j) Decode::template rows<Decode::kRows>(w, r0 + j, len, acts, y, accumulate);
-  decode_rest<Decode>(r1 - r0 - Decode::kRows * len, w, r0 + Decode::kRows * len, acts, y, accumulate);
+  Decode::range(w, r0, r1, acts, y, accumulate);
 }
 
 // The same product one row and one token at a time, for kernels that work per row pair
@@ -6852,6 +6862,15 @@ SMALLCODER_AVX2 __attribute__((flatten)) inline void quantize_acts_q8_k(const fl
 // walks a row range kRows rows at a time, as at the AVX-512 level; batches take the tiles.
 constexpr int kDecodeCallsAhead = 3;
 
+// A one-token kernel's row range in one function compiled for AVX2 (walk_decode_rows).
+template <class Decode>
+struct DecodeRange {
+  SMALLCODER_AVX2 __attribute__((flatten)) static void range(const TensorView& w, std::int64_t r0, std::int64_t r1,
+                                                             const std::byte* act, float* y, bool accumulate) {
+    walk_decode_rows<Decode>(w, r0, r1, act, y, accumulate);
+  }
+};
+
 // ---- float weights: fp32 activations, exact fp32 products, 8 lanes of partial sums ----
 
 // Rows::load(row, k): elements k .. k+7 of a row as fp32; Rows::at(row, k): element k;
@@ -6927,7 +6946,7 @@ struct FloatTiles {
 // (the FMA's latency would otherwise bound the loop), the activation vector loaded once for
 // the R rows, and each row's line kDecodeCallsAhead calls on prefetched (see below).
 template <class Rows>
-struct FloatDecode {
+struct FloatDecode : DecodeRange<FloatDecode<Rows>> {
   static constexpr int kRows = 4;
   static constexpr int kLine = 64 / Rows::kBytes;  // elements per cache line
   static constexpr int kAcc = kLine / 8;
@@ -7065,7 +7084,7 @@ struct QuantTiles {
 // Q8_0, four rows a block at a time: the activation block is loaded once for the four
 // rows and the four f16 scales convert in one instruction; the arithmetic per row is
 // QuantTiles<Q8_0Blocks>' (so the same bits).
-struct Q8_0Decode {
+struct Q8_0Decode : DecodeRange<Q8_0Decode> {
   static constexpr int kRows = 4;
 
   template <int R>
@@ -7105,7 +7124,7 @@ struct Q8_0Decode {
 // weight byte than any other type, so this is the kernel whose arithmetic, not DRAM, sets
 // the speed on a slow core: every instruction of a step counts. The activation halves are
 // put together by 128-bit inserts, not vperm2i128 (8 micro-ops each on Zen 1).
-struct Q4_0Decode {
+struct Q4_0Decode : DecodeRange<Q4_0Decode> {
   static constexpr int kRows = 4;
   static constexpr std::size_t kBytes = sizeof(BlockQ4_0);
 
@@ -7264,6 +7283,15 @@ SMALLCODER_AVX512_INLINE inline void zero(__m512 (&acc)[R][T]) {
     for (int t = 0; t < T; ++t) acc[i][t] = _mm512_setzero_ps();
   }
 }
+
+// A one-token kernel's row range in one function compiled for AVX-512 (walk_decode_rows).
+template <class Decode>
+struct DecodeRange {
+  SMALLCODER_AVX512 __attribute__((flatten)) static void range(const TensorView& w, std::int64_t r0, std::int64_t r1,
+                                                               const std::byte* act, float* y, bool accumulate) {
+    walk_decode_rows<Decode>(w, r0, r1, act, y, accumulate);
+  }
+};
 
 // ---- float weights: fp32 activations, exact fp32 products, 16 lanes of partial sums ----
 
@@ -7540,7 +7568,7 @@ constexpr WordIndex q4_0_row_scale_index() {
   return index;
 }
 
-struct Q4_0Decode {
+struct Q4_0Decode : DecodeRange<Q4_0Decode> {
   static constexpr int kRows = 4;
   static constexpr WordIndex kScaleWords = q4_0_row_scale_index();
 
@@ -7701,7 +7729,7 @@ struct Q8_0Tiles {
 // block convert in one instruction, and each row prefetches the rows three calls on: one
 // call on left the kernel waiting for cache lines (Tiny's products from cache, two threads:
 // 2.35 -> 2.07 ms per token at three calls; four was no better).
-struct Q8_0Decode {
+struct Q8_0Decode : DecodeRange<Q8_0Decode> {
   static constexpr int kRows = 4;
   static constexpr int kCallsAhead = 3;
 
@@ -8204,6 +8232,9 @@ SMALLCODER_AVX2 inline __m256i word_broadcast_index(int k) {
 struct Q4KSteps {
   using Block = BlockQ4K;
   static constexpr int kChunks = 4;
+  // One token, one row at a time: every value stays in registers (two rows spill, and ran
+  // 15-30% slower, the kernel alone on one Zen 5 core at the avx2 level).
+  static constexpr int kDecodeRows = 1;
 
   struct Header {
     __m256i scales;  // the 8 sub-block scales as int16, in both 128-bit lanes
@@ -8280,6 +8311,9 @@ struct Q4KSteps {
 struct Q6KSteps {
   using Block = BlockQ6K;
   static constexpr int kChunks = 8;
+  // One token, two rows at a time: the activations and their maddubs(32, a) serve both
+  // (8-20% faster than one row, the kernel alone on one Zen 5 core at the avx2 level).
+  static constexpr int kDecodeRows = 2;
 
   struct Header {
     __m256i scales[2];  // half h's 8 group scales as int16, in both 128-bit lanes
@@ -8344,20 +8378,20 @@ SMALLCODER_AVX2 inline __m256i super_block_lanes(const typename Steps::Block& w,
   return sum;
 }
 
-// R rows x T tokens of a k-quant matrix. Per super-block, each row's chunk is unpacked once
+// R rows (r, r + spacing, ...) x T tokens of a k-quant matrix. Per super-block, each row's chunk is unpacked once
 // for the T tokens and each token's chunk loaded once for the R rows; the integer lanes of
 // every (row, token) pair build up over the chunks, then one FMA per pair adds the
 // super-block to its float sums. Each row asks for its block's lines `ahead` bytes on.
 template <class Steps, int R, int T>
-SMALLCODER_AVX2 inline void kquant_tile(const TensorView& w, std::int64_t r, const std::byte* acts,
-                                        std::size_t act_stride, float* y, std::size_t ldy, bool accumulate,
-                                        std::size_t ahead) {
+SMALLCODER_AVX2 inline void kquant_tile(const TensorView& w, std::int64_t r, std::int64_t spacing,
+                                        const std::byte* acts, std::size_t act_stride, float* y, std::size_t ldy,
+                                        bool accumulate, std::size_t ahead) {
   using Block = typename Steps::Block;
   const std::int64_t blocks = w.cols / kQKBlock;
   const Block* rows[R];
   const BlockQ8K* a[T];
   typename Steps::Sums sums[R][T];
-  for (int i = 0; i < R; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + i));
+  for (int i = 0; i < R; ++i) rows[i] = reinterpret_cast<const Block*>(w.row(r + i * spacing));
   for (int t = 0; t < T; ++t) a[t] = reinterpret_cast<const BlockQ8K*>(acts + static_cast<std::size_t>(t) * act_stride);
   for (int i = 0; i < R; ++i) {
     for (int t = 0; t < T; ++t) sums[i][t] = Steps::zero();
@@ -8388,8 +8422,8 @@ SMALLCODER_AVX2 inline void kquant_tile(const TensorView& w, std::int64_t r, con
   }
   for (int i = 0; i < R; ++i) {
     for (int t = 0; t < T; ++t) {
-      store_result(y + static_cast<std::size_t>(t) * ldy + static_cast<std::size_t>(r + i), Steps::total(sums[i][t]),
-                   accumulate);
+      store_result(y + static_cast<std::size_t>(t) * ldy + static_cast<std::size_t>(r + i * spacing),
+                   Steps::total(sums[i][t]), accumulate);
     }
   }
 }
@@ -8405,20 +8439,20 @@ struct KQuantTiles {
   template <int R, int T>
   SMALLCODER_AVX2 static void tile(const TensorView& w, std::int64_t r, const std::byte* acts, std::size_t act_stride,
                                    float* y, std::size_t ldy, bool accumulate) {
-    kquant_tile<Steps, R, T>(w, r, acts, act_stride, y, ldy, accumulate, R * w.row_bytes());
+    kquant_tile<Steps, R, T>(w, r, 1, acts, act_stride, y, ldy, accumulate, R * w.row_bytes());
   }
 };
 
-// One token: a row at a time, which keeps every value in registers (two or four rows at
-// once spill), in one sequential stream through the range (kRows = 1).
+// One token: Steps::kDecodeRows rows r, r + spacing, ... at a time (walk_decode_rows reads
+// them as that many sequential streams).
 template <class Steps>
-struct KQuantDecode {
-  static constexpr int kRows = 1;
+struct KQuantDecode : DecodeRange<KQuantDecode<Steps>> {
+  static constexpr int kRows = Steps::kDecodeRows;
 
   template <int R>
-  SMALLCODER_AVX2 static void rows(const TensorView& w, std::int64_t r, std::int64_t /*spacing*/, const std::byte* act,
+  SMALLCODER_AVX2 static void rows(const TensorView& w, std::int64_t r, std::int64_t spacing, const std::byte* act,
                                    float* y, bool accumulate) {
-    kquant_tile<Steps, 1, 1>(w, r, act, 0, y, 0, accumulate, kDecodeCallsAhead * w.row_bytes());
+    kquant_tile<Steps, R, 1>(w, r, spacing, act, 0, y, 0, accumulate, kDecodeCallsAhead * w.row_bytes());
   }
 };
 

@@ -125,6 +125,15 @@ SMALLCODER_AVX2 __attribute__((flatten)) inline void quantize_acts_q8_k(const fl
 // walks a row range kRows rows at a time, as at the AVX-512 level; batches take the tiles.
 constexpr int kDecodeCallsAhead = 3;
 
+// A one-token kernel's row range in one function compiled for AVX2 (walk_decode_rows).
+template <class Decode>
+struct DecodeRange {
+  SMALLCODER_AVX2 __attribute__((flatten)) static void range(const TensorView& w, std::int64_t r0, std::int64_t r1,
+                                                             const std::byte* act, float* y, bool accumulate) {
+    walk_decode_rows<Decode>(w, r0, r1, act, y, accumulate);
+  }
+};
+
 // ---- float weights: fp32 activations, exact fp32 products, 8 lanes of partial sums ----
 
 // Rows::load(row, k): elements k .. k+7 of a row as fp32; Rows::at(row, k): element k;
@@ -200,7 +209,7 @@ struct FloatTiles {
 // (the FMA's latency would otherwise bound the loop), the activation vector loaded once for
 // the R rows, and each row's line kDecodeCallsAhead calls on prefetched (see below).
 template <class Rows>
-struct FloatDecode {
+struct FloatDecode : DecodeRange<FloatDecode<Rows>> {
   static constexpr int kRows = 4;
   static constexpr int kLine = 64 / Rows::kBytes;  // elements per cache line
   static constexpr int kAcc = kLine / 8;
@@ -338,7 +347,7 @@ struct QuantTiles {
 // Q8_0, four rows a block at a time: the activation block is loaded once for the four
 // rows and the four f16 scales convert in one instruction; the arithmetic per row is
 // QuantTiles<Q8_0Blocks>' (so the same bits).
-struct Q8_0Decode {
+struct Q8_0Decode : DecodeRange<Q8_0Decode> {
   static constexpr int kRows = 4;
 
   template <int R>
@@ -378,7 +387,7 @@ struct Q8_0Decode {
 // weight byte than any other type, so this is the kernel whose arithmetic, not DRAM, sets
 // the speed on a slow core: every instruction of a step counts. The activation halves are
 // put together by 128-bit inserts, not vperm2i128 (8 micro-ops each on Zen 1).
-struct Q4_0Decode {
+struct Q4_0Decode : DecodeRange<Q4_0Decode> {
   static constexpr int kRows = 4;
   static constexpr std::size_t kBytes = sizeof(BlockQ4_0);
 

@@ -53,6 +53,15 @@ SMALLCODER_AVX512_INLINE inline void zero(__m512 (&acc)[R][T]) {
   }
 }
 
+// A one-token kernel's row range in one function compiled for AVX-512 (walk_decode_rows).
+template <class Decode>
+struct DecodeRange {
+  SMALLCODER_AVX512 __attribute__((flatten)) static void range(const TensorView& w, std::int64_t r0, std::int64_t r1,
+                                                               const std::byte* act, float* y, bool accumulate) {
+    walk_decode_rows<Decode>(w, r0, r1, act, y, accumulate);
+  }
+};
+
 // ---- float weights: fp32 activations, exact fp32 products, 16 lanes of partial sums ----
 
 // load<kMasked>(row, k, mask): elements k .. k+15 of a row as fp32; with kMasked, lanes
@@ -328,7 +337,7 @@ constexpr WordIndex q4_0_row_scale_index() {
   return index;
 }
 
-struct Q4_0Decode {
+struct Q4_0Decode : DecodeRange<Q4_0Decode> {
   static constexpr int kRows = 4;
   static constexpr WordIndex kScaleWords = q4_0_row_scale_index();
 
@@ -489,7 +498,7 @@ struct Q8_0Tiles {
 // block convert in one instruction, and each row prefetches the rows three calls on: one
 // call on left the kernel waiting for cache lines (Tiny's products from cache, two threads:
 // 2.35 -> 2.07 ms per token at three calls; four was no better).
-struct Q8_0Decode {
+struct Q8_0Decode : DecodeRange<Q8_0Decode> {
   static constexpr int kRows = 4;
   static constexpr int kCallsAhead = 3;
 

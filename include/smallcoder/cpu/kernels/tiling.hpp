@@ -88,22 +88,32 @@ inline void decode_rest(std::int64_t left, const TensorView& w, std::int64_t r, 
   }
 }
 
-// The product for one token through Decode::rows<R>(w, r, spacing, ...), a kernel made for
-// streaming the weights once that takes R rows r, r + spacing, ..., r + (R - 1) spacing at
-// a time.
+// The product for one token over rows [r0, r1) through Decode::rows<R>(w, r, spacing, ...),
+// a kernel made for streaming the weights once that takes R rows r, r + spacing, ...,
+// r + (R - 1) spacing at a time.
 // The range is read as Decode::kRows long streams, one per consecutive share of it (the
 // rest, fewer than kRows rows, at the end): the hardware prefetchers follow a few long
 // sequential streams, but not kRows adjacent rows read side by side, each of them a few
 // cache lines long, which left a kernel at half the memory's speed however far ahead it
-// prefetched (avx2 kernels, Tiny's rows, two threads on a Zen 5 EPYC). Batches go through
-// Tiles.
+// prefetched (avx2 kernels, Tiny's rows, two threads on a Zen 5 EPYC).
+// Each level's DecodeRange::range, compiled for its instruction set, runs this flattened, so
+// the walk and its rows<R> calls are one function: a call per kRows rows (a prologue, the
+// row length's division, the constants loaded again) had cost the k-quant kernels, which
+// take a row per call, a sixth of their speed on Tiny's 768-wide rows.
+template <class Decode>
+inline void walk_decode_rows(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* act, float* y,
+                             bool accumulate) {
+  const std::int64_t len = (r1 - r0) / Decode::kRows;
+  for (std::int64_t j = 0; j < len; ++j) Decode::template rows<Decode::kRows>(w, r0 + j, len, act, y, accumulate);
+  decode_rest<Decode>(r1 - r0 - Decode::kRows * len, w, r0 + Decode::kRows * len, act, y, accumulate);
+}
+
+// One token through Decode::range (a DecodeRange of its level), batches through Tiles.
 template <class Decode, class Tiles>
 inline void gemm_decode_or_tiled(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* acts,
                                  std::size_t act_stride, int n, float* y, std::size_t ldy, bool accumulate) {
   if (n != 1) return gemm_tiled<Tiles>(w, r0, r1, acts, act_stride, n, y, ldy, accumulate);
-  const std::int64_t len = (r1 - r0) / Decode::kRows;
-  for (std::int64_t j = 0; j < len; ++j) Decode::template rows<Decode::kRows>(w, r0 + j, len, acts, y, accumulate);
-  decode_rest<Decode>(r1 - r0 - Decode::kRows * len, w, r0 + Decode::kRows * len, acts, y, accumulate);
+  Decode::range(w, r0, r1, acts, y, accumulate);
 }
 
 // The same product one row and one token at a time, for kernels that work per row pair
