@@ -624,7 +624,7 @@ TEST_CASE("backend: prepared activations are reused only while the input buffer 
   BackendOptions options;
   options.threads = 2;
   options.max_batch = 20;
-  for (int n : {3, 17}) {
+  for (int n : {1, 3, 17}) {  // one token: w1 and w2 run together, w3 alone, then w1 (CpuBackend::Pending)
     for (DType t : {DType::q8_0, DType::q4_0, DType::q4_k, DType::bf16}) {
       CAPTURE(n);
       CAPTURE(std::string(dtype_name(t)));

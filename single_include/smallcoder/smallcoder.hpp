@@ -10088,6 +10088,7 @@ class CpuBackend {
     v_cache_.assign(heads * context_ * kv_row_bytes_, std::byte{0});
     const int widest = std::max({config.hidden_size, config.q_dim(), config.intermediate_size});
     scratch_.resize(static_cast<std::size_t>(threads_));
+    pending_.resize(static_cast<std::size_t>(threads_));
     const std::size_t scores = static_cast<std::size_t>(config.kv_group()) * context_;  // one KV head's query heads
     const std::size_t per_thread = std::max(static_cast<std::size_t>(widest), scores);
     for (auto& s : scratch_) s.resize(per_thread);
@@ -10115,10 +10116,14 @@ class CpuBackend {
   // Runs one forward step's ops (a callable) inside a single parallel region.
   template <class Ops>
   void run(const Step&, Ops&& ops) {
-    parallel_region(threads_, ops);
+    parallel_region(threads_, [&] {
+      ops();
+      run_pending();
+    });
   }
 
   void embed(const Step& s, const TensorView& table, Buffer& x) {
+    run_pending();
     parallel_for(s.rows, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i);
       row_to_f32(table.dtype, table.row(s.tokens[r]), table.cols, x.row(r));
@@ -10126,6 +10131,7 @@ class CpuBackend {
   }
 
   void rmsnorm(const Step& s, const Buffer& x, const TensorView& weight, Buffer& out) {
+    run_pending();
     const float* w = reinterpret_cast<const float*>(weight.data);
     parallel_for(s.rows, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i);
@@ -10143,12 +10149,27 @@ class CpuBackend {
 
   // y (+)= x W^T on the step's rows, through the kernel table for W's type and the active
   // SIMD level: a matrix-vector product for one token, register-blocked tiles for a batch.
+  // One token's products wait (see Pending) until an op needs their results.
   void matmul(const Step& s, const TensorView& w, const Buffer& x, Buffer& y, bool accumulate = false) {
-    product(w, x, s.first_row, s.rows, y.row(s.first_row), static_cast<std::size_t>(y.cols()), accumulate);
+    float* out = y.row(s.first_row);
+    if (s.rows != 1 || &y == &x) {
+      run_pending();
+      product(w, x, s.first_row, s.rows, out, static_cast<std::size_t>(y.cols()), accumulate);
+      return;
+    }
+    Pending& p = pending_[static_cast<std::size_t>(thread_index())];
+    const cpu::Kernels& k = cpu::kernels_for(w.dtype);
+    const bool joins = p.count > 0 && p.count < Pending::kMax && p.x == &x && p.row == s.first_row && p.act == k.act;
+    if (!joins) run_pending();
+    p.x = &x;
+    p.row = s.first_row;
+    p.act = k.act;
+    p.products[p.count++] = {w, out, accumulate};
   }
 
   // Rotates every query and key head of the step's rows by its position.
   void rope(const Step& s, Buffer& q, Buffer& k, RopeLayout layout) {
+    run_pending();
     const int hd = config_.head_dim, heads = config_.num_heads, kv_heads = config_.num_kv_heads;
     const bool interleaved = layout == RopeLayout::interleaved;
     parallel_for(static_cast<std::int64_t>(s.rows) * (heads + kv_heads), [&](std::int64_t i) {
@@ -10163,6 +10184,7 @@ class CpuBackend {
   // Appends the step's keys and values to the cache of `layer`, then lets every query
   // row attend causally to all cached positions up to its own.
   void attention(const Step& s, int layer, const Buffer& q, const Buffer& k, const Buffer& v, Buffer& out) {
+    run_pending();
     const int hd = config_.head_dim, kv_heads = config_.num_kv_heads;
     const cpu::KvKernels kv = cpu::kv_kernels_for(kv_type_);
     parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
@@ -10190,6 +10212,7 @@ class CpuBackend {
   // Split by rows and column spans: one token's row alone would leave the other threads
   // idle for its thousands of e^x.
   void swiglu(const Step& s, const Buffer& gate, const Buffer& up, Buffer& out) {
+    run_pending();
     constexpr int kSpan = 512;
     const int cols = gate.cols(), spans = (cols + kSpan - 1) / kSpan;
     parallel_for(static_cast<std::int64_t>(s.rows) * spans, [&](std::int64_t i) {
@@ -10201,6 +10224,7 @@ class CpuBackend {
 
   // Logits of the step's last row, into the backend's host-visible logits array.
   void output(const Step& s, const Buffer& x, const TensorView& head) {
+    run_pending();
     product(head, x, s.end_row() - 1, 1, logits_.data(), 0, false);
   }
 
@@ -10226,18 +10250,63 @@ class CpuBackend {
       split_rows(batch->gemm, w, cpu::batch_item_rows(w.rows, threads_), acts, stride, rows, y, ldy, accumulate);
       return;
     }
-    const std::byte* acts = reinterpret_cast<const std::byte*>(x.row(first));
-    std::size_t act_stride = static_cast<std::size_t>(x.cols()) * sizeof(float);
-    if (k.act != cpu::ActFormat::f32) {
-      act_stride = cpu::act_row_bytes(k.act, x.cols());
-      acts = prepared(k.act, x, first, rows, rows, [&](std::int64_t i) {
-        k.quantize_acts(x.row(first + static_cast<int>(i)), x.cols(), acts_ + static_cast<std::size_t>(i) * act_stride);
-      });
-    }
+    const std::byte* acts = row_acts(k, x, first, rows);
+    const std::size_t act_stride = row_acts_stride(k, x);
     // One token: each thread's share of the rows in one piece, which the one-token kernels
     // read as a few long sequential streams (tiling.hpp's gemm_decode_or_tiled).
     const std::int64_t decode_rows = (w.rows + threads_ - 1) / threads_;
     split_rows(k.gemm, w, rows == 1 ? decode_rows : kBatchRows, acts, act_stride, rows, y, ldy, accumulate);
+  }
+
+  // One token's products that read the same input in the same activation format (q, k and
+  // v; gate and up), recorded by each thread as it runs the step's ops and run together:
+  // the input is prepared once, each thread streams its share of every matrix in turn, and
+  // one barrier ends them all instead of one per product (a Tiny token passes about 200
+  // barriers; this saves 36, and the threads' imbalance on the small k and v products).
+  struct Pending {
+    static constexpr int kMax = 3;
+    struct Product {
+      TensorView w;
+      float* y;
+      bool accumulate;
+    };
+    const Buffer* x = nullptr;
+    int row = 0;
+    cpu::ActFormat act = cpu::ActFormat::f32;
+    int count = 0;
+    Product products[kMax];
+  };
+
+  // Runs this thread's pending products (every thread holds the same list).
+  void run_pending() {
+    Pending& p = pending_[static_cast<std::size_t>(thread_index())];
+    if (p.count == 0) return;
+    const cpu::Kernels& k = cpu::kernels_for(p.products[0].w.dtype);
+    const std::byte* acts = row_acts(k, *p.x, p.row, 1);
+    const std::size_t stride = row_acts_stride(k, *p.x);
+    parallel_for(threads_, [&](std::int64_t c) {
+      for (int i = 0; i < p.count; ++i) {
+        const Pending::Product& m = p.products[i];
+        const std::int64_t share = (m.w.rows + threads_ - 1) / threads_;
+        const std::int64_t r0 = std::min(m.w.rows, c * share), r1 = std::min(m.w.rows, (c + 1) * share);
+        if (r0 < r1) cpu::kernels_for(m.w.dtype).gemm(m.w, r0, r1, acts, stride, 1, m.y, 0, m.accumulate);
+      }
+    });
+    p.count = 0;
+  }
+
+  // x's rows [first, first + rows) as k's row-by-row kernels take them: fp32 as they are,
+  // or quantized (prepared once), row_acts_stride bytes apart.
+  const std::byte* row_acts(const cpu::Kernels& k, const Buffer& x, int first, int rows) {
+    if (k.act == cpu::ActFormat::f32) return reinterpret_cast<const std::byte*>(x.row(first));
+    const std::size_t stride = row_acts_stride(k, x);
+    return prepared(k.act, x, first, rows, rows, [&](std::int64_t i) {
+      k.quantize_acts(x.row(first + static_cast<int>(i)), x.cols(), acts_ + static_cast<std::size_t>(i) * stride);
+    });
+  }
+  static std::size_t row_acts_stride(const cpu::Kernels& k, const Buffer& x) {
+    return k.act == cpu::ActFormat::f32 ? static_cast<std::size_t>(x.cols()) * sizeof(float)
+                                        : cpu::act_row_bytes(k.act, x.cols());
   }
 
   // Runs gemm on W's rows in chunks of `chunk` rows split statically across the threads.
@@ -10291,6 +10360,7 @@ class CpuBackend {
   std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
   std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms
+  std::vector<Pending> pending_;             // per thread: its record of the step's waiting products
   std::vector<std::byte> act_storage_;       // prepared activation rows, shared by the threads
   std::byte* acts_ = nullptr;                // act_storage_ aligned to 64 bytes
   struct PreparedRecord {
