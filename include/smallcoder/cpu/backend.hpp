@@ -238,8 +238,7 @@ class CpuBackend {
     const std::size_t act_stride = row_acts_stride(k, x);
     // One token: each thread's share of the rows in one piece, which the one-token kernels
     // read as a few long sequential streams (tiling.hpp's gemm_decode_or_tiled).
-    const std::int64_t decode_rows = (w.rows + threads_ - 1) / threads_;
-    split_rows(k.gemm, w, rows == 1 ? decode_rows : kBatchRows, acts, act_stride, rows, y, ldy, accumulate);
+    split_rows(k.gemm, w, rows == 1 ? one_token_share(w) : kBatchRows, acts, act_stride, rows, y, ldy, accumulate);
   }
 
   // One token's products that read the same input in the same activation format (q, k and
@@ -271,7 +270,7 @@ class CpuBackend {
     parallel_for(threads_, [&](std::int64_t c) {
       for (int i = 0; i < p.count; ++i) {
         const Pending::Product& m = p.products[i];
-        const std::int64_t share = (m.w.rows + threads_ - 1) / threads_;
+        const std::int64_t share = one_token_share(m.w);
         const std::int64_t r0 = std::min(m.w.rows, c * share), r1 = std::min(m.w.rows, (c + 1) * share);
         if (r0 < r1) cpu::kernels_for(m.w.dtype).gemm(m.w, r0, r1, acts, stride, 1, m.y, 0, m.accumulate);
       }
@@ -292,6 +291,9 @@ class CpuBackend {
     return k.act == cpu::ActFormat::f32 ? static_cast<std::size_t>(x.cols()) * sizeof(float)
                                         : cpu::act_row_bytes(k.act, x.cols());
   }
+
+  // Each thread's rows of W for one token: one piece per thread.
+  std::int64_t one_token_share(const TensorView& w) const { return (w.rows + threads_ - 1) / threads_; }
 
   // Runs gemm on W's rows in chunks of `chunk` rows split statically across the threads.
   void split_rows(cpu::GemmFn gemm, const TensorView& w, std::int64_t chunk, const std::byte* acts,

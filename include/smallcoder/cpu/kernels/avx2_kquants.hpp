@@ -186,10 +186,11 @@ SMALLCODER_AVX2 inline __m256i super_block_lanes(const typename Steps::Block& w,
   return sum;
 }
 
-// R rows (r, r + spacing, ...) x T tokens of a k-quant matrix. Per super-block, each row's chunk is unpacked once
-// for the T tokens and each token's chunk loaded once for the R rows; the integer lanes of
-// every (row, token) pair build up over the chunks, then one FMA per pair adds the
-// super-block to its float sums. Each row asks for its block's lines `ahead` bytes on.
+// R rows (r, r + spacing, ...) x T tokens of a k-quant matrix. Per super-block, each row's
+// chunk is unpacked once for the T tokens and each token's chunk loaded once for the R rows;
+// the integer lanes of every (row, token) pair build up over the chunks, then one FMA per
+// pair adds the super-block to its float sums. Each row asks for its block's lines `ahead`
+// bytes on.
 template <class Steps, int R, int T>
 SMALLCODER_AVX2 inline void kquant_tile(const TensorView& w, std::int64_t r, std::int64_t spacing,
                                         const std::byte* acts, std::size_t act_stride, float* y, std::size_t ldy,
