@@ -303,10 +303,6 @@ int run_benchmark(const Flags& f, std::vector<Entry> entries, const std::vector<
   report.settings = settings;
   report.machine = bench::describe_machine(backend.threads);
   const std::uint64_t probe_bytes = f.quick ? kQuickBandwidthBytes : kBandwidthBytes;
-  say("measuring memory bandwidth (" + std::to_string(probe_bytes >> 20) + " MiB" +
-      (f.quick ? ", reduced for --quick" : "") + ", " + std::to_string(backend.threads) + " threads)...");
-  report.bandwidth = smallcoder::measure_bandwidth(static_cast<const Backend*>(nullptr), probe_bytes, backend.threads);
-  say("memory bandwidth: " + bench::describe_bandwidth(report.bandwidth));
 
   Eta eta;
   for (const Entry& e : entries) {
@@ -356,15 +352,22 @@ int run_benchmark(const Flags& f, std::vector<Entry> entries, const std::vector<
                                              : "random weights (seed " + std::to_string(settings.seed) + ")";
     say(tag + ": loading " + what + "...");
     const Clock::time_point load_start = Clock::now();
+    int probes = 0;  // benchmark_model probes once the model is ready, then after the last prompt
+    auto probe = [&]() {
+      const bool before = probes++ == 0;
+      if (before) {
+        say(tag + ": ready in " +
+            bench::format_number("%.1f s", std::chrono::duration<double>(Clock::now() - load_start).count()));
+      }
+      const bench::BandwidthMeasurement m =
+          smallcoder::measure_bandwidth(static_cast<const Backend*>(nullptr), probe_bytes, backend.threads);
+      say(tag + ": memory bandwidth " + (before ? "before" : "after") +
+          " its prompts: " + bench::describe_bandwidth(m));
+      return m;
+    };
     double tokens_so_far = 0, seconds_so_far = 0;
     auto progress = [&](const bench::ProgressEvent& event) {
-      if (event.finished == nullptr) {
-        if (event.prompt_index == 0) {
-          say(tag + ": ready in " +
-              bench::format_number("%.1f s", std::chrono::duration<double>(Clock::now() - load_start).count()));
-        }
-        return;
-      }
+      if (event.finished == nullptr) return;
       const bench::PromptResult& p = *event.finished;
       tokens_so_far += p.tokens_generated;
       seconds_so_far += p.generation_time_s;
@@ -377,7 +380,7 @@ int run_benchmark(const Flags& f, std::vector<Entry> entries, const std::vector<
           duration_text(std::chrono::duration<double>(Clock::now() - start).count()) + ", ETA " +
           duration_text(eta.seconds()));
     };
-    results[order[k]] = bench::benchmark_model<Backend>(e.name, load, prompts, run, backend, progress);
+    results[order[k]] = bench::benchmark_model<Backend>(e.name, load, prompts, run, backend, probe, progress);
 
     // Rewrite the JSON after every variant: an interrupted run keeps what it measured.
     report.variants.clear();

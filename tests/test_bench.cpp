@@ -3,6 +3,7 @@
 // memory probes, and the JSON / markdown reports of a real (tiny) in-process run.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -234,8 +235,13 @@ TEST_CASE("bandwidth limit: bandwidth / (weights + KV cache read at the mean con
   p.keywords.found = {"a", "b", "c"};
   p.syntax = SyntaxVerdict::valid;
   v.prompts = {p};
+  // The memory sped up during the decode: the limit rests on the mean of the two probes.
+  v.bandwidth_before.gb_per_s = 8.0;
+  v.bandwidth_after.gb_per_s = 12.0;
+  CHECK(variant_bandwidth_gb_per_s(v) == 10.0);
   CHECK(p.decode_context_sum() == 50);
-  const VariantSummary s = summarize(v, 10.0);
+  const VariantSummary s = summarize(v);
+  CHECK(s.bandwidth_gb_per_s == 10.0);
   CHECK(s.mean_decode_context == 12.5);
   CHECK(s.kv_bytes_per_token == 12500);
   CHECK(s.bytes_per_token == 1000012500.0);
@@ -296,10 +302,26 @@ ModelConfig toy_config(const char* name, int context) {
   return test::shaped_config(name, {64, 128, 2, 4, 2, 16, 32000, context});
 }
 
+std::shared_ptr<const Tokenizer> test_tokenizer() {
+  return std::make_shared<const Tokenizer>(Tokenizer::from_file(test::data_path("tokenizer/tokenizer.model")));
+}
+
+// A probe result of our choosing, so that no test depends on the machine's speed.
+BandwidthMeasurement fixed_bandwidth(double gb_per_s) {
+  BandwidthMeasurement m;
+  m.gb_per_s = gb_per_s;
+  m.buffer_bytes = std::uint64_t{8} << 20;
+  m.threads = 2;
+  m.pass_gb_per_s = {gb_per_s - 1, gb_per_s};
+  return m;
+}
+
+// The toy variants' probes, in call order: Toy before and after, then Toy-LC's.
+constexpr double kToyBandwidths[] = {40, 60, 30, 50};
+
 // Two toy "variants" (twins: same weights, different context) through the real runner.
 BenchmarkReport toy_report() {
-  auto tokenizer =
-      std::make_shared<const Tokenizer>(Tokenizer::from_file(test::data_path("tokenizer/tokenizer.model")));
+  auto tokenizer = test_tokenizer();
   std::vector<BenchPrompt> prompts = suite_prompts(Suite::seed8);
   prompts.resize(2);
   RunOptions run;
@@ -311,12 +333,14 @@ BenchmarkReport toy_report() {
   r.settings.max_tokens = 6;
   r.settings.started_at = "2025-01-01T00:00:00Z";
   r.machine = describe_machine(2);
-  r.bandwidth = measure_read_bandwidth(std::uint64_t{8} << 20, 2, 2);
+  std::size_t probes = 0;
+  const BandwidthProbe probe = [&] { return fixed_bandwidth(kToyBandwidths[probes++]); };
   for (const auto& [name, context] : {std::pair<const char*, int>{"Toy", 64}, {"Toy-LC", 256}}) {
     const ModelConfig config = toy_config(name, context);
     r.variants.push_back(benchmark_model<CpuBackend>(
-        name, [&] { return random_checkpoint(config, 7, DType::bf16, tokenizer, 2); }, prompts, run, backend));
+        name, [&] { return random_checkpoint(config, 7, DType::bf16, tokenizer, 2); }, prompts, run, backend, probe));
   }
+  CHECK(probes == 4);
   return r;
 }
 
@@ -361,6 +385,48 @@ TEST_CASE("twins: random weights do not depend on the context, so the LC twin ma
   }
 }
 
+TEST_CASE("runner probes the bandwidth right before the first prompt and right after the last, outside the peak") {
+  const auto tokenizer = test_tokenizer();
+  std::vector<BenchPrompt> prompts = suite_prompts(Suite::seed8);
+  prompts.resize(2);
+  RunOptions run;
+  run.max_tokens = 2;
+  run.check_syntax = false;
+  run.check_code = false;
+  BackendOptions backend;
+  backend.threads = 2;
+  const ModelConfig config = toy_config("Toy", 64);
+  constexpr std::uint64_t kProbeBytes = std::uint64_t{128} << 20;
+  std::vector<std::string> events;
+  std::uint64_t resident_after_probe = 0;  // what stays resident once a probe's buffer is freed
+  const BandwidthProbe probe = [&] {
+    events.push_back("probe");
+    CHECK(measure_read_bandwidth(kProbeBytes, 2, 1).buffer_bytes == kProbeBytes);  // a real probe's buffer
+    resident_after_probe = std::max(resident_after_probe, rss_now_bytes());
+    return fixed_bandwidth(events.size() == 1 ? 40 : 60);
+  };
+  const ProgressCallback progress = [&](const ProgressEvent& e) {
+    events.push_back((e.finished ? "done " : "start ") + std::to_string(e.prompt_index));
+  };
+  const VariantResult v = benchmark_model<CpuBackend>(
+      "Toy", [&] { return random_checkpoint(config, 7, DType::bf16, tokenizer, 2); }, prompts, run, backend, probe,
+      progress);
+  CHECK(events == std::vector<std::string>{"probe", "start 0", "done 0", "start 1", "done 1", "probe"});
+  CHECK(v.bandwidth_before.gb_per_s == 40);
+  CHECK(v.bandwidth_after.gb_per_s == 60);
+  CHECK(summarize(v).bandwidth_gb_per_s == 50);
+  // The probe's buffer is not the variant's memory: its peak leaves out the 128 MiB the
+  // probe held for a moment (an allocator that keeps freed memory resident, as ASan's
+  // quarantine does, keeps it in resident_after_probe). Where the OS cannot reset the peak,
+  // it is the process's, the probe's buffer included.
+  CHECK(v.memory.peak_rss >= v.memory.peak_rss_after_load);
+  if (v.memory.peak_is_per_variant) {
+    CHECK(v.memory.peak_rss < std::max(resident_after_probe, v.memory.rss_after_load) + kProbeBytes / 2);
+  } else {
+    CHECK(v.memory.peak_rss >= v.memory.rss_after_load + kProbeBytes / 2);
+  }
+}
+
 TEST_CASE("JSON report: the original's structure, every field, from a real run") {
   const BenchmarkReport r = toy_report();
   const JsonValue doc = parse_json(report_json(r), "report");
@@ -370,7 +436,7 @@ TEST_CASE("JSON report: the original's structure, every field, from a real run")
   CHECK(variants[1].first == "Toy-LC");
   for (std::size_t vi = 0; vi < 2; ++vi) {
     const VariantResult& v = r.variants[vi];
-    const VariantSummary s = summarize(v, r.bandwidth.gb_per_s);
+    const VariantSummary s = summarize(v);
     const JsonValue& entry = variants[vi].second;
     CAPTURE(v.name);
     CHECK(entry.as_object("variant").size() == 2);
@@ -451,7 +517,24 @@ TEST_CASE("JSON report: the original's structure, every field, from a real run")
     }
     CHECK(field(summary, "random_weights", JsonValue::Kind::boolean).as_bool("random_weights"));
     const JsonValue& limit = field(summary, "bandwidth_limit", JsonValue::Kind::object);
-    CHECK(number(limit, "bandwidth_gb_per_s") == doctest::Approx(r.bandwidth.gb_per_s).epsilon(1e-5));
+    // The variant's own probes, right before and right after its prompts, and their mean.
+    const double before = kToyBandwidths[2 * vi], after = kToyBandwidths[2 * vi + 1];
+    CHECK(number(limit, "bandwidth_gb_per_s") == doctest::Approx((before + after) / 2));
+    const JsonValue* probes[] = {&field(limit, "bandwidth_before", JsonValue::Kind::object),
+                                 &field(limit, "bandwidth_after", JsonValue::Kind::object)};
+    for (const JsonValue* bw : probes) {
+      const double expected = bw == probes[0] ? before : after;
+      CHECK(text(*bw, "device") == "cpu");
+      CHECK(number(*bw, "gb_per_s") == expected);
+      CHECK(integer(*bw, "buffer_bytes") == (8 << 20));
+      CHECK(integer(*bw, "threads") == 2);
+      const JsonValue::Array& passes = field(*bw, "passes_gb_per_s", JsonValue::Kind::array).as_array("passes");
+      REQUIRE(passes.size() == 2);
+      CHECK(passes[0].as_double("pass") == expected - 1);
+      CHECK(passes[1].as_double("pass") == expected);
+      CHECK(bw->as_object("bandwidth").size() == 5);
+    }
+    CHECK(s.limit_tokens_per_second == doctest::Approx((before + after) / 2 * 1e9 / s.bytes_per_token));
     CHECK(integer(limit, "weight_bytes_per_token") == v.config.parameter_count() * 2);
     CHECK(integer(limit, "kv_bytes_per_position") == 2LL * v.config.num_layers * v.config.kv_dim() * 4);
     CHECK(number(limit, "mean_decode_context") == doctest::Approx(s.mean_decode_context).epsilon(1e-5));
@@ -484,20 +567,13 @@ TEST_CASE("JSON report: the original's structure, every field, from a real run")
     CHECK(!text(machine, "os").empty());
     CHECK(!text(machine, "compiler").empty());
     CHECK(!field(machine, "build_flags", JsonValue::Kind::array).as_array("flags").empty());
-    const JsonValue& bw = field(machine, "memory_bandwidth", JsonValue::Kind::object);
-    CHECK(text(bw, "device") == "cpu");
-    CHECK(number(bw, "gb_per_s") > 0);
-    CHECK(integer(bw, "buffer_bytes") == (8 << 20));
-    CHECK(integer(bw, "threads") == 2);
-    CHECK(field(bw, "passes_gb_per_s", JsonValue::Kind::array).as_array("passes").size() == 2);
     // No field untested.
     CHECK(summary.as_object("summary").size() == 39);
     CHECK(memory.as_object("memory").size() == 13);
     CHECK(config.as_object("config").size() == 9);
-    CHECK(limit.as_object("limit").size() == 9);
+    CHECK(limit.as_object("limit").size() == 11);
     CHECK(run.as_object("run").size() == 12);
-    CHECK(machine.as_object("machine").size() == 11);
-    CHECK(bw.as_object("bandwidth").size() == 5);
+    CHECK(machine.as_object("machine").size() == 10);
 
     const JsonValue::Array& details = field(entry, "detailed_results", JsonValue::Kind::array).as_array("details");
     REQUIRE(details.size() == 2);
@@ -574,6 +650,20 @@ TEST_CASE("console table and markdown report show every variant and the measured
   const std::string table = console_report(r);
   CHECK(table.find("Variant") != std::string::npos);
   CHECK(table.find("BW limit") != std::string::npos);
+  // Each variant's bandwidth (the mean of its two probes) stands right before its limit.
+  const Table results = results_table(r);
+  const auto bandwidth_column = std::find(results.header.begin(), results.header.end(), "Bandwidth");
+  REQUIRE(bandwidth_column + 1 < results.header.end());
+  CHECK(*(bandwidth_column + 1) == "BW limit");
+  const auto bandwidth_index = static_cast<std::size_t>(bandwidth_column - results.header.begin());
+  CHECK(results.rows[0][bandwidth_index] == "50.0 GB/s");
+  CHECK(results.rows[1][bandwidth_index] == "40.0 GB/s");
+  CHECK(results.rows[1][bandwidth_index + 1] == format_speed(summarize(r.variants[1]).limit_tokens_per_second));
+  const std::string probes =
+      "the mean of two memory-bandwidth probes (cpu: streaming read of 8 MiB, 2 threads, best of 2) measured right "
+      "before and right after each variant's prompts";
+  CHECK(table.find("Bandwidth: " + probes + "; BW limit: Bandwidth / bytes read per decode token") !=
+        std::string::npos);
   CHECK(table.find("\nToy ") != std::string::npos);
   CHECK(table.find("\nToy-LC ") != std::string::npos);
   CHECK(table.find(format_params(r.variants[0].config.parameter_count())) != std::string::npos);
@@ -594,7 +684,7 @@ TEST_CASE("console table and markdown report show every variant and the measured
   const std::string memory_chart = md.substr(memory, md.find("## Quality by task") - memory);
   for (std::size_t i = 0; i < 2; ++i) {
     const VariantResult& v = r.variants[i];
-    const VariantSummary s = summarize(v, r.bandwidth.gb_per_s);
+    const VariantSummary s = summarize(v);
     const std::string marker(1, static_cast<char>('A' + i));
     CAPTURE(v.name);
     // The markers are on the grids, and the legends give the measured values.
@@ -606,9 +696,8 @@ TEST_CASE("console table and markdown report show every variant and the measured
                             format_speed(s.avg_tokens_per_second)) != std::string::npos);
   }
   // The chart's markers sit where the values say: the same cell the chart function picks.
-  const VariantSummary a = summarize(r.variants[0], r.bandwidth.gb_per_s);
-  const double x_max = nice_axis_max(
-      std::max(a.avg_tokens_per_second, summarize(r.variants[1], r.bandwidth.gb_per_s).avg_tokens_per_second));
+  const VariantSummary a = summarize(r.variants[0]);
+  const double x_max = nice_axis_max(std::max(a.avg_tokens_per_second, summarize(r.variants[1]).avg_tokens_per_second));
   const int column = chart_cell(a.avg_tokens_per_second, x_max, 57);
   const int row = 14 - chart_cell(a.avg_keyword_score * 100, 100, 15);
   std::vector<std::string> lines;
@@ -622,6 +711,18 @@ TEST_CASE("console table and markdown report show every variant and the measured
   REQUIRE(bar != std::string::npos);
   CHECK(lines[static_cast<std::size_t>(row)].substr(bar + 1 + static_cast<std::size_t>(column), 1) == "A");
   CHECK(md.find("## Test environment") != std::string::npos);
+  CHECK(md.find("| Memory bandwidth | Toy 50.0 GB/s, Toy-LC 40.0 GB/s: " + probes + " |") != std::string::npos);
+  // The bandwidth section: each variant's two probes, their mean and the limit it gives.
+  const std::string section = md.substr(md.find("## Speed and the memory-bandwidth limit"));
+  CHECK(section.find(probes) != std::string::npos);
+  const char* cells[] = {" | 40.0 / 60.0 GB/s | 50.0 GB/s | ", " | 30.0 / 50.0 GB/s | 40.0 GB/s | "};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const std::size_t at = section.find("\n| " + r.variants[i].name + " | ");
+    REQUIRE(at != std::string::npos);
+    const std::string line = section.substr(at + 1, section.find('\n', at + 1) - at - 1);
+    CHECK(line.find(cells[i] + format_speed(summarize(r.variants[i]).limit_tokens_per_second) + " | ") !=
+          std::string::npos);
+  }
   CHECK(md.find(r.machine.cpu_model) != std::string::npos);
   CHECK(md.find("| fibonacci | algorithms |") != std::string::npos);
 }

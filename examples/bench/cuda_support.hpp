@@ -23,9 +23,13 @@ inline std::optional<bench::DeviceMemory> device_memory(const CudaBackend&) {
   return m;
 }
 
-// `threads` does not apply: the GPU's own reads, the best of 10 passes over `bytes`.
+// `threads` does not apply: the GPU's own reads, the best of 10 passes over `bytes`. The
+// benchmark probes while a model is loaded, so the device peak the probe's buffer raised is
+// put back (the buffer is freed by then): the Memory column stays the model's.
 inline bench::BandwidthMeasurement measure_bandwidth(const CudaBackend*, std::uint64_t bytes, int) {
+  const std::size_t peak = cuda::memory_counters().peak.load();
   const cuda::ReadBandwidth r = cuda::measure_read_bandwidth(static_cast<std::size_t>(bytes));
+  cuda::memory_counters().peak = peak;
   bench::BandwidthMeasurement m;
   m.device = cuda::device_memory_stats().device_name;
   m.gb_per_s = r.best_gb_per_s;

@@ -68,9 +68,25 @@ inline void write_config(JsonWriter& j, const ModelConfig& c) {
   j.end_object();
 }
 
-inline void write_bandwidth_limit(JsonWriter& j, const VariantResult& v, const VariantSummary& s, double gb_per_s) {
+inline void write_bandwidth_measurement(JsonWriter& j, const BandwidthMeasurement& b) {
   j.begin_object();
-  j.key("bandwidth_gb_per_s").number(gb_per_s);
+  j.key("device").text(b.device);
+  j.key("gb_per_s").number(b.gb_per_s);
+  j.key("buffer_bytes").unsigned_integer(b.buffer_bytes);
+  j.key("threads").integer(b.threads);
+  j.key("passes_gb_per_s").begin_array();
+  for (double p : b.pass_gb_per_s) j.number(p);
+  j.end_array();
+  j.end_object();
+}
+
+inline void write_bandwidth_limit(JsonWriter& j, const VariantResult& v, const VariantSummary& s) {
+  j.begin_object();
+  j.key("bandwidth_gb_per_s").number(s.bandwidth_gb_per_s);  // the mean of the two below
+  j.key("bandwidth_before");
+  write_bandwidth_measurement(j, v.bandwidth_before);
+  j.key("bandwidth_after");
+  write_bandwidth_measurement(j, v.bandwidth_after);
   j.key("weight_bytes_per_token").unsigned_integer(v.decode_weight_bytes);
   j.key("kv_bytes_per_position").unsigned_integer(v.kv_bytes_per_position);
   j.key("mean_decode_context").number(s.mean_decode_context);
@@ -99,7 +115,7 @@ inline void write_run_settings(JsonWriter& j, const BenchmarkSettings& s) {
   j.end_object();
 }
 
-inline void write_machine(JsonWriter& j, const MachineInfo& m, const BandwidthMeasurement& b) {
+inline void write_machine(JsonWriter& j, const MachineInfo& m) {
   j.begin_object();
   j.key("cpu_model").text(m.cpu_model);
   j.key("cpu_features").text_array(m.cpu_features);
@@ -111,15 +127,6 @@ inline void write_machine(JsonWriter& j, const MachineInfo& m, const BandwidthMe
   j.key("os").text(m.os);
   j.key("compiler").text(m.compiler);
   j.key("build_flags").text_array(m.build_flags);
-  j.key("memory_bandwidth").begin_object();
-  j.key("device").text(b.device);
-  j.key("gb_per_s").number(b.gb_per_s);
-  j.key("buffer_bytes").unsigned_integer(b.buffer_bytes);
-  j.key("threads").integer(b.threads);
-  j.key("passes_gb_per_s").begin_array();
-  for (double p : b.pass_gb_per_s) j.number(p);
-  j.end_array();
-  j.end_object();
   j.end_object();
 }
 
@@ -221,7 +228,7 @@ inline void write_prompt(JsonWriter& j, const PromptResult& p) {
 }
 
 inline void write_variant(JsonWriter& j, const BenchmarkReport& r, const VariantResult& v) {
-  const VariantSummary s = summarize(v, r.bandwidth.gb_per_s);
+  const VariantSummary s = summarize(v);
   const std::int64_t params = v.config.parameter_count();
   j.key(v.name).begin_object();
   j.key("summary").begin_object();
@@ -261,11 +268,11 @@ inline void write_variant(JsonWriter& j, const BenchmarkReport& r, const Variant
   j.key("pyflakes_findings").integer(s.lint_findings);
   j.key("random_weights").boolean(v.format == "random");
   j.key("bandwidth_limit");
-  write_bandwidth_limit(j, v, s, r.bandwidth.gb_per_s);
+  write_bandwidth_limit(j, v, s);
   j.key("run");
   write_run_settings(j, r.settings);
   j.key("machine");
-  write_machine(j, r.machine, r.bandwidth);
+  write_machine(j, r.machine);
   j.end_object();
   j.key("detailed_results").begin_array();
   for (const PromptResult& p : v.prompts) write_prompt(j, p);

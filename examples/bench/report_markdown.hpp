@@ -34,6 +34,14 @@ inline std::string chart_section(const std::string& title, const std::vector<Cha
   return out + "\n";
 }
 
+// Each variant's bandwidth: "SmallCoder-Tiny 56.8 GB/s, SmallCoder-Small 55.1 GB/s".
+inline std::string variant_bandwidths(const BenchmarkReport& r) {
+  std::vector<std::string> items;
+  for (const VariantResult& v : r.variants)
+    items.push_back(v.name + " " + format_bandwidth(variant_bandwidth_gb_per_s(v)));
+  return join(items, ", ");
+}
+
 inline std::string environment_section(const BenchmarkReport& r) {
   const MachineInfo& m = r.machine;
   std::string cpu = m.cpu_model;
@@ -48,7 +56,7 @@ inline std::string environment_section(const BenchmarkReport& r) {
   out += "| OS | " + m.os + " |\n";
   out += "| Compiler | " + m.compiler + " |\n";
   out += "| Build | " + join(m.build_flags, ", ") + " |\n";
-  out += "| Memory bandwidth | " + describe_bandwidth(r.bandwidth) + " |\n";
+  out += "| Memory bandwidth | " + variant_bandwidths(r) + ": " + describe_variant_bandwidth(r) + " |\n";
   out += "| Device | " + r.settings.device + " |\n\n";
   return out;
 }
@@ -57,14 +65,19 @@ inline std::string bandwidth_section(const BenchmarkReport& r) {
   std::string out =
       "## Speed and the memory-bandwidth limit\n\n"
       "Decoding one token reads every weight once plus the KV cache up to the current position, so memory "
-      "bandwidth / bytes read per token is the fastest decode this machine allows.\n\n"
-      "| Variant | Weights read / token (MB) | KV cache read / token (MB, mean context) | BW limit | Decode | Share |\n"
-      "|---|---:|---:|---:|---:|---:|\n";
+      "bandwidth / bytes read per token is the fastest decode this machine allows. The bandwidth is " +
+      describe_variant_bandwidth(r) +
+      ": a machine's memory speed may drift during a run, so each limit rests on probes around its own decode.\n\n"
+      "| Variant | Weights read / token (MB) | KV cache read / token (MB, mean context) | Bandwidth before / after | "
+      "Bandwidth | BW limit | Decode | Share |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const VariantResult& v : r.variants) {
-    const VariantSummary s = summarize(v, r.bandwidth.gb_per_s);
+    const VariantSummary s = summarize(v);
     out += "| " + v.name + " | " + format_number("%.1f", static_cast<double>(v.decode_weight_bytes) / kMiB) + " | " +
            format_number("%.2f", s.kv_bytes_per_token / kMiB) + format_number(" (%.0f)", s.mean_decode_context) +
-           " | " + format_speed(s.limit_tokens_per_second) + " | " + format_speed(s.decode_tokens_per_second) + " | " +
+           " | " + format_number("%.1f", v.bandwidth_before.gb_per_s) + " / " +
+           format_bandwidth(v.bandwidth_after.gb_per_s) + " | " + format_bandwidth(s.bandwidth_gb_per_s) + " | " +
+           format_speed(s.limit_tokens_per_second) + " | " + format_speed(s.decode_tokens_per_second) + " | " +
            format_number("%.0f%%", s.achieved_share * 100) + " |\n";
   }
   return out + "\n";
@@ -117,7 +130,7 @@ inline std::string report_markdown(const BenchmarkReport& r) {
   std::vector<std::string> quality_legend, memory_legend;
   for (std::size_t i = 0; i < r.variants.size(); ++i) {
     const VariantResult& v = r.variants[i];
-    const VariantSummary s = summarize(v, r.bandwidth.gb_per_s);
+    const VariantSummary s = summarize(v);
     const char marker = detail::chart_marker(i);
     const std::string speed = format_speed(s.avg_tokens_per_second);
     quality_points.push_back({marker, s.avg_tokens_per_second, s.avg_keyword_score * 100});

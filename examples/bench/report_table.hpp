@@ -33,6 +33,8 @@ inline std::string format_speed(double tokens_per_second) {
   return format_number(tokens_per_second < 10 ? "%.2f tok/s" : "%.1f tok/s", tokens_per_second);
 }
 
+inline std::string format_bandwidth(double gb_per_s) { return format_number("%.1f GB/s", gb_per_s); }
+
 inline std::string format_latency(double seconds) {
   return format_number(seconds < 0.01 ? "%.1f ms" : "%.0f ms", seconds * 1e3);
 }
@@ -44,18 +46,20 @@ inline std::string format_share(const std::optional<double>& share) {
 
 inline Table results_table(const BenchmarkReport& r) {
   Table t;
-  t.header = {"Variant",     "Params",  "Layers", "Speed",  "Decode", "BW limit", "Share",       "Prompt",
-              "First token", "Quality", "Syntax", "Pass@1", "Logic",  "Pyflakes", "Memory (MB)", "Inference Time"};
+  t.header = {"Variant",  "Params", "Layers",   "Speed",       "Decode",        "Bandwidth",
+              "BW limit", "Share",  "Prompt",   "First token", "Quality",       "Syntax",
+              "Pass@1",   "Logic",  "Pyflakes", "Memory (MB)", "Inference Time"};
   t.right_aligned.assign(t.header.size(), true);
   t.right_aligned[0] = false;
   for (const VariantResult& v : r.variants) {
-    const VariantSummary s = summarize(v, r.bandwidth.gb_per_s);
+    const VariantSummary s = summarize(v);
     t.rows.push_back({
         v.name,
         format_params(v.config.parameter_count()),
         std::to_string(v.config.num_layers),
         format_speed(s.avg_tokens_per_second),
         format_speed(s.decode_tokens_per_second),
+        format_bandwidth(s.bandwidth_gb_per_s),
         format_speed(s.limit_tokens_per_second),
         format_number("%.0f%%", s.achieved_share * 100),
         format_number("%.0f tok/s", s.prompt_tokens_per_second),
@@ -122,11 +126,23 @@ inline std::string describe_run(const BenchmarkReport& r) {
          s.device + ", " + std::to_string(r.machine.threads_used) + " threads" + (s.quick ? ", --quick" : "");
 }
 
-// The bandwidth the limits divide by, with how it was measured.
+// How a bandwidth probe read: "cpu: streaming read of 1024 MiB, 2 threads, best of 5".
+inline std::string describe_probe(const BandwidthMeasurement& b) {
+  return b.device + ": streaming read of " + format_number("%.0f MiB", static_cast<double>(b.buffer_bytes) / kMiB) +
+         ", " + std::to_string(b.threads) + " threads, best of " + std::to_string(b.pass_gb_per_s.size());
+}
+
+// A measured bandwidth, with how it was measured.
 inline std::string describe_bandwidth(const BandwidthMeasurement& b) {
-  return format_number("%.1f GB/s", b.gb_per_s) + " (" + b.device + ": streaming read of " +
-         format_number("%.0f MiB", static_cast<double>(b.buffer_bytes) / kMiB) + ", " + std::to_string(b.threads) +
-         " threads, best of " + std::to_string(b.pass_gb_per_s.size()) + ")";
+  return format_bandwidth(b.gb_per_s) + " (" + describe_probe(b) + ")";
+}
+
+// What the Bandwidth column holds. Every variant's probes read the same buffer with the
+// same threads, so the first one describes them all.
+inline std::string describe_variant_bandwidth(const BenchmarkReport& r) {
+  const std::string probe = r.variants.empty() ? "" : " (" + describe_probe(r.variants.front().bandwidth_before) + ")";
+  return "the mean of two memory-bandwidth probes" + probe +
+         " measured right before and right after each variant's prompts";
 }
 
 // What the columns mean; printed under the table wherever it appears.
@@ -134,8 +150,9 @@ inline std::vector<std::string> table_notes(const BenchmarkReport& r) {
   std::vector<std::string> notes = {
       "Speed: generated tokens / generation time (the original's); Decode: tokens after the first / their time; "
       "Prompt: prompt tokens / prefill time; First token: prompt submitted -> first token out.",
-      "BW limit: memory bandwidth " + describe_bandwidth(r.bandwidth) +
-          " / bytes read per decode token (weights + KV cache at the mean context); Share = Decode / BW limit.",
+      "Bandwidth: " + describe_variant_bandwidth(r) +
+          "; BW limit: Bandwidth / bytes read per decode token (weights + KV cache at the mean context); "
+          "Share = Decode / BW limit.",
       "Quality: share of expected keywords in the completion (n/a: the suite has none); Syntax: completions that "
       "parse as Python. Memory: peak resident set (MB = 2^20 bytes).",
       "Pass@1: completions whose test passed, run in a sandboxed python3; Logic: completions whose definition "

@@ -1,5 +1,5 @@
-// What a benchmark run measured: per prompt, per variant, and for the whole run
-// (settings, machine, bandwidth), plus the per-variant summary every report prints,
+// What a benchmark run measured: per prompt, per variant (its bandwidth included), and for
+// the whole run (settings, machine), plus the per-variant summary every report prints,
 // computed in one place so the table, the JSON and the markdown always agree.
 #pragma once
 
@@ -67,7 +67,8 @@ struct MemoryStats {
   std::uint64_t rss_after_load = 0;  // process resident set once weights and cache exist
   std::uint64_t peak_rss_after_load = 0;
   std::uint64_t rss_after_generation = 0;
-  std::uint64_t peak_rss = 0;          // highest resident set while this variant was loaded and ran
+  // Highest resident set while this variant was loaded and ran, its bandwidth probes left out.
+  std::uint64_t peak_rss = 0;
   bool peak_is_per_variant = false;    // false: the OS could not reset the peak, so it is the process's
   std::optional<DeviceMemory> device;  // GPU backends only
 
@@ -89,8 +90,17 @@ struct VariantResult {
   std::uint64_t decode_weight_bytes = 0;    // weight bytes one decode step reads
   std::uint64_t kv_bytes_per_position = 0;  // K and V of one position, all layers
   MemoryStats memory;
+  // The memory bandwidth probed right before the first prompt and right after the last.
+  BandwidthMeasurement bandwidth_before, bandwidth_after;
   std::vector<PromptResult> prompts;
 };
+
+// The bandwidth a variant's limit divides by: the mean of its two probes. The decode ran
+// between them, on a machine whose memory speed may drift (a VM's host, a laptop's power
+// states), so their mean stands for the speed it ran at better than any single probe.
+inline double variant_bandwidth_gb_per_s(const VariantResult& v) {
+  return (v.bandwidth_before.gb_per_s + v.bandwidth_after.gb_per_s) / 2;
+}
 
 struct BenchmarkSettings {
   std::string suite = "seed8";
@@ -107,7 +117,6 @@ struct BenchmarkSettings {
 struct BenchmarkReport {
   BenchmarkSettings settings;
   MachineInfo machine;
-  BandwidthMeasurement bandwidth;
   std::vector<VariantResult> variants;
 };
 
@@ -146,8 +155,9 @@ struct VariantSummary {
   Tally logic;  // logic flow measured and ok
   Tally lint;   // pyflakes run and clean
   int lint_findings = 0;
-  // Bandwidth limit: bandwidth / bytes read per decode token (weights + the KV cache
-  // actually read at the mean decode context).
+  // Bandwidth limit: the variant's bandwidth / bytes read per decode token (weights + the
+  // KV cache actually read at the mean decode context).
+  double bandwidth_gb_per_s = 0;  // variant_bandwidth_gb_per_s
   double mean_decode_context = 0;
   double kv_bytes_per_token = 0;
   double bytes_per_token = 0;
@@ -155,7 +165,7 @@ struct VariantSummary {
   double achieved_share = 0;  // decode_tokens_per_second / limit_tokens_per_second
 };
 
-inline VariantSummary summarize(const VariantResult& v, double bandwidth_gb_per_s) {
+inline VariantSummary summarize(const VariantResult& v) {
   VariantSummary s;
   s.prompts = static_cast<int>(v.prompts.size());
   double keyword_sum = 0, first_token_sum = 0, decode_time = 0, prefill_time = 0, context_sum = 0;
@@ -190,7 +200,8 @@ inline VariantSummary summarize(const VariantResult& v, double bandwidth_gb_per_
   if (decode_steps > 0) s.mean_decode_context = context_sum / static_cast<double>(decode_steps);
   s.kv_bytes_per_token = s.mean_decode_context * static_cast<double>(v.kv_bytes_per_position);
   s.bytes_per_token = static_cast<double>(v.decode_weight_bytes) + s.kv_bytes_per_token;
-  if (s.bytes_per_token > 0) s.limit_tokens_per_second = bandwidth_gb_per_s * 1e9 / s.bytes_per_token;
+  s.bandwidth_gb_per_s = variant_bandwidth_gb_per_s(v);
+  if (s.bytes_per_token > 0) s.limit_tokens_per_second = s.bandwidth_gb_per_s * 1e9 / s.bytes_per_token;
   if (s.limit_tokens_per_second > 0) s.achieved_share = s.decode_tokens_per_second / s.limit_tokens_per_second;
   return s;
 }

@@ -1,8 +1,10 @@
 // Runs one model through a prompt suite: loads it (timed), builds it on a backend with its
-// full context, generates every prompt, measures speed, quality and memory. Written once for
+// full context, generates every prompt, measures speed, quality and memory, and probes the
+// memory bandwidth right before the first prompt and right after the last. Written once for
 // every backend; a GPU backend adds overloads of device_memory / measure_bandwidth (below).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -53,6 +55,21 @@ struct ProgressEvent {
 };
 using ProgressCallback = std::function<void(const ProgressEvent&)>;
 
+// Measures the memory bandwidth the decode is bounded by (measure_bandwidth, above, with the
+// caller's buffer size and threads).
+using BandwidthProbe = std::function<BandwidthMeasurement()>;
+
+// Runs `probe` without its buffer counting in the variant's peak resident set: the peak so
+// far goes into m.peak_rss first, and the OS's peak restarts after the probe. Where the OS
+// refuses that restart the peak is the process's anyway (see MemoryStats).
+inline BandwidthMeasurement probe_outside_peak(const BandwidthProbe& probe, MemoryStats& m) {
+  m.peak_rss = std::max(m.peak_rss, rss_peak_bytes());
+  BandwidthMeasurement b = probe();
+  return_free_memory();  // a buffer under glibc's mmap threshold would stay in the heap, resident
+  m.peak_is_per_variant = m.peak_is_per_variant && reset_peak_rss();
+  return b;
+}
+
 // The file whose mapping holds a checkpoint's weights ("" for random weights).
 inline std::string mapped_model_file(const Checkpoint& c) {
   if (c.format == "random") return "";
@@ -90,11 +107,13 @@ PromptResult run_prompt(BasicModel<Backend>& model, const BenchPrompt& prompt, c
 }
 
 // Benchmarks the checkpoint that `load` returns under `name`. The peak resident set is
-// reset before loading, so the figures are this variant's own (see MemoryStats).
+// reset before loading, so the figures are this variant's own (see MemoryStats). `probe`
+// runs twice: once the model is loaded and warmed up, and after the last prompt.
 template <class Backend>
 VariantResult benchmark_model(const std::string& name, const std::function<Checkpoint()>& load,
                               const std::vector<BenchPrompt>& prompts, const RunOptions& options,
-                              const BackendOptions& backend_options, const ProgressCallback& progress = {}) {
+                              const BackendOptions& backend_options, const BandwidthProbe& probe,
+                              const ProgressCallback& progress = {}) {
   using Clock = std::chrono::steady_clock;
   return_free_memory();
   VariantResult v;
@@ -122,6 +141,7 @@ VariantResult benchmark_model(const std::string& name, const std::function<Check
   v.memory.kv_cache_bytes = backend.kv_cache_bytes();
   v.memory.rss_after_load = rss_now_bytes();
   v.memory.peak_rss_after_load = rss_peak_bytes();
+  v.bandwidth_before = probe_outside_peak(probe, v.memory);
 
   const int count = static_cast<int>(prompts.size());
   for (int i = 0; i < count; ++i) {
@@ -130,11 +150,12 @@ VariantResult benchmark_model(const std::string& name, const std::function<Check
         run_prompt(model, prompts[static_cast<std::size_t>(i)], options, options.seed + static_cast<std::uint64_t>(i)));
     if (progress) progress(ProgressEvent{name, i, count, &v.prompts.back()});
   }
+  v.bandwidth_after = probe_outside_peak(probe, v.memory);
   const WeightResidency residency = weight_residency(c.config, c.weights, mapped_model_file(c));
   v.memory.weights_mapped_resident = residency.mapped_resident;
   v.memory.weights_anonymous = residency.anonymous;
   v.memory.rss_after_generation = rss_now_bytes();
-  v.memory.peak_rss = rss_peak_bytes();
+  v.memory.peak_rss = std::max(v.memory.peak_rss, rss_peak_bytes());
   v.memory.device = device_memory(backend);
   return v;
 }
