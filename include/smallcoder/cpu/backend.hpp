@@ -73,6 +73,7 @@ class CpuBackend {
     const int widest = std::max({config.hidden_size, config.q_dim(), config.intermediate_size});
     scratch_.resize(static_cast<std::size_t>(threads_));
     pending_.resize(static_cast<std::size_t>(threads_));
+    one_token_.resize(static_cast<std::size_t>(threads_));
     const std::size_t scores = static_cast<std::size_t>(config.kv_group()) * context_;  // one KV head's query heads
     const std::size_t per_thread = std::max(static_cast<std::size_t>(widest), scores);
     for (auto& s : scratch_) s.resize(per_thread);
@@ -80,6 +81,11 @@ class CpuBackend {
         std::max({cpu::act_row_bytes(cpu::ActFormat::q8_0, widest), cpu::act_row_bytes(cpu::ActFormat::q8_k, widest),
                   cpu::act_row_bytes(cpu::ActFormat::bf16_split, widest),
                   cpu::act_row_bytes(cpu::ActFormat::q8_0_tiles, widest)});
+    for (OneTokenRow& t : one_token_) {
+      t.normed.resize(static_cast<std::size_t>(widest));
+      t.act_storage.resize(act_row + 64);
+      t.acts = t.act_storage.data() + (64 - reinterpret_cast<std::uintptr_t>(t.act_storage.data()) % 64) % 64;
+    }
     const std::size_t act_rows = (static_cast<std::size_t>(max_batch_) + cpu::kGroupTokens - 1) / cpu::kGroupTokens *
                                  cpu::kGroupTokens;  // whole groups for the grouped formats
     act_storage_.resize(act_rows * act_row + 64);
@@ -114,20 +120,16 @@ class CpuBackend {
     });
   }
 
+  // One token's norm waits (see Pending) for the products that read it.
   void rmsnorm(const Step& s, const Buffer& x, const TensorView& weight, Buffer& out) {
     run_pending();
-    const float* w = reinterpret_cast<const float*>(weight.data);
+    if (s.rows == 1) {
+      pending_[static_cast<std::size_t>(thread_index())].norm = {&x, weight, &out, s.first_row};
+      return;
+    }
     parallel_for(s.rows, [&](std::int64_t i) {
       const int r = s.first_row + static_cast<int>(i);
-      float* dst = out.row(r);
-      if (weight.dtype == DType::f32) {
-        cpu::rmsnorm_row(x.row(r), w, config_.rms_norm_eps, x.cols(), dst);
-      } else {
-        // Norm weights stored in 16 bits: widen into this thread's scratch first.
-        float* wide = scratch_[static_cast<std::size_t>(thread_index())].data();
-        row_to_f32(weight.dtype, weight.data, weight.cols, wide);
-        cpu::rmsnorm_row(x.row(r), wide, config_.rms_norm_eps, x.cols(), dst);
-      }
+      norm_row(x.row(r), weight, out.row(r));
     });
   }
 
@@ -141,56 +143,44 @@ class CpuBackend {
       product(w, x, s.first_row, s.rows, out, static_cast<std::size_t>(y.cols()), accumulate);
       return;
     }
-    Pending& p = pending_[static_cast<std::size_t>(thread_index())];
-    const cpu::Kernels& k = cpu::kernels_for(w.dtype);
-    const bool joins = p.count > 0 && p.count < Pending::kMax && p.x == &x && p.row == s.first_row && p.act == k.act;
-    if (!joins) run_pending();
-    p.x = &x;
-    p.row = s.first_row;
-    p.act = k.act;
-    p.products[p.count++] = {w, out, accumulate};
+    defer_product(s.first_row, w, x, out, accumulate);
   }
 
-  // Rotates every query and key head of the step's rows by its position.
-  void rope(const Step& s, Buffer& q, Buffer& k, RopeLayout layout) {
+  // Rotates the step's query and key heads by their positions (RoPE), appends its keys and
+  // values to the cache of `layer`, then lets every query row attend causally to all cached
+  // positions up to its own. Work items are (row, KV head): the query heads sharing that
+  // KV head (grouped-query attention) rotate, score and mix together, so each cached row
+  // is read once per group. One token's item needs no other item's keys: it rotates,
+  // stores and attends at once, behind one barrier instead of three.
+  void attention(const Step& s, int layer, Buffer& q, Buffer& k, const Buffer& v, RopeLayout layout, Buffer& out) {
     run_pending();
-    const int hd = config_.head_dim, heads = config_.num_heads, kv_heads = config_.num_kv_heads;
+    const int hd = config_.head_dim, kv_heads = config_.num_kv_heads, group = config_.kv_group();
     const bool interleaved = layout == RopeLayout::interleaved;
-    parallel_for(static_cast<std::int64_t>(s.rows) * (heads + kv_heads), [&](std::int64_t i) {
-      const int r = s.first_row + static_cast<int>(i / (heads + kv_heads));
-      const int h = static_cast<int>(i % (heads + kv_heads));
-      const int pos = s.pos0 + r;
-      float* v = h < heads ? q.row(r) + h * hd : k.row(r) + (h - heads) * hd;
-      cpu::rope_head(v, hd, rope_.cos(pos), rope_.sin(pos), interleaved);
-    });
-  }
-
-  // Appends the step's keys and values to the cache of `layer`, then lets every query
-  // row attend causally to all cached positions up to its own.
-  void attention(const Step& s, int layer, const Buffer& q, const Buffer& k, const Buffer& v, Buffer& out) {
-    run_pending();
-    const int hd = config_.head_dim, kv_heads = config_.num_kv_heads;
     const cpu::KvKernels kv = cpu::kv_kernels_for(kv_type_);
-    parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
-      const int r = s.first_row + static_cast<int>(i / kv_heads);
-      const int g = static_cast<int>(i % kv_heads);
-      kv.store_key(k.row(r) + g * hd, hd, key_tiles(layer, g), s.pos0 + r);
-      kv.store_value(v.row(r) + g * hd, hd, value_row(layer, g, s.pos0 + r));
-    });
-    // One work item per (row, KV head): the query heads sharing that KV head (grouped-query
-    // attention) score and mix together, so each cached row is read once per group.
-    const int group = config_.kv_group();
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    parallel_for(static_cast<std::int64_t>(s.rows) * kv_heads, [&](std::int64_t i) {
-      const int r = s.first_row + static_cast<int>(i / kv_heads);
-      const int g = static_cast<int>(i % kv_heads);
+    const std::int64_t items = static_cast<std::int64_t>(s.rows) * kv_heads;
+    auto row_of = [&](std::int64_t i) { return s.first_row + static_cast<int>(i / kv_heads); };
+    auto head_of = [&](std::int64_t i) { return static_cast<int>(i % kv_heads); };
+    auto attend = [&](int r, int g) {
       const int len = s.pos0 + r + 1;
       const std::size_t ld = static_cast<std::size_t>(len);
+      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
       float* scores = scratch_[static_cast<std::size_t>(thread_index())].data();
       kv.scores(q.row(r) + g * group * hd, group, key_tiles(layer, g), len, hd, scale, scores, ld);
       kv.softmax(scores, group, len, ld);
       kv.mix(scores, ld, group, value_row(layer, g, 0), kv_row_bytes_, len, hd, out.row(r) + g * group * hd);
+    };
+    parallel_for(items, [&](std::int64_t i) {
+      const int r = row_of(i), g = head_of(i), pos = s.pos0 + r;
+      float* key = k.row(r) + g * hd;
+      for (int h = g * group; h < (g + 1) * group; ++h)
+        cpu::rope_head(q.row(r) + h * hd, hd, rope_.cos(pos), rope_.sin(pos), interleaved);
+      cpu::rope_head(key, hd, rope_.cos(pos), rope_.sin(pos), interleaved);
+      kv.store_key(key, hd, key_tiles(layer, g), pos);
+      kv.store_value(v.row(r) + g * hd, hd, value_row(layer, g, pos));
+      if (s.rows == 1) attend(r, g);
     });
+    // A batch's rows attend to each other's keys: all of them are stored first.
+    if (s.rows > 1) parallel_for(items, [&](std::int64_t i) { attend(row_of(i), head_of(i)); });
   }
 
   // Split by rows and column spans: one token's row alone would leave the other threads
@@ -208,8 +198,7 @@ class CpuBackend {
 
   // Logits of the step's last row, into the backend's host-visible logits array.
   void output(const Step& s, const Buffer& x, const TensorView& head) {
-    run_pending();
-    product(head, x, s.end_row() - 1, 1, logits_.data(), 0, false);
+    defer_product(s.end_row() - 1, head, x, logits_.data(), false);
   }
 
   const float* logits() const { return logits_.data(); }
@@ -242,17 +231,26 @@ class CpuBackend {
   }
 
   // One token's products that read the same input in the same activation format (q, k and
-  // v; gate and up), recorded by each thread as it runs the step's ops and run together:
-  // the input is prepared once, each thread streams its share of every matrix in turn, and
-  // one barrier ends them all instead of one per product (a Tiny token passes about 200
-  // barriers; this saves 36, and the threads' imbalance on the small k and v products).
+  // v; gate and up), and the norm that computes that input, recorded by each thread as it
+  // runs the step's ops and run together when an op needs their results: every thread
+  // computes the norm and quantizes the row itself (a few KB, the time one thread alone
+  // took while the others waited), writes its share of the norm's output, streams its
+  // share of every matrix in turn, and one barrier ends it all instead of one each for the
+  // norm, the quantization and every product (a Tiny token passed about 200 barriers).
   struct Pending {
     static constexpr int kMax = 3;
+    struct Norm {
+      const Buffer* x = nullptr;  // null: no norm waits
+      TensorView weight;
+      Buffer* out = nullptr;
+      int row = 0;
+    };
     struct Product {
       TensorView w;
       float* y;
       bool accumulate;
     };
+    Norm norm;
     const Buffer* x = nullptr;
     int row = 0;
     cpu::ActFormat act = cpu::ActFormat::f32;
@@ -260,14 +258,52 @@ class CpuBackend {
     Product products[kMax];
   };
 
-  // Runs this thread's pending products (every thread holds the same list).
+  // A thread's own copy of one token's input row: normed (fp32) and as its kernels take it.
+  struct OneTokenRow {
+    std::vector<float> normed;
+    std::vector<std::byte> act_storage;
+    std::byte* acts = nullptr;  // act_storage aligned to 64 bytes
+  };
+
+  // Records y (+)= W x.row(row) for one token, joining the waiting products if it reads
+  // their input in their format, or the waiting norm's output if it does not overwrite
+  // the norm's input (which the threads read while the first of them write y).
+  void defer_product(int row, const TensorView& w, const Buffer& x, float* y, bool accumulate) {
+    Pending& p = pending_[static_cast<std::size_t>(thread_index())];
+    const cpu::Kernels& k = cpu::kernels_for(w.dtype);
+    const bool joins = p.count > 0
+                           ? p.count < Pending::kMax && p.x == &x && p.row == row && p.act == k.act
+                           : p.norm.x != nullptr && p.norm.out == &x && p.norm.row == row && y != p.norm.x->row(row);
+    if (!joins) run_pending();
+    p.x = &x;
+    p.row = row;
+    p.act = k.act;
+    p.products[p.count++] = {w, y, accumulate};
+  }
+
+  // Runs this thread's waiting norm and products (every thread holds the same record).
   void run_pending() {
     Pending& p = pending_[static_cast<std::size_t>(thread_index())];
-    if (p.count == 0) return;
-    const cpu::Kernels& k = cpu::kernels_for(p.products[0].w.dtype);
-    const std::byte* acts = row_acts(k, *p.x, p.row, 1);
-    const std::size_t stride = row_acts_stride(k, *p.x);
+    if (p.count == 0 && p.norm.x == nullptr) return;
+    OneTokenRow& own = one_token_[static_cast<std::size_t>(thread_index())];
+    const Pending::Norm norm = p.norm;
+    const float* input = norm.x != nullptr ? own.normed.data() : p.x->row(p.row);
+    if (norm.x != nullptr) norm_row(norm.x->row(norm.row), norm.weight, own.normed.data());
+    const cpu::Kernels& k = cpu::kernels_for(p.count > 0 ? p.products[0].w.dtype : DType::f32);
+    const std::byte* acts = reinterpret_cast<const std::byte*>(input);
+    if (p.count > 0 && k.act != cpu::ActFormat::f32) {
+      k.quantize_acts(input, p.x->cols(), own.acts);
+      acts = own.acts;
+    }
+    const std::size_t stride = p.count > 0 ? row_acts_stride(k, *p.x) : 0;
+    // Share c of the norm's columns and of every matrix's rows (a thread takes more than
+    // one share only if the region has fewer threads than asked for).
     parallel_for(threads_, [&](std::int64_t c) {
+      if (norm.x != nullptr) {
+        const int cols = norm.out->cols();
+        const int c0 = static_cast<int>(cols * c / threads_), c1 = static_cast<int>(cols * (c + 1) / threads_);
+        std::copy(input + c0, input + c1, norm.out->row(norm.row) + c0);
+      }
       for (int i = 0; i < p.count; ++i) {
         const Pending::Product& m = p.products[i];
         const std::int64_t share = one_token_share(m.w);
@@ -275,7 +311,20 @@ class CpuBackend {
         if (r0 < r1) cpu::kernels_for(m.w.dtype).gemm(m.w, r0, r1, acts, stride, 1, m.y, 0, m.accumulate);
       }
     });
+    p.norm.x = nullptr;
     p.count = 0;
+  }
+
+  // out = RMSNorm(x) with `weight`, which may be stored in 16 bits (widened into this
+  // thread's scratch first).
+  void norm_row(const float* x, const TensorView& weight, float* out) {
+    const float* w = reinterpret_cast<const float*>(weight.data);
+    if (weight.dtype != DType::f32) {
+      float* wide = scratch_[static_cast<std::size_t>(thread_index())].data();
+      row_to_f32(weight.dtype, weight.data, weight.cols, wide);
+      w = wide;
+    }
+    cpu::rmsnorm_row(x, w, config_.rms_norm_eps, weight.cols, out);
   }
 
   // x's rows [first, first + rows) as k's row-by-row kernels take them: fp32 as they are,
@@ -346,7 +395,8 @@ class CpuBackend {
   std::vector<std::byte> k_cache_, v_cache_;
   std::vector<float> logits_;
   std::vector<std::vector<float>> scratch_;  // per thread: a group's attention scores, widened norms
-  std::vector<Pending> pending_;             // per thread: its record of the step's waiting products
+  std::vector<Pending> pending_;             // per thread: its record of the step's waiting norm and products
+  std::vector<OneTokenRow> one_token_;       // per thread: its copy of one token's input row
   std::vector<std::byte> act_storage_;       // prepared activation rows, shared by the threads
   std::byte* acts_ = nullptr;                // act_storage_ aligned to 64 bytes
   struct PreparedRecord {

@@ -11,7 +11,7 @@ namespace smallcoder::cpu {
 // out = weight * x / sqrt(mean(x^2) + eps), the reference's RMSNorm. The mean is
 // accumulated in double so its rounding does not depend on the summation order, which
 // lets four independent sums shorten the chain of dependent additions (one token's norm
-// runs on one thread while the others wait).
+// runs whole on every thread, before its products can start).
 inline void rmsnorm_row(const float* x, const float* weight, float eps, int n, float* out) {
   double part[4] = {0.0, 0.0, 0.0, 0.0};
   int i = 0;

@@ -20,8 +20,6 @@
 #include <vector>
 
 #include "smallcoder/config.hpp"
-#include "smallcoder/tensor/dtype.hpp"
-#include "smallcoder/model/rope.hpp"
 #include "smallcoder/cuda/device_info.hpp"
 #include "smallcoder/cuda/launch.hpp"
 #include "smallcoder/cuda/profile.hpp"
@@ -30,8 +28,10 @@
 #include "smallcoder/cuda/tuning.hpp"
 #include "smallcoder/error.hpp"
 #include "smallcoder/model/backend_options.hpp"
+#include "smallcoder/model/rope.hpp"
 #include "smallcoder/model/step.hpp"
 #include "smallcoder/model/weights.hpp"
+#include "smallcoder/tensor/dtype.hpp"
 
 namespace smallcoder {
 
@@ -250,14 +250,12 @@ class CudaBackend {
     op.accumulate = accumulate;
   }
 
-  void rope(const Step& s, Buffer& q, Buffer& k, RopeLayout layout) {
-    cuda::RecordedOp& op = record(cuda::OpKind::rope, s);
-    op.out[0] = q.operand();
-    op.out[1] = k.operand();
-    op.layout = layout;
-  }
-
-  void attention(const Step& s, int layer, const Buffer& q, const Buffer& k, const Buffer& v, Buffer& out) {
+  // RoPE on q and k, then attention: two recorded ops.
+  void attention(const Step& s, int layer, Buffer& q, Buffer& k, const Buffer& v, RopeLayout layout, Buffer& out) {
+    cuda::RecordedOp& rope = record(cuda::OpKind::rope, s);
+    rope.out[0] = q.operand();
+    rope.out[1] = k.operand();
+    rope.layout = layout;
     cuda::RecordedOp& op = record(cuda::OpKind::attention, s);
     op.layer = layer;
     op.in[0] = q.operand();
@@ -517,7 +515,8 @@ class CudaBackend {
           return i + 2;
         }
         break;
-      default: break;
+      default:
+        break;
     }
     launch_unfused(op);
     return i + 1;
@@ -742,7 +741,9 @@ class CudaBackend {
           launch_gemm(op);
         }
         return;
-      case cuda::OpKind::rope: launch_rope_append(&op, nullptr); return;
+      case cuda::OpKind::rope:
+        launch_rope_append(&op, nullptr);
+        return;
       case cuda::OpKind::attention:
         launch_rope_append(nullptr, &op);
         launch_attention(op, nullptr);

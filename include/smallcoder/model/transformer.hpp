@@ -94,8 +94,7 @@ class Transformer {
       b.matmul(s, lw.wq, xn_, q_);
       b.matmul(s, lw.wk, xn_, k_);
       b.matmul(s, lw.wv, xn_, v_);
-      b.rope(s, q_, k_, w_.rope_layout);
-      b.attention(s, l, q_, k_, v_, att_);
+      b.attention(s, l, q_, k_, v_, w_.rope_layout, att_);
       b.matmul(s, lw.wo, att_, x_, /*accumulate=*/true);
       // MLP block: x += W_down * (silu(W_gate xn) * W_up xn); SwiGLU overwrites gate.
       b.rmsnorm(s, x_, lw.ffn_norm, xn_);
