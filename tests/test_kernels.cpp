@@ -671,6 +671,58 @@ TEST_CASE("backend: prepared activations are reused only while the input buffer 
   }
 }
 
+// A token's norm waits for the products that read it (CpuBackend::Pending): every thread
+// normalizes the row itself and writes its share of the norm's output. Row 2 of a batch
+// buffer, as a prompt's final norm and logits take its last row.
+TEST_CASE("backend: one token's norm runs with the products that read it and leaves its output in the buffer") {
+  std::mt19937 rng(29);
+  BackendOptions options;
+  options.threads = 2;
+  options.max_batch = 4;
+  const int cols = 64, row = 2;
+  for (DType t : {DType::q8_0, DType::bf16}) {
+    CAPTURE(std::string(dtype_name(t)));
+    const ModelConfig config = tiny_config(cols);
+    CpuBackend b(config, options);
+    const Matrix w1 = random_matrix(rng, t, 24, cols), w2 = random_matrix(rng, t, cols, cols);
+    const std::vector<float> gamma = random_floats(rng, cols, 1.0f), input = random_floats(rng, cols, 3.0f);
+    const TensorView norm_weight{DType::f32, 1, cols, reinterpret_cast<const std::byte*>(gamma.data())};
+    auto x = b.make_buffer(cols), xn = b.make_buffer(cols), y1 = b.make_buffer(24), in_place = b.make_buffer(cols);
+    std::copy(input.begin(), input.end(), x.row(row));
+    std::copy(input.begin(), input.end(), in_place.row(row));
+    std::vector<std::int32_t> tokens(static_cast<std::size_t>(options.max_batch), 0);
+    const Step step{tokens.data(), 1, 0, row};
+    b.run(step, [&] {
+      b.rmsnorm(step, x, norm_weight, xn);
+      b.matmul(step, w1.view, xn, y1);
+      b.matmul(step, w2.view, xn, x, /*accumulate=*/true);  // writes the norm's input: runs after it
+      b.rmsnorm(step, in_place, norm_weight, in_place);     // overwrites its input: not deferred
+    });
+    double sum_sq = 0;
+    for (float v : input) sum_sq += static_cast<double>(v) * v;
+    const double inv_rms = 1.0 / std::sqrt(sum_sq / cols + static_cast<double>(config.rms_norm_eps));
+    std::vector<float> normed(static_cast<std::size_t>(cols));
+    for (int i = 0; i < cols; ++i) {
+      const double want = gamma[static_cast<std::size_t>(i)] * input[static_cast<std::size_t>(i)] * inv_rms;
+      CHECK(std::fabs(xn.row(row)[i] - want) <= 1e-5 * (std::fabs(want) + 1e-3));
+      CHECK(in_place.row(row)[i] == xn.row(row)[i]);
+      normed[static_cast<std::size_t>(i)] = xn.row(row)[i];
+    }
+    // The products are those of the normed row the buffer holds (each within 1e-6 of the
+    // double-precision product with the scalar level's activations).
+    auto expect = [&](const Matrix& w, const float* got, const float* base) {
+      const cpu::Kernels& ref = cpu::kernels_for(w.view.dtype, Isa::scalar);
+      const Reference want = reference(ref, w.view, prepare(ref, normed, 1, cols), 1);
+      for (std::int64_t i = 0; i < w.view.rows; ++i) {
+        const double sum = want.exact[static_cast<std::size_t>(i)] + (base != nullptr ? base[i] : 0.0);
+        CHECK(std::fabs(got[i] - sum) <= 1e-6 * want.magnitude[static_cast<std::size_t>(i)] + 1e-6 * std::fabs(sum));
+      }
+    };
+    expect(w1, y1.row(row), nullptr);
+    expect(w2, x.row(row), input.data());
+  }
+}
+
 TEST_CASE("exp_approx: within 4 ulp of e^x over the floats softmax meets, saturating beyond") {
   double worst = 0;
   for (float x = -87.0f; x <= 88.0f; x += 0.0137f) {

@@ -150,11 +150,12 @@ VariantResult benchmark_model(const std::string& name, const std::function<Check
         run_prompt(model, prompts[static_cast<std::size_t>(i)], options, options.seed + static_cast<std::uint64_t>(i)));
     if (progress) progress(ProgressEvent{name, i, count, &v.prompts.back()});
   }
-  v.bandwidth_after = probe_outside_peak(probe, v.memory);
+  // Residency first: the probe's streaming read could evict mapped weights under pressure.
   const WeightResidency residency = weight_residency(c.config, c.weights, mapped_model_file(c));
   v.memory.weights_mapped_resident = residency.mapped_resident;
   v.memory.weights_anonymous = residency.anonymous;
   v.memory.rss_after_generation = rss_now_bytes();
+  v.bandwidth_after = probe_outside_peak(probe, v.memory);
   v.memory.peak_rss = std::max(v.memory.peak_rss, rss_peak_bytes());
   v.memory.device = device_memory(backend);
   return v;

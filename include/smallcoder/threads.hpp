@@ -5,6 +5,8 @@
 // runs serially.
 #pragma once
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -12,8 +14,6 @@
 #include <set>
 #include <string>
 #include <thread>
-
-#include <sched.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -65,11 +65,12 @@ namespace detail {
 
 // The barrier that orders a parallel region's ops. libgomp's own (the implicit one at the
 // end of an `omp for`) took 1.4 us per op with two threads on a Zen 5 VM, and a Tiny
-// decode step passes about 200 of them: 0.28 ms of a 2 ms Q8_0 token. Arriving on one
-// counter and spinning on one generation word takes 0.5 us there (two cache-line moves
-// between the cores). Spinning stops after kSpins rounds (tens of microseconds, longer
-// than an op's usual imbalance): from then on a waiting thread yields its core, so more
-// threads than cores (test suites side by side in CI) still progress and waste little.
+// decode step passed about 200 of them (74 since norms and attention were fused): 0.28 ms
+// of a 2 ms Q8_0 token. Arriving on one counter and spinning on one generation word takes
+// 0.5 us there (two cache-line moves between the cores). Spinning stops after kSpins
+// rounds (tens of microseconds, longer than an op's usual imbalance): from then on a
+// waiting thread yields its core, so more threads than cores (test suites side by side in
+// CI) still progress and waste little.
 class TeamBarrier {
  public:
   void arrive_and_wait(int threads) {

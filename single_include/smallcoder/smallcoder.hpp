@@ -5890,6 +5890,8 @@ inline Checkpoint read_checkpoint(const std::string& path, const std::string& to
 // (TeamBarrier) orders the ops. That avoids a fork/join per op. Without OpenMP everything
 // runs serially.
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -5897,8 +5899,6 @@ inline Checkpoint read_checkpoint(const std::string& path, const std::string& to
 #include <set>
 #include <string>
 #include <thread>
-
-#include <sched.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -5950,11 +5950,12 @@ namespace detail {
 
 // The barrier that orders a parallel region's ops. libgomp's own (the implicit one at the
 // end of an `omp for`) took 1.4 us per op with two threads on a Zen 5 VM, and a Tiny
-// decode step passes about 200 of them: 0.28 ms of a 2 ms Q8_0 token. Arriving on one
-// counter and spinning on one generation word takes 0.5 us there (two cache-line moves
-// between the cores). Spinning stops after kSpins rounds (tens of microseconds, longer
-// than an op's usual imbalance): from then on a waiting thread yields its core, so more
-// threads than cores (test suites side by side in CI) still progress and waste little.
+// decode step passed about 200 of them (74 since norms and attention were fused): 0.28 ms
+// of a 2 ms Q8_0 token. Arriving on one counter and spinning on one generation word takes
+// 0.5 us there (two cache-line moves between the cores). Spinning stops after kSpins
+// rounds (tens of microseconds, longer than an op's usual imbalance): from then on a
+// waiting thread yields its core, so more threads than cores (test suites side by side in
+// CI) still progress and waste little.
 class TeamBarrier {
  public:
   void arrive_and_wait(int threads) {
@@ -10136,10 +10137,11 @@ class CpuBackend {
     });
   }
 
-  // One token's norm waits (see Pending) for the products that read it.
+  // One token's norm waits (see Pending) for the products that read it, unless it overwrites
+  // its input (the threads would write their column shares while others still read it).
   void rmsnorm(const Step& s, const Buffer& x, const TensorView& weight, Buffer& out) {
     run_pending();
-    if (s.rows == 1) {
+    if (s.rows == 1 && &x != &out) {
       pending_[static_cast<std::size_t>(thread_index())].norm = {&x, weight, &out, s.first_row};
       return;
     }
@@ -10159,7 +10161,7 @@ class CpuBackend {
       product(w, x, s.first_row, s.rows, out, static_cast<std::size_t>(y.cols()), accumulate);
       return;
     }
-    defer_product(s.first_row, w, x, out, accumulate);
+    defer_product(s.first_row, w, x, &y, out, accumulate);
   }
 
   // Rotates the step's query and key heads by their positions (RoPE), appends its keys and
@@ -10214,7 +10216,7 @@ class CpuBackend {
 
   // Logits of the step's last row, into the backend's host-visible logits array.
   void output(const Step& s, const Buffer& x, const TensorView& head) {
-    defer_product(s.end_row() - 1, head, x, logits_.data(), false);
+    defer_product(s.end_row() - 1, head, x, nullptr, logits_.data(), false);
   }
 
   const float* logits() const { return logits_.data(); }
@@ -10241,8 +10243,9 @@ class CpuBackend {
     }
     const std::byte* acts = row_acts(k, x, first, rows);
     const std::size_t act_stride = row_acts_stride(k, x);
-    // One token: each thread's share of the rows in one piece, which the one-token kernels
-    // read as a few long sequential streams (tiling.hpp's gemm_decode_or_tiled).
+    // One token (here only a product into its own input; the others wait in Pending): each
+    // thread's share of the rows in one piece, which the one-token kernels read as a few
+    // long sequential streams (tiling.hpp's gemm_decode_or_tiled).
     split_rows(k.gemm, w, rows == 1 ? one_token_share(w) : kBatchRows, acts, act_stride, rows, y, ldy, accumulate);
   }
 
@@ -10281,15 +10284,17 @@ class CpuBackend {
     std::byte* acts = nullptr;  // act_storage aligned to 64 bytes
   };
 
-  // Records y (+)= W x.row(row) for one token, joining the waiting products if it reads
-  // their input in their format, or the waiting norm's output if it does not overwrite
-  // the norm's input (which the threads read while the first of them write y).
-  void defer_product(int row, const TensorView& w, const Buffer& x, float* y, bool accumulate) {
+  // Records y (+)= W x.row(row) for one token (y in buffer `target`, or in no buffer),
+  // joining the waiting products if it reads their input in their format, or the waiting
+  // norm's output. Never if it writes the waiting norm's input, which the threads read while
+  // the first of them may already be writing their products.
+  void defer_product(int row, const TensorView& w, const Buffer& x, const Buffer* target, float* y, bool accumulate) {
     Pending& p = pending_[static_cast<std::size_t>(thread_index())];
     const cpu::Kernels& k = cpu::kernels_for(w.dtype);
-    const bool joins = p.count > 0
-                           ? p.count < Pending::kMax && p.x == &x && p.row == row && p.act == k.act
-                           : p.norm.x != nullptr && p.norm.out == &x && p.norm.row == row && y != p.norm.x->row(row);
+    const bool clobbers_norm = p.norm.x != nullptr && p.norm.x == target;
+    const bool joins =
+        !clobbers_norm && (p.count > 0 ? p.count < Pending::kMax && p.x == &x && p.row == row && p.act == k.act
+                                       : p.norm.x != nullptr && p.norm.out == &x && p.norm.row == row);
     if (!joins) run_pending();
     p.x = &x;
     p.row = row;
@@ -10369,8 +10374,9 @@ class CpuBackend {
   }
 
   // x's rows [first, first + rows) in activation format `format`, written into acts_ by
-  // prepare(i) for work items i < items, split across the threads. Consecutive products
-  // on an unchanged buffer (q/k/v on one normed input, gate/up on another) prepare it once.
+  // prepare(i) for work items i < items, split across the threads. Consecutive batch
+  // products on an unchanged buffer (q/k/v on one normed input, gate/up on another)
+  // prepare it once.
   template <class Prepare>
   const std::byte* prepared(cpu::ActFormat format, const Buffer& x, int first, int rows, std::int64_t items,
                             Prepare&& prepare) {
