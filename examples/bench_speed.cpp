@@ -158,10 +158,14 @@ int run(int argc, char** argv) {
   std::fprintf(stderr, "loaded %s in %.1f s\n",
                f.model.empty() ? (f.variant + " with random weights").c_str() : f.model.c_str(),
                seconds_since(load_start));
-  std::fprintf(stderr, "measuring memory bandwidth (%llu MiB, %d threads)...\n",
-               static_cast<unsigned long long>(kBandwidthBytes >> 20), t.backend().threads());
-  const bench::BandwidthMeasurement bandwidth = bench::measure_read_bandwidth(kBandwidthBytes, t.backend().threads());
-  std::fprintf(stderr, "memory bandwidth: %s\n", bench::describe_bandwidth(bandwidth).c_str());
+  auto probe_bandwidth = [&](const char* when) {
+    std::fprintf(stderr, "measuring memory bandwidth %s (%llu MiB, %d threads)...\n", when,
+                 static_cast<unsigned long long>(kBandwidthBytes >> 20), t.backend().threads());
+    const bench::BandwidthMeasurement b = bench::measure_read_bandwidth(kBandwidthBytes, t.backend().threads());
+    std::fprintf(stderr, "memory bandwidth %s: %s\n", when, bench::describe_bandwidth(b).c_str());
+    return b.gb_per_s;
+  };
+  const double bandwidth_before = probe_bandwidth("before the tests");
   const bench::ComputePeak peak = bench::measure_compute_peak(t.backend().threads());
   std::fprintf(stderr,
                "compute peak at the %s level, %d threads: fp32 FMA %.0f GFLOP/s, 8-bit dot product %.0f GOP/s\n",
@@ -208,6 +212,11 @@ int run(int argc, char** argv) {
     rows.push_back(Row{"tg" + std::to_string(n) + " @ d" + std::to_string(depth), statistics(speeds), bytes});
   }
 
+  // The decode rows' limit: the mean of the probes before and after the tests, which ran
+  // between them on a machine whose memory speed may drift (a VM's host, a laptop's power
+  // states): the probe before alone once put a decode at 166% of its bandwidth.
+  const double bandwidth = (bandwidth_before + probe_bandwidth("after the tests")) / 2;
+  std::fprintf(stderr, "memory bandwidth: %.1f GB/s (the mean of the two)\n", bandwidth);
   const std::string name = model.config().name.empty() ? f.model : model.config().name;
   const std::string types = matrix_types(model.checkpoint().weights);
   // A prompt's share of the compute peak: the least time its operations take at the peaks
@@ -215,14 +224,14 @@ int run(int argc, char** argv) {
   std::printf(
       "| model | dtype | kv cache | threads | test | tok/s | median | GB/s | share of %.1f GB/s | GOP/s | share of %s "
       "peak (FMA %.0f GFLOP/s, 8-bit %.0f GOP/s) |\n",
-      bandwidth.gb_per_s, peak.level.c_str(), peak.fma_gflops, peak.int8_gops);
+      bandwidth, peak.level.c_str(), peak.fma_gflops, peak.int8_gops);
   std::printf("|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n");
   for (const Row& r : rows) {
     std::string gb = "-", share = "-", gops = "-", compute_share = "-";
     if (r.bytes_per_token > 0) {
       const double achieved = r.bytes_per_token * r.tokens_per_s.mean / 1e9;
       gb = bench::format_number("%.1f", achieved);
-      share = bench::format_number("%.0f%%", 100 * achieved / bandwidth.gb_per_s);
+      share = bench::format_number("%.0f%%", 100 * achieved / bandwidth);
     }
     if (r.prompt_tokens > 0) {
       const bench::PromptOperations ops =
@@ -232,10 +241,10 @@ int run(int argc, char** argv) {
       compute_share = bench::format_number("%.0f%%", 100 * ops.seconds_at(peak) / seconds);
     }
     std::printf("| %s%s | %s | %s | %d | %s | %.1f ± %.1f | %.1f | %s | %s | %s | %s |\n", name.c_str(),
-                model.checkpoint().format == "random" ? " (random)" : "",
-                types.c_str(), smallcoder::dtype_name(t.backend().kv_cache()),
-                t.backend().threads(), r.test.c_str(), r.tokens_per_s.mean, r.tokens_per_s.sd, r.tokens_per_s.median,
-                gb.c_str(), share.c_str(), gops.c_str(), compute_share.c_str());
+                model.checkpoint().format == "random" ? " (random)" : "", types.c_str(),
+                smallcoder::dtype_name(t.backend().kv_cache()), t.backend().threads(), r.test.c_str(),
+                r.tokens_per_s.mean, r.tokens_per_s.sd, r.tokens_per_s.median, gb.c_str(), share.c_str(), gops.c_str(),
+                compute_share.c_str());
   }
   return 0;
 }
