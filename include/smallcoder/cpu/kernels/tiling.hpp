@@ -77,8 +77,8 @@ inline void gemm_tiled(const TensorView& w, std::int64_t r0, std::int64_t r1, co
 
 // The last `left` (< Decode::kRows) rows of a range, consecutive, in one call of
 // Decode::rows<left>.
-template <class Decode, int R = Decode::kRows - 1>
-inline void decode_rest(std::int64_t left, const TensorView& w, std::int64_t r, const std::byte* act, float* y,
+template <class Decode, int R = Decode::kRows - 1, class Act>
+inline void decode_rest(std::int64_t left, const TensorView& w, std::int64_t r, const Act& act, float* y,
                         bool accumulate) {
   if constexpr (R > 1) {
     if (left < R) return decode_rest<Decode, R - 1>(left, w, r, act, y, accumulate);
@@ -99,9 +99,10 @@ inline void decode_rest(std::int64_t left, const TensorView& w, std::int64_t r, 
 // Each level's DecodeRange::range, compiled for its instruction set, runs this flattened, so
 // the walk and its rows<R> calls are one function: a call per kRows rows (a prologue, the
 // row length's division, the constants loaded again) had cost the k-quant kernels, which
-// take a row per call, a sixth of their speed on Tiny's 768-wide rows.
-template <class Decode>
-inline void walk_decode_rows(const TensorView& w, std::int64_t r0, std::int64_t r1, const std::byte* act, float* y,
+// take a row per call, a sixth of their speed on Tiny's 768-wide rows. `act` is the
+// activation row, or what a kernel made of it once for the whole range.
+template <class Decode, class Act>
+inline void walk_decode_rows(const TensorView& w, std::int64_t r0, std::int64_t r1, const Act& act, float* y,
                              bool accumulate) {
   const std::int64_t len = (r1 - r0) / Decode::kRows;
   for (std::int64_t j = 0; j < len; ++j) Decode::template rows<Decode::kRows>(w, r0 + j, len, act, y, accumulate);
