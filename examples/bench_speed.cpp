@@ -163,9 +163,9 @@ int run(int argc, char** argv) {
                  static_cast<unsigned long long>(kBandwidthBytes >> 20), t.backend().threads());
     const bench::BandwidthMeasurement b = bench::measure_read_bandwidth(kBandwidthBytes, t.backend().threads());
     std::fprintf(stderr, "memory bandwidth %s: %s\n", when, bench::describe_bandwidth(b).c_str());
-    return b.gb_per_s;
+    return b;
   };
-  const double bandwidth_before = probe_bandwidth("before the tests");
+  const bench::BandwidthMeasurement bandwidth_before = probe_bandwidth("before the tests");
   const bench::ComputePeak peak = bench::measure_compute_peak(t.backend().threads());
   std::fprintf(stderr,
                "compute peak at the %s level, %d threads: fp32 FMA %.0f GFLOP/s, 8-bit dot product %.0f GOP/s\n",
@@ -212,10 +212,8 @@ int run(int argc, char** argv) {
     rows.push_back(Row{"tg" + std::to_string(n) + " @ d" + std::to_string(depth), statistics(speeds), bytes});
   }
 
-  // The decode rows' limit: the mean of the probes before and after the tests, which ran
-  // between them on a machine whose memory speed may drift (a VM's host, a laptop's power
-  // states): the probe before alone once put a decode at 166% of its bandwidth.
-  const double bandwidth = (bandwidth_before + probe_bandwidth("after the tests")) / 2;
+  // The decode rows' limit: the mean of the probes before and after the tests.
+  const double bandwidth = bench::mean_gb_per_s(bandwidth_before, probe_bandwidth("after the tests"));
   std::fprintf(stderr, "memory bandwidth: %.1f GB/s (the mean of the two)\n", bandwidth);
   const std::string name = model.config().name.empty() ? f.model : model.config().name;
   const std::string types = matrix_types(model.checkpoint().weights);

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "smallcoder/cpu/isa.hpp"
-#include "smallcoder/threads.hpp"
 #include "smallcoder/error.hpp"
+#include "smallcoder/threads.hpp"
 
 namespace smallcoder::bench {
 
@@ -66,6 +66,14 @@ struct BandwidthMeasurement {
   int threads = 0;
   std::vector<double> pass_gb_per_s;  // every pass, in order
 };
+
+// The bandwidth a decode measured between two probes is bounded by: their mean. On a
+// machine whose memory speed drifts (a VM's host, a laptop's power states) it stands for the
+// speed the decode ran at better than either probe alone (the one before a Tiny bf16 decode
+// once read 34.1 GB/s while the decode itself read 56.6 GB/s).
+inline double mean_gb_per_s(const BandwidthMeasurement& before, const BandwidthMeasurement& after) {
+  return (before.gb_per_s + after.gb_per_s) / 2;
+}
 
 // Reads `buffer_bytes` (rounded down to 1 MiB chunks, at least one) `passes` times with
 // `threads` threads. The buffer is written first, so every page is real memory (a never

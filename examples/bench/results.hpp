@@ -95,11 +95,9 @@ struct VariantResult {
   std::vector<PromptResult> prompts;
 };
 
-// The bandwidth a variant's limit divides by: the mean of its two probes. The decode ran
-// between them, on a machine whose memory speed may drift (a VM's host, a laptop's power
-// states), so their mean stands for the speed it ran at better than any single probe.
+// The bandwidth a variant's limit divides by: the mean of the probes around its prompts.
 inline double variant_bandwidth_gb_per_s(const VariantResult& v) {
-  return (v.bandwidth_before.gb_per_s + v.bandwidth_after.gb_per_s) / 2;
+  return mean_gb_per_s(v.bandwidth_before, v.bandwidth_after);
 }
 
 struct BenchmarkSettings {

@@ -10136,12 +10136,12 @@ class CpuBackend {
     for (OneTokenRow& t : one_token_) {
       t.normed.resize(static_cast<std::size_t>(widest));
       t.act_storage.resize(act_row + 64);
-      t.acts = t.act_storage.data() + (64 - reinterpret_cast<std::uintptr_t>(t.act_storage.data()) % 64) % 64;
+      t.acts = aligned_64(t.act_storage);
     }
     const std::size_t act_rows = (static_cast<std::size_t>(max_batch_) + cpu::kGroupTokens - 1) / cpu::kGroupTokens *
                                  cpu::kGroupTokens;  // whole groups for the grouped formats
     act_storage_.resize(act_rows * act_row + 64);
-    acts_ = act_storage_.data() + (64 - reinterpret_cast<std::uintptr_t>(act_storage_.data()) % 64) % 64;
+    acts_ = aligned_64(act_storage_);
   }
 
   int max_batch() const { return max_batch_; }
@@ -10395,6 +10395,11 @@ class CpuBackend {
   static std::size_t row_acts_stride(const cpu::Kernels& k, const Buffer& x) {
     return k.act == cpu::ActFormat::f32 ? static_cast<std::size_t>(x.cols()) * sizeof(float)
                                         : cpu::act_row_bytes(k.act, x.cols());
+  }
+
+  // The first 64-byte boundary in `storage` (sized 64 bytes over what it must hold).
+  static std::byte* aligned_64(std::vector<std::byte>& storage) {
+    return storage.data() + (64 - reinterpret_cast<std::uintptr_t>(storage.data()) % 64) % 64;
   }
 
   // Each thread's rows of W for one token: one piece per thread.
