@@ -45,7 +45,7 @@ TEST_CASE("block sizes agree with the dtype table and llama.cpp") {
   CHECK(dtype_info(DType::q6_k).block_bytes == static_cast<int>(sizeof(BlockQ6K)));
   CHECK(dtype_info(DType::q8_0).block_elems == kQ0Block);
   CHECK(dtype_info(DType::q4_k).block_elems == kQKBlock);
-  CHECK(sizeof(BlockQ8K) == 4 + 256 + 32);
+  CHECK(sizeof(BlockQ8K) == 4 + 256 + 16);
 }
 
 TEST_CASE("Q8_0 quantizer: d = max|x| / 127 as f16, halves rounded away from zero") {

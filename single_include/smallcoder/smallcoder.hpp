@@ -651,19 +651,21 @@ struct BlockQ6K {
   std::uint16_t d;  // f16 super-block scale
 };
 
-// Q8_K: the 8-bit activation block of llama.cpp's k-quant dot products; bsums[g] is the
-// sum of qs over group g of 16, which the weights' offsets (Q4_K mins, Q6_K's -32) need.
+// Q8_K: the 8-bit activation block of the k-quant dot products, llama.cpp's block_q8_K
+// except for its sums: sums[s] is the sum of qs over sub-block s of 32, which Q4_K's mins
+// multiply. (llama.cpp keeps a sum per 16 and every product adds the pairs; this block
+// lives only in memory, so it is summed the way its one reader needs, once per row.)
 struct BlockQ8K {
   float d;
   std::int8_t qs[kQKBlock];
-  std::int16_t bsums[kQKBlock / 16];
+  std::int16_t sums[kQKBlock / 32];
 };
 
 static_assert(sizeof(BlockQ8_0) == 34, "BlockQ8_0 must match ggml's block_q8_0");
 static_assert(sizeof(BlockQ4_0) == 18, "BlockQ4_0 must match ggml's block_q4_0");
 static_assert(sizeof(BlockQ4K) == 144, "BlockQ4K must match ggml's block_q4_K");
 static_assert(sizeof(BlockQ6K) == 210, "BlockQ6K must match ggml's block_q6_K");
-static_assert(sizeof(BlockQ8K) == 292, "BlockQ8K must match ggml's block_q8_K");
+static_assert(sizeof(BlockQ8K) == 276, "BlockQ8K: d, 256 quants and 8 sums, unpadded");
 
 // Unpacks the eight 6-bit scales and mins of a Q4_K super-block. Bytes 0-3 hold scales
 // 0-3 (low 6 bits), bytes 4-7 mins 0-3; bytes 8-11 hold the low nibbles of scales 4-7
@@ -6474,7 +6476,7 @@ inline Isa active_isa() {
 namespace smallcoder::cpu {
 
 // f32: the buffer's fp32 row. q8_0: for Q8_0 and Q4_0 weights, 32-element blocks (layout
-// below). q8_k: for Q4_K and Q6_K weights, ggml's BlockQ8K super-blocks. bf16_split and
+// below). q8_k: for Q4_K and Q6_K weights, BlockQ8K super-blocks. bf16_split and
 // q8_0_tiles: for batches on bf16 and Q8_0 weights at the amx level, whole groups of
 // kGroupTokens tokens (layouts below; the last group is padded with zero tokens).
 enum class ActFormat { f32, q8_0, q8_k, bf16_split, q8_0_tiles };
@@ -6560,8 +6562,8 @@ inline int quantize_act_value(float v) {
 
 // Writes the q8_0 or q8_k activation row of n values at out, a block at a time, through a
 // level's Values: abs_max(x, n), the largest |x| of n values (NaNs skipped), and
-// quantize(x, n, inv, q), which stores quantize_act_value(x * inv) of n values (16 or 32)
-// at q and returns their sum.
+// quantize32(x, inv, q), which stores quantize_act_value(x * inv) of 32 values at q and
+// returns their sum.
 template <class Values>
 inline void write_q8_0_row(const float* x, std::int64_t n, std::byte* out) {
   const std::int64_t blocks = n / kQ0Block;
@@ -6572,7 +6574,7 @@ inline void write_q8_0_row(const float* x, std::int64_t n, std::byte* out) {
     const float* xb = x + b * kQ0Block;
     const ActScale scale = q8_0_scale(Values::abs_max(xb, kQ0Block));
     d[b] = scale.d;
-    sums[b] = Values::quantize(xb, kQ0Block, scale.inv, qs + b * kQ0Block);
+    sums[b] = Values::quantize32(xb, scale.inv, qs + b * kQ0Block);
   }
 }
 
@@ -6583,8 +6585,8 @@ inline void write_q8_k_row(const float* x, std::int64_t n, std::byte* out) {
     const float* xb = x + b * kQKBlock;
     const ActScale scale = q8_k_scale(Values::abs_max(xb, kQKBlock));
     BlockQ8K& blk = blocks[b];
-    for (int g = 0; g < kQKBlock / 16; ++g) {
-      blk.bsums[g] = static_cast<std::int16_t>(Values::quantize(xb + 16 * g, 16, scale.inv, blk.qs + 16 * g));
+    for (int s = 0; s < kQKBlock / 32; ++s) {
+      blk.sums[s] = static_cast<std::int16_t>(Values::quantize32(xb + 32 * s, scale.inv, blk.qs + 32 * s));
     }
     blk.d = scale.d;
   }
@@ -6825,20 +6827,13 @@ SMALLCODER_AVX2 inline __m256i pack32(__m256i q0, __m256i q1, __m256i q2, __m256
   return _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-// A block's values for write_q8_0_row / write_q8_k_row (activations.hpp), n 16 or 32.
+// A block's values for write_q8_0_row / write_q8_k_row (activations.hpp).
 struct ActValues {
   SMALLCODER_AVX2 static float abs_max(const float* x, int n) { return avx2::abs_max(x, n); }
 
-  SMALLCODER_AVX2 static std::int32_t quantize(const float* x, int n, float inv, std::int8_t* q) {
+  SMALLCODER_AVX2 static std::int32_t quantize32(const float* x, float inv, std::int8_t* q) {
     const __m256 scale = _mm256_set1_ps(inv);
     const __m256i q0 = quantize8(x, scale), q1 = quantize8(x + 8, scale);
-    if (n == 16) {
-      // The packs work within 128-bit lanes; the permute puts q0's lanes before q1's.
-      const __m256i halves = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q),
-                       _mm_packs_epi16(_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1)));
-      return hsum(_mm256_add_epi32(q0, q1));
-    }
     const __m256i q2 = quantize8(x + 16, scale), q3 = quantize8(x + 24, scale);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), pack32(q0, q1, q2, q3));
     return hsum(_mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3)));
@@ -8272,8 +8267,11 @@ struct Q4KSteps {
   static constexpr int kDecodeRows = 1;
 
   struct Header {
-    __m256i scales;  // the 8 sub-block scales as int16, in both 128-bit lanes
-    __m128i mins;    // the 8 mins as int16
+    // Scale s in both int16 halves of word s: each chunk's scale vectors are then broadcast
+    // loads, not byte shuffles (eight per super-block, all on the one shuffle port of an
+    // Intel core, which bound the kernel there).
+    alignas(32) std::int32_t scale_pairs[8];
+    __m128i mins;  // the 8 mins as int16
   };
   struct Weights {
     __m256i lo, hi, scale_lo, scale_hi;
@@ -8289,24 +8287,34 @@ struct Q4KSteps {
   // The packing of q4k_scales_mins (quant_blocks.hpp), four bytes at a time: byte j of
   // word 0 holds scale j, of word 1 min j (low 6 bits each); byte j of word 2 holds the
   // low four bits of scale 4 + j and of min 4 + j, whose top two bits are bits 6-7 of
-  // word 0's and word 1's byte j.
+  // word 0's and word 1's byte j. (Scalar: on AMD cores the integer units are not the
+  // vector pipes the rest of the kernel keeps busy.)
   SMALLCODER_AVX2 static Header header(const BlockQ4K& w) {
-    std::uint32_t word[3];
-    std::memcpy(word, w.scales, sizeof word);
+    std::uint64_t word01;
+    std::uint32_t word2;
+    std::memcpy(&word01, w.scales, sizeof word01);
+    std::memcpy(&word2, w.scales + 8, sizeof word2);
+    const auto word0 = static_cast<std::uint32_t>(word01), word1 = static_cast<std::uint32_t>(word01 >> 32);
     constexpr std::uint32_t k6Bits = 0x3F3F3F3F, kLow4 = 0x0F0F0F0F, kBits45 = 0x30303030;
-    const std::uint64_t scales = (word[0] & k6Bits) | std::uint64_t{(word[2] & kLow4) | ((word[0] >> 2) & kBits45)}
-                                                          << 32;
-    const std::uint64_t mins = (word[1] & k6Bits) | std::uint64_t{((word[2] >> 4) & kLow4) | ((word[1] >> 2) & kBits45)}
-                                                        << 32;
-    const __m128i scales16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(scales)));
-    return {_mm256_broadcastsi128_si256(scales16), _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mins)))};
+    const std::uint64_t scales = (word0 & k6Bits) | std::uint64_t{(word2 & kLow4) | ((word0 >> 2) & kBits45)} << 32;
+    const std::uint64_t mins = (word1 & k6Bits) | std::uint64_t{((word2 >> 4) & kLow4) | ((word1 >> 2) & kBits45)}
+                                                      << 32;
+    const __m256i scales32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(scales)));
+    Header h;
+    _mm256_store_si256(reinterpret_cast<__m256i*>(h.scale_pairs),
+                       _mm256_or_si256(scales32, _mm256_slli_epi32(scales32, 16)));
+    h.mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mins)));
+    return h;
   }
   SMALLCODER_AVX2 static Weights weights(const BlockQ4K& w, const Header& h, int c) {
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
     const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs + 32 * c));
+    // Hidden from the optimizer, which would otherwise keep the stored pairs in a register
+    // and broadcast them there (four shuffles each instead of one load).
+    const std::int32_t* pairs = h.scale_pairs;
+    asm("" : "+r"(pairs));
     return {_mm256_and_si256(bytes, low_nibbles), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles),
-            _mm256_shuffle_epi8(h.scales, word_broadcast_index(2 * c)),
-            _mm256_shuffle_epi8(h.scales, word_broadcast_index(2 * c + 1))};
+            _mm256_set1_epi32(pairs[2 * c]), _mm256_set1_epi32(pairs[2 * c + 1])};
   }
   SMALLCODER_AVX2 static Acts acts(const BlockQ8K& a, int c) {
     return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * c)),
@@ -8318,17 +8326,21 @@ struct Q4KSteps {
     const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(q.hi, a.hi), q.scale_hi);
     return _mm256_add_epi32(p_lo, p_hi);
   }
-  // 4 int32 lanes summing to scalar::Q4KSums::mins: sub-block s's activation sum is bsums
-  // 2s and 2s + 1 added (hadd), times min s (madd).
+  // 4 int32 lanes summing to scalar::Q4KSums::mins: each sub-block's activation sum times
+  // its min.
   SMALLCODER_AVX2 static __m128i min_lanes(const Header& h, const BlockQ8K& a) {
-    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
-    const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-    return _mm_madd_epi16(h.mins, pairs);
+    return _mm_madd_epi16(h.mins, _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.sums)));
   }
+  // The float steps are llama.cpp's: a.d * d times the lanes into `scaled`, -a.d * dmin
+  // times the mins' lanes into `mins`. d and dmin, adjacent, are widened together; fnmadd
+  // by a.d * dmin gives the same bits as fmadd by -a.d * dmin.
   SMALLCODER_AVX2 static void add_block(Sums& s, const Header& h, const BlockQ4K& w, const BlockQ8K& a,
                                         __m256i scaled) {
-    s.scaled = _mm256_fmadd_ps(_mm256_set1_ps(a.d * _cvtsh_ss(w.d)), _mm256_cvtepi32_ps(scaled), s.scaled);
-    s.mins = _mm_fmadd_ps(_mm_set1_ps(-a.d * _cvtsh_ss(w.dmin)), _mm_cvtepi32_ps(min_lanes(h, a)), s.mins);
+    // A float broadcast of the pair's 4 bytes is a plain load (an integer one is a shuffle).
+    const __m128i pair = _mm_castps_si128(_mm_broadcast_ss(reinterpret_cast<const float*>(&w.d)));
+    const __m128 d = _mm_mul_ps(_mm_cvtph_ps(pair), _mm_set1_ps(a.d));  // {d, dmin, d, dmin} * a.d
+    s.scaled = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(scaled), s.scaled);
+    s.mins = _mm_fnmadd_ps(_mm_movehdup_ps(d), _mm_cvtepi32_ps(min_lanes(h, a)), s.mins);
   }
   SMALLCODER_AVX2 static Sums zero() { return {_mm256_setzero_ps(), _mm_setzero_ps()}; }
   SMALLCODER_AVX2 static float total(const Sums& s) {
@@ -8532,9 +8544,9 @@ struct ActValues {
     for (int j = 0; j < n; ++j) amax = std::fabs(x[j]) > amax ? std::fabs(x[j]) : amax;
     return amax;
   }
-  static std::int32_t quantize(const float* x, int n, float inv, std::int8_t* q) {
+  static std::int32_t quantize32(const float* x, float inv, std::int8_t* q) {
     std::int32_t sum = 0;
-    for (int j = 0; j < n; ++j) {
+    for (int j = 0; j < 32; ++j) {
       q[j] = static_cast<std::int8_t>(quantize_act_value(x[j] * inv));
       sum += q[j];
     }
@@ -8580,7 +8592,7 @@ inline Q4KSums dot_q4_k(const BlockQ4K& w, const BlockQ8K& a) {
     std::int32_t dot = 0;
     for (int l = 0; l < 32; ++l) dot += ((q[l] >> shift) & 0x0F) * a.qs[32 * s + l];
     sums.scaled += scales[s] * dot;
-    sums.mins += mins[s] * (a.bsums[2 * s] + a.bsums[2 * s + 1]);
+    sums.mins += mins[s] * a.sums[s];
   }
   return sums;
 }
@@ -8719,7 +8731,7 @@ inline float f16_at(const std::byte* p) {
 
 // ---- activation quantizers: the same bytes as scalar::quantize_acts_* ----
 
-// A block's values for write_q8_0_row / write_q8_k_row (n a multiple of 16).
+// A block's values for write_q8_0_row / write_q8_k_row.
 struct ActValues {
   // Compare and select skips NaNs as the scalar loop does (vmaxq would return them); the
   // lanes' maximum is then the same in any order.
@@ -8741,10 +8753,10 @@ struct ActValues {
     return vcvtnq_s32_f32(vbslq_f32(vcltq_f32(above, high), above, high));
   }
 
-  static std::int32_t quantize(const float* x, int n, float inv, std::int8_t* q) {
+  static std::int32_t quantize32(const float* x, float inv, std::int8_t* q) {
     const float32x4_t scale = vdupq_n_f32(inv);
     int32x4_t sum = vdupq_n_s32(0);
-    for (int j = 0; j < n; j += 16) {
+    for (int j = 0; j < 32; j += 16) {
       const int32x4_t q0 = quantize4(x + j, scale), q1 = quantize4(x + j + 4, scale), q2 = quantize4(x + j + 8, scale),
                       q3 = quantize4(x + j + 12, scale);
       const int16x8_t lo = vcombine_s16(vmovn_s32(q0), vmovn_s32(q1));
@@ -8952,10 +8964,10 @@ inline scalar::Q4KSums q4k_sums(const BlockQ4K& w, const BlockQ8K& a) {
                                   vreinterpretq_s8_u8(vshrq_n_u8(b1, 4)), vld1q_s8(x + 48));
     scaled = vmlaq_n_s32(vmlaq_n_s32(scaled, lo, scales[2 * c]), hi, scales[2 * c + 1]);
   }
-  // Sub-block s's activation sum is bsums 2s and 2s + 1 added (pairwise), times min s.
-  const int16x8_t pairs = vpaddq_s16(vld1q_s16(a.bsums), vld1q_s16(a.bsums + 8));
+  // Sub-block s's activation sum times min s.
+  const int16x8_t sums = vld1q_s16(a.sums);
   const int16x8_t m = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mins)));
-  const int32x4_t products = vmlal_high_s16(vmull_s16(vget_low_s16(m), vget_low_s16(pairs)), m, pairs);
+  const int32x4_t products = vmlal_high_s16(vmull_s16(vget_low_s16(m), vget_low_s16(sums)), m, sums);
   return {vaddvq_s32(scaled), vaddvq_s32(products)};
 }
 

@@ -45,19 +45,21 @@ struct BlockQ6K {
   std::uint16_t d;  // f16 super-block scale
 };
 
-// Q8_K: the 8-bit activation block of llama.cpp's k-quant dot products; bsums[g] is the
-// sum of qs over group g of 16, which the weights' offsets (Q4_K mins, Q6_K's -32) need.
+// Q8_K: the 8-bit activation block of the k-quant dot products, llama.cpp's block_q8_K
+// except for its sums: sums[s] is the sum of qs over sub-block s of 32, which Q4_K's mins
+// multiply. (llama.cpp keeps a sum per 16 and every product adds the pairs; this block
+// lives only in memory, so it is summed the way its one reader needs, once per row.)
 struct BlockQ8K {
   float d;
   std::int8_t qs[kQKBlock];
-  std::int16_t bsums[kQKBlock / 16];
+  std::int16_t sums[kQKBlock / 32];
 };
 
 static_assert(sizeof(BlockQ8_0) == 34, "BlockQ8_0 must match ggml's block_q8_0");
 static_assert(sizeof(BlockQ4_0) == 18, "BlockQ4_0 must match ggml's block_q4_0");
 static_assert(sizeof(BlockQ4K) == 144, "BlockQ4K must match ggml's block_q4_K");
 static_assert(sizeof(BlockQ6K) == 210, "BlockQ6K must match ggml's block_q6_K");
-static_assert(sizeof(BlockQ8K) == 292, "BlockQ8K must match ggml's block_q8_K");
+static_assert(sizeof(BlockQ8K) == 276, "BlockQ8K: d, 256 quants and 8 sums, unpadded");
 
 // Unpacks the eight 6-bit scales and mins of a Q4_K super-block. Bytes 0-3 hold scales
 // 0-3 (low 6 bits), bytes 4-7 mins 0-3; bytes 8-11 hold the low nibbles of scales 4-7

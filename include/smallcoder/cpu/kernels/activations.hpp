@@ -12,7 +12,7 @@
 namespace smallcoder::cpu {
 
 // f32: the buffer's fp32 row. q8_0: for Q8_0 and Q4_0 weights, 32-element blocks (layout
-// below). q8_k: for Q4_K and Q6_K weights, ggml's BlockQ8K super-blocks. bf16_split and
+// below). q8_k: for Q4_K and Q6_K weights, BlockQ8K super-blocks. bf16_split and
 // q8_0_tiles: for batches on bf16 and Q8_0 weights at the amx level, whole groups of
 // kGroupTokens tokens (layouts below; the last group is padded with zero tokens).
 enum class ActFormat { f32, q8_0, q8_k, bf16_split, q8_0_tiles };
@@ -98,8 +98,8 @@ inline int quantize_act_value(float v) {
 
 // Writes the q8_0 or q8_k activation row of n values at out, a block at a time, through a
 // level's Values: abs_max(x, n), the largest |x| of n values (NaNs skipped), and
-// quantize(x, n, inv, q), which stores quantize_act_value(x * inv) of n values (16 or 32)
-// at q and returns their sum.
+// quantize32(x, inv, q), which stores quantize_act_value(x * inv) of 32 values at q and
+// returns their sum.
 template <class Values>
 inline void write_q8_0_row(const float* x, std::int64_t n, std::byte* out) {
   const std::int64_t blocks = n / kQ0Block;
@@ -110,7 +110,7 @@ inline void write_q8_0_row(const float* x, std::int64_t n, std::byte* out) {
     const float* xb = x + b * kQ0Block;
     const ActScale scale = q8_0_scale(Values::abs_max(xb, kQ0Block));
     d[b] = scale.d;
-    sums[b] = Values::quantize(xb, kQ0Block, scale.inv, qs + b * kQ0Block);
+    sums[b] = Values::quantize32(xb, scale.inv, qs + b * kQ0Block);
   }
 }
 
@@ -121,8 +121,8 @@ inline void write_q8_k_row(const float* x, std::int64_t n, std::byte* out) {
     const float* xb = x + b * kQKBlock;
     const ActScale scale = q8_k_scale(Values::abs_max(xb, kQKBlock));
     BlockQ8K& blk = blocks[b];
-    for (int g = 0; g < kQKBlock / 16; ++g) {
-      blk.bsums[g] = static_cast<std::int16_t>(Values::quantize(xb + 16 * g, 16, scale.inv, blk.qs + 16 * g));
+    for (int s = 0; s < kQKBlock / 32; ++s) {
+      blk.sums[s] = static_cast<std::int16_t>(Values::quantize32(xb + 32 * s, scale.inv, blk.qs + 32 * s));
     }
     blk.d = scale.d;
   }

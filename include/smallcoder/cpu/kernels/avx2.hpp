@@ -87,20 +87,13 @@ SMALLCODER_AVX2 inline __m256i pack32(__m256i q0, __m256i q1, __m256i q2, __m256
   return _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-// A block's values for write_q8_0_row / write_q8_k_row (activations.hpp), n 16 or 32.
+// A block's values for write_q8_0_row / write_q8_k_row (activations.hpp).
 struct ActValues {
   SMALLCODER_AVX2 static float abs_max(const float* x, int n) { return avx2::abs_max(x, n); }
 
-  SMALLCODER_AVX2 static std::int32_t quantize(const float* x, int n, float inv, std::int8_t* q) {
+  SMALLCODER_AVX2 static std::int32_t quantize32(const float* x, float inv, std::int8_t* q) {
     const __m256 scale = _mm256_set1_ps(inv);
     const __m256i q0 = quantize8(x, scale), q1 = quantize8(x + 8, scale);
-    if (n == 16) {
-      // The packs work within 128-bit lanes; the permute puts q0's lanes before q1's.
-      const __m256i halves = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q),
-                       _mm_packs_epi16(_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1)));
-      return hsum(_mm256_add_epi32(q0, q1));
-    }
     const __m256i q2 = quantize8(x + 16, scale), q3 = quantize8(x + 24, scale);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), pack32(q0, q1, q2, q3));
     return hsum(_mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3)));

@@ -45,8 +45,11 @@ struct Q4KSteps {
   static constexpr int kDecodeRows = 1;
 
   struct Header {
-    __m256i scales;  // the 8 sub-block scales as int16, in both 128-bit lanes
-    __m128i mins;    // the 8 mins as int16
+    // Scale s in both int16 halves of word s: each chunk's scale vectors are then broadcast
+    // loads, not byte shuffles (eight per super-block, all on the one shuffle port of an
+    // Intel core, which bound the kernel there).
+    alignas(32) std::int32_t scale_pairs[8];
+    __m128i mins;  // the 8 mins as int16
   };
   struct Weights {
     __m256i lo, hi, scale_lo, scale_hi;
@@ -62,24 +65,34 @@ struct Q4KSteps {
   // The packing of q4k_scales_mins (quant_blocks.hpp), four bytes at a time: byte j of
   // word 0 holds scale j, of word 1 min j (low 6 bits each); byte j of word 2 holds the
   // low four bits of scale 4 + j and of min 4 + j, whose top two bits are bits 6-7 of
-  // word 0's and word 1's byte j.
+  // word 0's and word 1's byte j. (Scalar: on AMD cores the integer units are not the
+  // vector pipes the rest of the kernel keeps busy.)
   SMALLCODER_AVX2 static Header header(const BlockQ4K& w) {
-    std::uint32_t word[3];
-    std::memcpy(word, w.scales, sizeof word);
+    std::uint64_t word01;
+    std::uint32_t word2;
+    std::memcpy(&word01, w.scales, sizeof word01);
+    std::memcpy(&word2, w.scales + 8, sizeof word2);
+    const auto word0 = static_cast<std::uint32_t>(word01), word1 = static_cast<std::uint32_t>(word01 >> 32);
     constexpr std::uint32_t k6Bits = 0x3F3F3F3F, kLow4 = 0x0F0F0F0F, kBits45 = 0x30303030;
-    const std::uint64_t scales = (word[0] & k6Bits) | std::uint64_t{(word[2] & kLow4) | ((word[0] >> 2) & kBits45)}
-                                                          << 32;
-    const std::uint64_t mins = (word[1] & k6Bits) | std::uint64_t{((word[2] >> 4) & kLow4) | ((word[1] >> 2) & kBits45)}
-                                                        << 32;
-    const __m128i scales16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(scales)));
-    return {_mm256_broadcastsi128_si256(scales16), _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mins)))};
+    const std::uint64_t scales = (word0 & k6Bits) | std::uint64_t{(word2 & kLow4) | ((word0 >> 2) & kBits45)} << 32;
+    const std::uint64_t mins = (word1 & k6Bits) | std::uint64_t{((word2 >> 4) & kLow4) | ((word1 >> 2) & kBits45)}
+                                                      << 32;
+    const __m256i scales32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(scales)));
+    Header h;
+    _mm256_store_si256(reinterpret_cast<__m256i*>(h.scale_pairs),
+                       _mm256_or_si256(scales32, _mm256_slli_epi32(scales32, 16)));
+    h.mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mins)));
+    return h;
   }
   SMALLCODER_AVX2 static Weights weights(const BlockQ4K& w, const Header& h, int c) {
     const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
     const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs + 32 * c));
+    // Hidden from the optimizer, which would otherwise keep the stored pairs in a register
+    // and broadcast them there (four shuffles each instead of one load).
+    const std::int32_t* pairs = h.scale_pairs;
+    asm("" : "+r"(pairs));
     return {_mm256_and_si256(bytes, low_nibbles), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles),
-            _mm256_shuffle_epi8(h.scales, word_broadcast_index(2 * c)),
-            _mm256_shuffle_epi8(h.scales, word_broadcast_index(2 * c + 1))};
+            _mm256_set1_epi32(pairs[2 * c]), _mm256_set1_epi32(pairs[2 * c + 1])};
   }
   SMALLCODER_AVX2 static Acts acts(const BlockQ8K& a, int c) {
     return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * c)),
@@ -91,17 +104,21 @@ struct Q4KSteps {
     const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(q.hi, a.hi), q.scale_hi);
     return _mm256_add_epi32(p_lo, p_hi);
   }
-  // 4 int32 lanes summing to scalar::Q4KSums::mins: sub-block s's activation sum is bsums
-  // 2s and 2s + 1 added (hadd), times min s (madd).
+  // 4 int32 lanes summing to scalar::Q4KSums::mins: each sub-block's activation sum times
+  // its min.
   SMALLCODER_AVX2 static __m128i min_lanes(const Header& h, const BlockQ8K& a) {
-    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bsums));
-    const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-    return _mm_madd_epi16(h.mins, pairs);
+    return _mm_madd_epi16(h.mins, _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.sums)));
   }
+  // The float steps are llama.cpp's: a.d * d times the lanes into `scaled`, -a.d * dmin
+  // times the mins' lanes into `mins`. d and dmin, adjacent, are widened together; fnmadd
+  // by a.d * dmin gives the same bits as fmadd by -a.d * dmin.
   SMALLCODER_AVX2 static void add_block(Sums& s, const Header& h, const BlockQ4K& w, const BlockQ8K& a,
                                         __m256i scaled) {
-    s.scaled = _mm256_fmadd_ps(_mm256_set1_ps(a.d * _cvtsh_ss(w.d)), _mm256_cvtepi32_ps(scaled), s.scaled);
-    s.mins = _mm_fmadd_ps(_mm_set1_ps(-a.d * _cvtsh_ss(w.dmin)), _mm_cvtepi32_ps(min_lanes(h, a)), s.mins);
+    // A float broadcast of the pair's 4 bytes is a plain load (an integer one is a shuffle).
+    const __m128i pair = _mm_castps_si128(_mm_broadcast_ss(reinterpret_cast<const float*>(&w.d)));
+    const __m128 d = _mm_mul_ps(_mm_cvtph_ps(pair), _mm_set1_ps(a.d));  // {d, dmin, d, dmin} * a.d
+    s.scaled = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(scaled), s.scaled);
+    s.mins = _mm_fnmadd_ps(_mm_movehdup_ps(d), _mm_cvtepi32_ps(min_lanes(h, a)), s.mins);
   }
   SMALLCODER_AVX2 static Sums zero() { return {_mm256_setzero_ps(), _mm_setzero_ps()}; }
   SMALLCODER_AVX2 static float total(const Sums& s) {

@@ -33,7 +33,7 @@ inline float f16_at(const std::byte* p) {
 
 // ---- activation quantizers: the same bytes as scalar::quantize_acts_* ----
 
-// A block's values for write_q8_0_row / write_q8_k_row (n a multiple of 16).
+// A block's values for write_q8_0_row / write_q8_k_row.
 struct ActValues {
   // Compare and select skips NaNs as the scalar loop does (vmaxq would return them); the
   // lanes' maximum is then the same in any order.
@@ -55,10 +55,10 @@ struct ActValues {
     return vcvtnq_s32_f32(vbslq_f32(vcltq_f32(above, high), above, high));
   }
 
-  static std::int32_t quantize(const float* x, int n, float inv, std::int8_t* q) {
+  static std::int32_t quantize32(const float* x, float inv, std::int8_t* q) {
     const float32x4_t scale = vdupq_n_f32(inv);
     int32x4_t sum = vdupq_n_s32(0);
-    for (int j = 0; j < n; j += 16) {
+    for (int j = 0; j < 32; j += 16) {
       const int32x4_t q0 = quantize4(x + j, scale), q1 = quantize4(x + j + 4, scale), q2 = quantize4(x + j + 8, scale),
                       q3 = quantize4(x + j + 12, scale);
       const int16x8_t lo = vcombine_s16(vmovn_s32(q0), vmovn_s32(q1));
@@ -266,10 +266,10 @@ inline scalar::Q4KSums q4k_sums(const BlockQ4K& w, const BlockQ8K& a) {
                                   vreinterpretq_s8_u8(vshrq_n_u8(b1, 4)), vld1q_s8(x + 48));
     scaled = vmlaq_n_s32(vmlaq_n_s32(scaled, lo, scales[2 * c]), hi, scales[2 * c + 1]);
   }
-  // Sub-block s's activation sum is bsums 2s and 2s + 1 added (pairwise), times min s.
-  const int16x8_t pairs = vpaddq_s16(vld1q_s16(a.bsums), vld1q_s16(a.bsums + 8));
+  // Sub-block s's activation sum times min s.
+  const int16x8_t sums = vld1q_s16(a.sums);
   const int16x8_t m = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mins)));
-  const int32x4_t products = vmlal_high_s16(vmull_s16(vget_low_s16(m), vget_low_s16(pairs)), m, pairs);
+  const int32x4_t products = vmlal_high_s16(vmull_s16(vget_low_s16(m), vget_low_s16(sums)), m, sums);
   return {vaddvq_s32(scaled), vaddvq_s32(products)};
 }
 

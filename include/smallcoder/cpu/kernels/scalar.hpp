@@ -24,9 +24,9 @@ struct ActValues {
     for (int j = 0; j < n; ++j) amax = std::fabs(x[j]) > amax ? std::fabs(x[j]) : amax;
     return amax;
   }
-  static std::int32_t quantize(const float* x, int n, float inv, std::int8_t* q) {
+  static std::int32_t quantize32(const float* x, float inv, std::int8_t* q) {
     std::int32_t sum = 0;
-    for (int j = 0; j < n; ++j) {
+    for (int j = 0; j < 32; ++j) {
       q[j] = static_cast<std::int8_t>(quantize_act_value(x[j] * inv));
       sum += q[j];
     }
@@ -72,7 +72,7 @@ inline Q4KSums dot_q4_k(const BlockQ4K& w, const BlockQ8K& a) {
     std::int32_t dot = 0;
     for (int l = 0; l < 32; ++l) dot += ((q[l] >> shift) & 0x0F) * a.qs[32 * s + l];
     sums.scaled += scales[s] * dot;
-    sums.mins += mins[s] * (a.bsums[2 * s] + a.bsums[2 * s + 1]);
+    sums.mins += mins[s] * a.sums[s];
   }
   return sums;
 }
