@@ -7143,10 +7143,21 @@ struct Q4_0Decode {
     if (spread.size() < 16 * pairs) spread.resize(16 * pairs);
     for (std::size_t k = 0; k < pairs; ++k) {
       __m256i* at = reinterpret_cast<__m256i*>(spread.data() + 16 * k);
-      _mm256_storeu_si256(at, per_block<2>(a.d + 2 * k));
-      _mm256_storeu_si256(at + 1, _mm256_slli_epi32(per_block<2>(a.sums + 2 * k), 3));
+      const Spread pair = spread_acts<2>(a, static_cast<std::int64_t>(2 * k));
+      _mm256_storeu_si256(at, pair.da);
+      _mm256_storeu_si256(at + 1, pair.correction);
     }
     walk_decode_rows<Q4_0Decode>(w, r0, r1, Acts{a, spread.data()}, y, accumulate);
+  }
+
+  // Blocks b and b + 1's (G = 2) or b's (G = 1) activation scales and 8 * sums, each over
+  // its block's four lanes, as a step takes them.
+  struct Spread {
+    __m256i da, correction;
+  };
+  template <int G>
+  SMALLCODER_AVX2 static Spread spread_acts(const Q8Acts& a, std::int64_t b) {
+    return {per_block<G>(a.d + b), _mm256_slli_epi32(per_block<G>(a.sums + b), 3)};
   }
 
   // Blocks b and b + 1 (G = 2) or b alone (G = 1, the upper half zero) of four rows: exact
@@ -7229,17 +7240,15 @@ struct Q4_0Decode {
       p[i] = rows[i] + b * kBytes;
       prefetch_ahead(p[i], ahead);  // a step reads 36 bytes of a row, less than a line: every line is asked for
     }
-    __m256i da, correction;
+    Spread s;
     if constexpr (G == 2) {
       const __m256i* pair = reinterpret_cast<const __m256i*>(a.pairs + 8 * b);  // b is even
-      da = _mm256_loadu_si256(pair);
-      correction = _mm256_loadu_si256(pair + 1);
+      s = {_mm256_loadu_si256(pair), _mm256_loadu_si256(pair + 1)};
     } else {  // the last block of an odd count spreads its own
-      da = per_block<1>(a.q8.d + b);
-      correction = _mm256_slli_epi32(per_block<1>(a.q8.sums + b), 3);
+      s = spread_acts<1>(a.q8, b);
     }
-    const __m256i sums = block_sums<G>(p, a.q8, b, correction);
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scales<G>(p, _mm256_castsi256_ps(da)), acc);
+    const __m256i sums = block_sums<G>(p, a.q8, b, s.correction);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scales<G>(p, _mm256_castsi256_ps(s.da)), acc);
   }
 
   // R <= 4 rows r + i * spacing; fewer than four repeat the last row and store it once.
