@@ -2,7 +2,9 @@
 // Each test runs R times after a warm-up; the table on stdout gives tokens/s (mean ± standard
 // deviation, median) and two rooflines measured in the same run: for decode, the bytes read
 // per second beside the memory bandwidth; for prompts, the operations per second and their
-// share of the CPU's compute peak (bench/compute.hpp). Progress goes to stderr.
+// share of the CPU's compute peak (bench/compute.hpp). --cold flushes the weights from the CPU
+// caches before each timed step (bench/cache_eviction.hpp), so that a model a server's L3 holds
+// is read from DRAM, as on a laptop. Progress goes to stderr.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "bench/bandwidth.hpp"
+#include "bench/cache_eviction.hpp"
 #include "bench/compute.hpp"
 #include "bench/memory.hpp"
 #include "bench/report_table.hpp"
@@ -31,6 +34,7 @@ struct Flags : tools::ModelFlags {
   std::string kv_cache = "f32", prompt = "def fibonacci(n):";
   std::vector<std::string> prompt_lengths;  // -p values, each one number or a comma list
   long long generate = 128, repetitions = 5, threads = 0, seed = 0, context_fill = 0;
+  bool cold = false;
 };
 
 struct Stats {
@@ -120,7 +124,12 @@ int run(int argc, char** argv) {
   p.integer("--context-fill", &f.context_fill, 0, 1 << 20,
             "decode after N filler tokens instead of --prompt (speed at the end of a long context)");
   p.integer("--seed", &f.seed, 0, (1ll << 62), "random-weight seed (default 0)");
+  p.flag("--cold", &f.cold,
+         "flush the weights from the CPU caches before each timed step (each decode token, each prompt run; "
+         "the flush is not timed): DRAM speed on a CPU whose cache holds the model");
   if (!p.parse(argc, argv)) return 0;
+  if (f.cold && !bench::can_evict_from_caches())
+    throw cli::UsageError("--cold: this CPU architecture has no cache flush");
   f.variant = tools::resolve_variant_flag(f.model, f.variant);
   const std::optional<smallcoder::DType> dtype = tools::parse_dtype_flag(f.dtype);
   const std::vector<int> pp = prompt_lengths(f.prompt_lengths);
@@ -172,20 +181,27 @@ int run(int argc, char** argv) {
                peak.level.c_str(), peak.threads, peak.fma_gflops, peak.int8_gops);
 
   const int reps = static_cast<int>(f.repetitions);
+  const smallcoder::ModelWeights& weights = model.checkpoint().weights;
+  // The seconds one step takes: with --cold, after the untimed flush of the weights.
+  auto timed = [&](auto&& step) {
+    if (f.cold) bench::evict_weights(weights, t.backend().threads());
+    const Clock::time_point start = Clock::now();
+    step();
+    return seconds_since(start);
+  };
+  const std::string suffix = f.cold ? " (cold)" : "";
   std::vector<Row> rows;
   for (int tokens : pp) {
     const std::vector<std::int32_t> ids = filler_tokens(tokens, vocab);
     std::vector<double> speeds;
     for (int r = -1; r < reps; ++r) {  // r = -1: the warm-up
       t.reset();
-      const Clock::time_point start = Clock::now();
-      t.forward(ids.data(), tokens);
-      const double s = seconds_since(start);
+      const double s = timed([&] { t.forward(ids.data(), tokens); });
       if (r >= 0) speeds.push_back(tokens / s);
       std::fprintf(stderr, "pp%d %s: %.1f tok/s\n", tokens,
                    r < 0 ? "warm-up" : ("run " + std::to_string(r + 1)).c_str(), tokens / s);
     }
-    rows.push_back(Row{"pp" + std::to_string(tokens), statistics(speeds), 0, tokens});
+    rows.push_back(Row{"pp" + std::to_string(tokens) + suffix, statistics(speeds), 0, tokens});
   }
   if (n > 0) {
     // The prompt is processed once; every run rewinds to its end and decodes the same n
@@ -197,9 +213,8 @@ int run(int argc, char** argv) {
     for (int r = -1; r < reps; ++r) {
       t.rewind(depth);
       std::int32_t next = first;
-      const Clock::time_point start = Clock::now();
-      for (int i = 0; i < n; ++i) next = greedy_token(t.forward(&next, 1), vocab);
-      const double s = seconds_since(start);
+      double s = 0;
+      for (int i = 0; i < n; ++i) s += timed([&] { next = greedy_token(t.forward(&next, 1), vocab); });
       if (r >= 0) speeds.push_back(n / s);
       std::fprintf(stderr, "tg%d %s: %.1f tok/s\n", n, r < 0 ? "warm-up" : ("run " + std::to_string(r + 1)).c_str(),
                    n / s);
@@ -207,9 +222,8 @@ int run(int argc, char** argv) {
     // Step i (0-based) runs at position depth + i and reads depth + i + 1 cached positions.
     const double mean_context = depth + (n + 1) / 2.0;
     const double kv_per_position = static_cast<double>(t.backend().kv_cache_bytes()) / context;
-    const double bytes =
-        static_cast<double>(bench::decode_weight_bytes(model.checkpoint().weights)) + mean_context * kv_per_position;
-    rows.push_back(Row{"tg" + std::to_string(n) + " @ d" + std::to_string(depth), statistics(speeds), bytes});
+    const double bytes = static_cast<double>(bench::decode_weight_bytes(weights)) + mean_context * kv_per_position;
+    rows.push_back(Row{"tg" + std::to_string(n) + " @ d" + std::to_string(depth) + suffix, statistics(speeds), bytes});
   }
 
   // The decode rows' limit: the mean of the probes before and after the tests.

@@ -59,6 +59,14 @@ elif any(cells[2].strip() != "f16" for cells in rows) or rows[2][7].strip() == "
 elif "peak (FMA" not in table[0] or any(not cells[10].strip().endswith("%") for cells in rows[:2]):
     failures.append(f"real run: expected each prompt row's share of the compute peak: {table}")
 
+# --cold: the same tests, each timed step after the weights are flushed from the caches; the
+# rows say so.
+r = run(["--model", nano, "-p", "16", "-n", "4", "-r", "1", "--cold", "--threads", "2"])
+table = r.stdout.decode("utf-8").splitlines()
+tests = [line.split("|")[5].strip() for line in table[2:] if line.count("|") == 12]
+if r.returncode != 0 or tests != ["pp16 (cold)", "tg4 @ d8 (cold)"]:
+    failures.append(f"cold run: exit {r.returncode}, tests {tests}, stdout {r.stdout!r}, stderr {r.stderr[-500:]!r}")
+
 for f in failures:
     print("FAILED:", f, file=sys.stderr)
 print(f"bench_speed_cli_test: {len(failures)} failures")

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bench/bandwidth.hpp"
+#include "bench/cache_eviction.hpp"
 #include "bench/chart.hpp"
 #include "bench/keywords.hpp"
 #include "bench/machine.hpp"
@@ -285,6 +286,22 @@ TEST_CASE("memory probes: resident set from the OS, weight bytes one decode step
   c.tie_word_embeddings = false;
   ModelWeights untied = random_weights(c, 1, DType::bf16, 1);
   CHECK(decode_weight_bytes(untied) == untied.bytes() - 100 * 64 * 2 + 64 * 2);
+  // tensors(): embedding, final norm, nine per layer, and lm_head only when untied.
+  CHECK(tied.tensors().size() == 2 + 9 * 2);
+  REQUIRE(untied.tensors().size() == 3 + 9 * 2);
+  CHECK(untied.tensors()[2] == &untied.lm_head);
+
+  // bench_speed --cold flushes every tensor's lines from the caches: the bytes stay as they
+  // were (a flush writes back; it never drops data).
+  if (can_evict_from_caches()) {
+    std::vector<std::vector<std::byte>> before;
+    for (const TensorView* t : untied.tensors()) before.emplace_back(t->data, t->data + t->bytes());
+    evict_weights(untied, 2);
+    for (std::size_t i = 0; i < before.size(); ++i) {
+      const TensorView* t = untied.tensors()[i];
+      CHECK(std::memcmp(t->data, before[i].data(), t->bytes()) == 0);
+    }
+  }
 }
 
 TEST_CASE("bandwidth probe reads the whole buffer every pass") {

@@ -1047,15 +1047,22 @@ struct ModelWeights {
   RopeLayout rope_layout = RopeLayout::rotate_half;
   std::vector<std::shared_ptr<const void>> owners;  // mapped files and buffers the views point into
 
-  // Bytes of weight data, a tied embedding counted once.
-  std::size_t bytes() const {
-    std::size_t total = embed.bytes() + final_norm.bytes();
-    if (lm_head.data != embed.data) total += lm_head.bytes();
+  // Every tensor, a tied lm_head once (it is the embedding's view).
+  std::vector<const TensorView*> tensors() const {
+    std::vector<const TensorView*> out = {&embed, &final_norm};
+    if (lm_head.data != embed.data) out.push_back(&lm_head);
     for (const LayerWeights& l : layers) {
       for (const TensorView* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down}) {
-        total += t->bytes();
+        out.push_back(t);
       }
     }
+    return out;
+  }
+
+  // Bytes of weight data, a tied embedding counted once.
+  std::size_t bytes() const {
+    std::size_t total = 0;
+    for (const TensorView* t : tensors()) total += t->bytes();
     return total;
   }
 };
