@@ -58,25 +58,32 @@ inline void flush_lines(const std::byte* p, std::size_t n) {
 
 }  // namespace detail
 
-// Flushes every tensor of `w` from the caches with `threads` threads (1 MiB pieces).
-inline void evict_weights(const ModelWeights& w, int threads) {
-  if (!can_evict_from_caches()) fail("cache eviction", "this CPU architecture has no cache-flush instruction we use");
+// A byte range to flush, at most 1 MiB: the unit the threads share.
+struct CachePiece {
+  const std::byte* begin;
+  std::size_t bytes;
+};
+
+// Appends [p, p + n) to `pieces` as 1 MiB pieces.
+inline void add_cache_pieces(const std::byte* p, std::size_t n, std::vector<CachePiece>& pieces) {
   constexpr std::size_t kPiece = std::size_t{1} << 20;
-  struct Piece {
-    const std::byte* begin;
-    std::size_t bytes;
-  };
-  std::vector<Piece> pieces;
-  for (const TensorView* t : w.tensors()) {
-    for (std::size_t at = 0; at < t->bytes(); at += kPiece) {
-      pieces.push_back({t->data + at, std::min(kPiece, t->bytes() - at)});
-    }
-  }
-  parallel_region(threads, [&] {
-    parallel_for(static_cast<std::int64_t>(pieces.size()), [&](std::int64_t i) {
-      detail::flush_lines(pieces[static_cast<std::size_t>(i)].begin, pieces[static_cast<std::size_t>(i)].bytes);
-    });
+  for (std::size_t at = 0; at < n; at += kPiece) pieces.push_back({p + at, std::min(kPiece, n - at)});
+}
+
+// Flushes the pieces from the caches, split across the threads of the enclosing parallel region
+// (every thread calls it; all wait at the end), or serially outside one.
+inline void evict_pieces(const std::vector<CachePiece>& pieces) {
+  if (!can_evict_from_caches()) fail("cache eviction", "this CPU architecture has no cache-flush instruction we use");
+  parallel_for(static_cast<std::int64_t>(pieces.size()), [&](std::int64_t i) {
+    detail::flush_lines(pieces[static_cast<std::size_t>(i)].begin, pieces[static_cast<std::size_t>(i)].bytes);
   });
+}
+
+// Flushes every tensor of `w` from the caches with `threads` threads.
+inline void evict_weights(const ModelWeights& w, int threads) {
+  std::vector<CachePiece> pieces;
+  for (const TensorView* t : w.tensors()) add_cache_pieces(t->data, t->bytes(), pieces);
+  parallel_region(threads, [&] { evict_pieces(pieces); });
 }
 
 }  // namespace smallcoder::bench
