@@ -40,9 +40,13 @@ SMALLCODER_AVX2 inline __m256i word_broadcast_index(int k) {
 struct Q4KSteps {
   using Block = BlockQ4K;
   static constexpr int kChunks = 4;
-  // One token, one row at a time: every value stays in registers (two rows spill, and ran
-  // 15-30% slower, the kernel alone on one Zen 5 core at the avx2 level).
-  static constexpr int kDecodeRows = 1;
+  // One token, two rows at a time: two streams per thread keep twice the DRAM requests in
+  // flight. From DRAM (bench_speed --cold, Tiny Q4_K_M, Emerald Rapids at avx2, 2 threads)
+  // that ran at 77-85% of the bandwidth probe against 68-75% for one row, which keeps every
+  // value in registers and was the faster one on one Zen 5 core with the weights in cache
+  // (before the header's scales were words in memory, two rows spilled and ran 15-30% slower);
+  // from this core's L3 the two were within the noise.
+  static constexpr int kDecodeRows = 2;
 
   struct Header {
     // Scale s in both int16 halves of word s: each chunk's scale vectors are then broadcast
