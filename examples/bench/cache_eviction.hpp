@@ -34,8 +34,8 @@ constexpr bool can_evict_from_caches() {
 
 namespace detail {
 
-constexpr std::size_t kCacheLine =
-    64;  // the smallest line of the CPUs we run on; a larger one is flushed more than once
+// The smallest cache line of the CPUs we run on; a larger line is flushed more than once.
+constexpr std::size_t kCacheLine = 64;
 
 // Writes back and invalidates every cache line holding [p, p + n), in every level of this core's
 // and the other cores' caches (both instructions act on the point of coherence).

@@ -994,6 +994,7 @@ struct Step {
 // alive (a mapped file, an owned buffer). for_each_weight is the single list of every
 // tensor a model has, with its expected shape: loaders, converters and random
 // initialisation all walk it, so no loader can forget a tensor or a shape check.
+// ModelWeights::tensors() lists the views once loaded (a tied head once), for what reads them all.
 
 #include <array>
 #include <cstdint>
